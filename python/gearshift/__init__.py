@@ -1,0 +1,58 @@
+"""gearshift: per-partition GPU clock and overlap scheduling for deep-learning training.
+
+The pipeline, each stage readable and writable as a file::
+
+    trace      -> KernelTrace     (op-level tracer on the meta device, or CUPTI on a GPU)
+    partition  -> Partitioning    (runs of kernels worth one clock setting each)
+    profile    -> Profile         (time and energy per partition and (clock, overlap) option)
+    search     -> Frontier        (iteration time-energy Pareto frontier)
+    select     -> Schedule        (partition -> SM clock + overlap, enforced by the runtime)
+
+``import gearshift`` is lean: it loads neither torch nor CUDA, NVML or CUPTI; those load on
+first use. Run ``gearshift info`` to see what this machine offers.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    ClockPermissionError,
+    ConfigError,
+    DeviceError,
+    FormatError,
+    GearshiftError,
+    InfeasibleSelectionError,
+    NativeUnavailableError,
+    ScheduleMismatchError,
+    TraceError,
+    UnsupportedClockError,
+)
+from .model import (  # noqa: E402
+    Frontier,
+    KernelRecord,
+    KernelTrace,
+    Overlap,
+    Partition,
+    Partitioning,
+    Profile,
+    Schedule,
+)
+
+
+def load_schedule(path) -> Schedule:
+    """Read a schedule file (validated; enforce it only after ``check_compatible``)."""
+    return Schedule.load(path)
+
+
+def save_schedule(schedule: Schedule, path) -> None:
+    schedule.save(path)
+
+
+__all__ = [
+    "ClockPermissionError", "ConfigError", "DeviceError", "FormatError", "Frontier",
+    "GearshiftError", "InfeasibleSelectionError", "KernelRecord", "KernelTrace",
+    "NativeUnavailableError", "Overlap", "Partition", "Partitioning", "Profile", "Schedule",
+    "ScheduleMismatchError", "TraceError", "UnsupportedClockError", "__version__",
+    "load_schedule", "save_schedule",
+]

@@ -1,0 +1,3 @@
+from ._stub import stub
+
+bench = stub("bench", 6, "micro-benchmarks")

@@ -1,0 +1,3 @@
+from ._stub import stub
+
+clock = stub("clock", 10, "clock daemon client")

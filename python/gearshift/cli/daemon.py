@@ -1,0 +1,3 @@
+from ._stub import stub
+
+daemon = stub("daemon", 10, "clock daemon")

@@ -1,0 +1,3 @@
+from ._stub import stub
+
+partition = stub("partition", 4, "partition a kernel trace")

@@ -1,0 +1,3 @@
+from ._stub import stub
+
+plan = stub("plan", 5, "multi-objective search")

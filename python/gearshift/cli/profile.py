@@ -1,0 +1,3 @@
+from ._stub import stub
+
+profile = stub("profile", 7, "profile partitions")

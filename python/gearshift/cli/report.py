@@ -1,0 +1,3 @@
+from ._stub import stub
+
+report = stub("report", 7, "frontier plot and savings")

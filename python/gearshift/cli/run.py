@@ -1,0 +1,3 @@
+from ._stub import stub
+
+run = stub("run", 7, "enforce a schedule")

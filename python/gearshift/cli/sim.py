@@ -1,0 +1,3 @@
+from ._stub import stub
+
+sim = stub("sim", 3, "simulated GPU")

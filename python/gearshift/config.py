@@ -1,0 +1,40 @@
+"""Configuration: frozen dataclasses, and the GEARSHIFT_* environment variables, read here once."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+DEVICE_KINDS = ("auto", "sim", "nvml", "dry-run")
+
+
+@dataclass(frozen=True)
+class Environment:
+    device: str = "auto"          # GEARSHIFT_DEVICE: auto | sim | nvml | dry-run | daemon:/path
+    sim_preset: str = "h100-sxm"  # GEARSHIFT_SIM_PRESET
+    daemon_socket: str = "/run/gearshift/gearshift.sock"  # GEARSHIFT_DAEMON_SOCKET
+    log_level: str = "warning"    # GEARSHIFT_LOG
+
+
+def validate_device(device: str) -> str:
+    if device in DEVICE_KINDS or device.startswith("daemon:"):
+        return device
+    raise ConfigError(
+        f"unknown device '{device}'",
+        "use one of auto, sim, nvml, dry-run, or daemon:/path/to.sock",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        device=os.environ.get("GEARSHIFT_DEVICE", Environment.device),
+        sim_preset=os.environ.get("GEARSHIFT_SIM_PRESET", Environment.sim_preset),
+        daemon_socket=os.environ.get("GEARSHIFT_DAEMON_SOCKET", Environment.daemon_socket),
+        log_level=os.environ.get("GEARSHIFT_LOG", Environment.log_level),
+    )
+    validate_device(env.device)
+    return env

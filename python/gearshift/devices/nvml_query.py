@@ -1,0 +1,79 @@
+"""Read-only NVML queries through nvidia-ml-py (what GPUs exist, their clocks, permissions).
+
+Nothing here changes a setting of the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class GpuInfo:
+    index: int
+    name: str
+    uuid: str = ""
+    supported_sm_mhz: list[int] = field(default_factory=list)
+    current_sm_mhz: int | None = None
+    power_w: float | None = None
+    may_lock_clocks: bool = False
+    why_not: str = ""
+
+
+@dataclass
+class NvmlReport:
+    available: bool
+    reason: str = ""
+    driver_version: str = ""
+    gpus: list[GpuInfo] = field(default_factory=list)
+
+
+def _may_lock_clocks() -> tuple[bool, str]:
+    # nvmlDeviceSetGpuLockedClocks needs root (or CAP_SYS_ADMIN); asking it with a probe would
+    # change the clock, so decide from the process's privileges instead.
+    if os.geteuid() == 0:
+        return True, ""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:") and int(line.split()[1], 16) & (1 << 21):
+                    return True, ""
+    except OSError:
+        pass
+    return False, ("locking SM clocks needs root or CAP_SYS_ADMIN; run `gearshift daemon` as "
+                   "root and use device='daemon:/path.sock', or use device='dry-run'")
+
+
+def query() -> NvmlReport:
+    try:
+        import pynvml  # noqa: PLC0415  (NVML only when asked)
+    except ImportError as exc:
+        return NvmlReport(False, f"nvidia-ml-py is not installed ({exc}); `pip install nvidia-ml-py`")
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return NvmlReport(False, f"NVML unavailable: {exc} (no NVIDIA driver or GPU here)")
+    try:
+        may, why = _may_lock_clocks()
+        report = NvmlReport(True, driver_version=_s(pynvml.nvmlSystemGetDriverVersion()))
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            gpu = GpuInfo(i, _s(pynvml.nvmlDeviceGetName(h)), may_lock_clocks=may, why_not=why)
+            try:
+                gpu.uuid = _s(pynvml.nvmlDeviceGetUUID(h))
+                mem = max(pynvml.nvmlDeviceGetSupportedMemoryClocks(h))
+                gpu.supported_sm_mhz = sorted(
+                    pynvml.nvmlDeviceGetSupportedGraphicsClocks(h, mem), reverse=True)
+                gpu.current_sm_mhz = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+                gpu.power_w = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+            except pynvml.NVMLError as exc:
+                gpu.why_not = gpu.why_not or f"query failed: {exc}"
+            report.gpus.append(gpu)
+        return report
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)

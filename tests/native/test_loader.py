@@ -1,0 +1,54 @@
+"""The native loader opens NVIDIA libraries at run time and says why not when it cannot."""
+
+import subprocess
+import sys
+
+import pytest
+
+from gearshift import _native
+
+PROBE = r"""
+import json
+from gearshift import _native
+print(json.dumps({n: _native.library_status(n) for n in ('cuda', 'nvml', 'cupti')}))
+"""
+
+
+def run_probe(env_extra):
+    import json
+    import os
+
+    env = dict(os.environ, **env_extra)
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def test_build_info_says_no_cuda_link():
+    info = _native.build_info()
+    assert info["links_cuda"] is False
+    assert info["cxx_standard"] >= 201703
+
+
+def test_cupti_search_order_and_reasons():
+    st = run_probe({"GEARSHIFT_CUPTI_LIBRARY": "/nonexistent/libcupti.so"})["cupti"]
+    assert st["tried"][:4] == ["/nonexistent/libcupti.so", "libcupti.so.13", "libcupti.so.12",
+                               "libcupti.so"][: len(st["tried"])]
+    if not st["loaded"]:
+        assert st["error"], "a library that did not load must say why"
+
+
+def test_override_opens_given_library():
+    # libm stands in for a driver library: the override path is opened, and reported.
+    st = run_probe({"GEARSHIFT_NVML_LIBRARY": "libm.so.6"})["nvml"]
+    assert st["loaded"] and st["path"] == "libm.so.6"
+
+
+def test_unknown_library_name():
+    with pytest.raises(ValueError, match="expected one of cuda, nvml, cupti"):
+        _native.library_status("cudnn")
+
+
+def test_mapped_probe():
+    assert _native.library_is_mapped("libc")
+    assert not _native.library_is_mapped("libdefinitely-not-here")
