@@ -82,13 +82,16 @@ class KernelArrays:
                 flops[i] = k.flops or 0.0
                 mem[i] = k.bytes_total or 0.0
             elif k.duration_s is not None:
-                # split the measured time: the share that scales with the clock becomes FLOPs
-                d = max(k.duration_s - preset.launch_s, 0.0)
-                scale = preset.max_freq_mhz / measured_mhz
-                flops[i] = DEFAULT_COMPUTE_SHARE * d * preset.peak_flops * preset.gemm_efficiency \
-                    * scale
-                mem[i] = (1 - DEFAULT_COMPUTE_SHARE) * d * preset.mem_bw_bytes_s \
-                    * preset.mem_efficiency
+                # split the measured time: the share that scales with the clock becomes FLOPs,
+                # sized so the model gives back the measured duration at the measured clock
+                share = DEFAULT_COMPUTE_SHARE
+                d = max(k.duration_s - preset.launch_s, 0.0) / (
+                    max(share, 1 - share) + preset.overlap_alpha * min(share, 1 - share))
+                x = preset.max_freq_mhz / measured_mhz
+                mu = preset.mem_f_share
+                flops[i] = share * d * preset.peak_flops * preset.gemm_efficiency / x
+                mem[i] = (1 - share) * d * preset.mem_bw_bytes_s * preset.mem_efficiency \
+                    / (1 - mu + mu * x)
             else:
                 raise TraceError(
                     f"kernel {i} ('{k.name}') has neither FLOPs/bytes nor a measured duration",

@@ -178,7 +178,7 @@ class Timeline:
             if not c_on and ci < len(comp):
                 rc, c_on = float(c.time_s[comp[ci]]), True
                 start[comp[ci] - s] = t
-            if not m_on and mi < len(comm) and ci - (1 if c_on else 0) >= after:
+            if not m_on and mi < len(comm) and ci >= after:     # ci compute kernels are done
                 rm, m_on = float(c.time_s[comm[mi]]), True
                 start[comm[mi] - s] = t
             if not (c_on or m_on):
@@ -245,8 +245,8 @@ class Timeline:
             return runs[f]
 
         w, t_loc, st, dy = 0.0, 0.0, 0.0, 0.0
-        ls = np.zeros(e - s)
-        le = np.zeros(e - s)
+        ls = np.full(e - s, np.nan)
+        le = np.full(e - s, np.nan)
         clock = running
         while True:
             T, ST, DY, LS, LE = at(clock)
@@ -262,12 +262,15 @@ class Timeline:
             # kernels whose start (end) falls in this share of the work, at this clock
             for src, dst in ((LS, ls), (LE, le)):
                 pos = src / T
-                m = (pos >= w - 1e-12) & (pos <= w_end + 1e-12)
+                m = np.isnan(dst) & (pos >= w - 1e-12) & (pos <= w_end + 1e-12)
                 dst[m] = t_loc + (pos[m] - w) * T
             t_loc, w = min(finish, land_t), w_end
             if w >= 1.0 - 1e-12:
                 break
             clock = landing.pop(0)[1]
+        # a kernel split by a switch: its start and end come from different clocks' schedules
+        ls = np.nan_to_num(ls, nan=0.0)
+        le = np.clip(np.nan_to_num(le, nan=t_loc), ls, t_loc)
         return t_loc, st, dy, ls, le, clock
 
     # ---- a whole iteration ---------------------------------------------------------------
