@@ -671,6 +671,13 @@ void Server::close_conn(int slot, const char* reason) {
   Conn& c = conns_[size_t(slot)];
   if (c.fd < 0) return;
   release_all(c, reason);
+  // Closing a Unix socket with unread input makes the peer's next read fail with ECONNRESET
+  // before it sees our error reply; read what the client already sent so the reply arrives.
+  size_t drained = 0;
+  ssize_t n;
+  while (drained < (1u << 20) &&
+         (n = ::recv(c.fd, c.in.get(), kMaxFrame, MSG_DONTWAIT)) > 0)
+    drained += size_t(n);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   ::close(c.fd);
   c.fd = -1;
