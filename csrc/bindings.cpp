@@ -5,13 +5,18 @@
 //   [loader]  library status
 //   [errors]  gearshift::Error -> gearshift.errors classes
 //   [clock]   clock backends
+//   daemon    (the block at the end of PYBIND11_MODULE)
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <chrono>
 
 #include "clock/backend.h"
 #include "clock/dry_run.h"
 #include "common/dynlib.h"
 #include "common/errors.h"
+#include "daemon/client.h"
+#include "daemon/server.h"
 
 namespace py = pybind11;
 
@@ -129,4 +134,127 @@ PYBIND11_MODULE(_C, m) {
   bind_loader(m);
   bind_errors(m);
   bind_clock(m);
+  // ---- daemon ----
+  // The clock daemon (server loop, client, benchmark loops). Errors carry (problem, fix, code)
+  // as the Python exception's args; gearshift.daemon turns them into GearshiftError classes.
+  {
+    namespace gd = gearshift::daemon;
+    static py::handle daemon_error =
+        py::exception<gd::DaemonError>(m, "DaemonError", PyExc_RuntimeError).release();
+    py::register_exception_translator([](std::exception_ptr p) {
+      try {
+        if (p) std::rethrow_exception(p);
+      } catch (const gd::DaemonError& e) {
+        PyErr_SetObject(daemon_error.ptr(),
+                        py::make_tuple(std::string(e.what()), e.fix(), e.code()).ptr());
+      }
+    });
+    auto gpu_dicts = [](const std::vector<gd::GpuSnapshot>& snaps) {
+      py::list out;
+      for (const auto& s : snaps) {
+        py::dict d;
+        d["index"] = s.index;
+        d["locked_mhz"] = s.held ? py::object(py::int_(s.locked_mhz)) : py::object(py::none());
+        d["holder_uid"] = s.held ? py::object(py::int_(s.holder_uid)) : py::object(py::none());
+        d["holder_pid"] = s.held ? py::object(py::int_(s.holder_pid)) : py::object(py::none());
+        d["switches"] = s.switches;
+        d["resets"] = s.resets;
+        out.append(d);
+      }
+      return out;
+    };
+
+    py::class_<gd::Server, std::shared_ptr<gd::Server>>(m, "DaemonServer")
+        .def(py::init([](const std::string& socket_path, const std::string& backend,
+                         std::vector<uint32_t> allow_uids, std::vector<uint32_t> allow_gids,
+                         double lease_s, int log_fd, int max_clients) {
+               gd::ServerConfig cfg;
+               cfg.socket_path = socket_path;
+               cfg.allow_uids = std::move(allow_uids);
+               cfg.allow_gids = std::move(allow_gids);
+               cfg.lease_s = lease_s;
+               cfg.log_fd = log_fd;
+               cfg.max_clients = max_clients;
+               std::shared_ptr<gd::Backend> b;
+               try {
+                 b = gd::make_backend(backend);
+               } catch (const std::invalid_argument& e) {
+                 throw gd::DaemonError(e.what(), "use --backend dry-run, sim or nvml");
+               }
+               return std::make_shared<gd::Server>(std::move(cfg), std::move(b));
+             }),
+             py::arg("socket_path"), py::arg("backend"), py::arg("allow_uids"),
+             py::arg("allow_gids"), py::arg("lease_s"), py::arg("log_fd") = 2,
+             py::arg("max_clients") = 128)
+        .def("open", &gd::Server::open, py::call_guard<py::gil_scoped_release>(),
+             "Create the socket (taking over a stale one safely).")
+        .def("serve", &gd::Server::serve, py::call_guard<py::gil_scoped_release>(),
+             "Serve until stop() or SIGTERM/SIGINT; resets touched GPUs; returns the signal.")
+        .def("stop", &gd::Server::stop)
+        .def("snapshot", [gpu_dicts](const gd::Server& s) { return gpu_dicts(s.snapshot()); })
+        .def_property_readonly("socket_description", &gd::Server::socket_mode_description);
+
+    py::class_<gd::Client, std::shared_ptr<gd::Client>>(m, "DaemonClient")
+        .def(py::init<const std::string&, double>(), py::arg("socket_path"),
+             py::arg("timeout_s") = 5.0, py::call_guard<py::gil_scoped_release>())
+        .def("lock", &gd::Client::lock, py::arg("gpu"), py::arg("mhz"),
+             py::call_guard<py::gil_scoped_release>())
+        .def("reset", &gd::Client::reset, py::arg("gpu"),
+             py::call_guard<py::gil_scoped_release>())
+        .def("heartbeat", &gd::Client::heartbeat, py::call_guard<py::gil_scoped_release>())
+        .def("status", [](gd::Client& c) {
+          std::vector<gd::GpuStatus> st;
+          {
+            py::gil_scoped_release nogil;
+            st = c.status();
+          }
+          py::list out;
+          for (const auto& s : st) {
+            py::dict d;
+            d["index"] = s.index;
+            d["locked_mhz"] = s.held ? py::object(py::int_(s.locked_mhz)) : py::object(py::none());
+            d["holder_uid"] = s.held ? py::object(py::int_(s.holder_uid)) : py::object(py::none());
+            d["holder_pid"] = s.held ? py::object(py::int_(s.holder_pid)) : py::object(py::none());
+            out.append(d);
+          }
+          return out;
+        })
+        .def("clocks", &gd::Client::clocks, py::arg("gpu"),
+             py::call_guard<py::gil_scoped_release>())
+        .def("start_heartbeat", &gd::Client::start_heartbeat)
+        .def("close", &gd::Client::close, py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("gpu_count", &gd::Client::gpu_count)
+        .def_property_readonly("lease_s", [](const gd::Client& c) { return c.lease_ms() / 1e3; })
+        .def_property_readonly("daemon_pid", &gd::Client::daemon_pid)
+        .def_property_readonly("backend", &gd::Client::backend);
+
+    // Timing loops in C++ so that neither path pays Python's per-call overhead.
+    m.def("daemon_time_client_locks", [](gd::Client& c, uint32_t gpu,
+                                         const std::vector<uint32_t>& mhz, int n) {
+      std::vector<double> ns(static_cast<size_t>(n));
+      py::gil_scoped_release nogil;
+      for (int i = 0; i < n; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        c.lock(gpu, mhz[static_cast<size_t>(i) % mhz.size()]);
+        ns[size_t(i)] = double((std::chrono::steady_clock::now() - t0).count());
+      }
+      return ns;
+    }, py::arg("client"), py::arg("gpu"), py::arg("mhz"), py::arg("n"));
+    m.def("daemon_time_backend_locks", [](const std::string& backend, uint32_t gpu,
+                                          const std::vector<uint32_t>& mhz, int n) {
+      auto b = gd::make_backend(backend);
+      std::vector<double> ns(static_cast<size_t>(n));
+      {
+        py::gil_scoped_release nogil;
+        for (int i = 0; i < n; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          b->lock_sm_mhz(int(gpu), mhz[static_cast<size_t>(i) % mhz.size()]);
+          ns[size_t(i)] = double((std::chrono::steady_clock::now() - t0).count());
+        }
+        b->reset(int(gpu));
+      }
+      return ns;
+    }, py::arg("backend"), py::arg("gpu"), py::arg("mhz"), py::arg("n"));
+  }
+  // ---- end daemon ----
 }
