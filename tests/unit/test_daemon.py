@@ -191,13 +191,14 @@ def test_heartbeats_keep_the_lease(daemon_factory):
     d.wait_event(rf"reset gpu=0 reason=released uid=\d+ pid={p.pid}")
 
 
-@pytest.mark.parametrize("backend", ["dry-run", "sim"])
-def test_reset_on_daemon_sigterm(daemon_factory, backend):
+@pytest.mark.parametrize("backend,sig", [("dry-run", signal.SIGTERM), ("sim", signal.SIGTERM),
+                                         ("dry-run", signal.SIGINT)])
+def test_reset_on_daemon_sigterm(daemon_factory, backend, sig):
     d = daemon_factory(backend=backend)
     s = raw_connect(d.socket)
     s.sendall(wire.lock(0, 990))
     assert wire.parse_replies(s.recv(64)) == [(wire.OK, b"")]
-    assert d.stop(signal.SIGTERM) == 0
+    assert d.stop(sig) == 0
     events = d.events()
     assert any(re.search(r"reset gpu=0 reason=daemon-stopping", e) for e in events), events
     assert events[-1].endswith("stopped")
