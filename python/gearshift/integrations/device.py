@@ -46,9 +46,11 @@ def resolve_device(kind: str = "auto", sim_preset: str | None = None):
 
 def _real_device(kind: str):
     # nvml, dry-run and daemon devices live with the runtime; import them only when asked
+    from ..devices import get_device  # noqa: PLC0415
+    from ..errors import ConfigError  # noqa: PLC0415
+
     try:
-        from ..devices import get_device  # noqa: PLC0415
-    except ImportError as exc:
+        return get_device(kind)
+    except (ImportError, ConfigError) as exc:
         raise DeviceError(f"device '{kind}' is not available in this build ({exc})",
-                          "use device='sim', or install a gearshift built with the runtime") from exc
-    return get_device(kind)
+                          "use device='sim', or a gearshift built with the runtime") from exc
