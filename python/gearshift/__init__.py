@@ -49,10 +49,17 @@ def save_schedule(schedule: Schedule, path) -> None:
     schedule.save(path)
 
 
+def serve_metrics(port: int = 9400, addr: str = "127.0.0.1"):
+    """Serve this process's Prometheus metrics (loopback by default); see gearshift.metrics."""
+    from .metrics import serve_metrics as _serve  # noqa: PLC0415  (prometheus only when asked)
+
+    return _serve(port, addr)
+
+
 __all__ = [
     "ClockPermissionError", "ConfigError", "DeviceError", "FormatError", "Frontier",
     "GearshiftError", "InfeasibleSelectionError", "KernelRecord", "KernelTrace",
     "NativeUnavailableError", "Overlap", "Partition", "Partitioning", "Profile", "Schedule",
     "ScheduleMismatchError", "TraceError", "UnsupportedClockError", "__version__",
-    "load_schedule", "save_schedule",
+    "load_schedule", "save_schedule", "serve_metrics",
 ]

@@ -1,0 +1,84 @@
+"""Which clock backend the trainer uses, `device="daemon:/path"`, and the daemon device."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from gearshift.daemon.select import choose_clock_backend, parse_daemon_device
+from gearshift.errors import ConfigError, DeviceError
+
+
+@pytest.fixture
+def live_socket(tmp_path):
+    path = str(tmp_path / "g.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    yield path
+    s.close()
+
+
+def test_explicit_daemon_device():
+    c = choose_clock_backend("daemon:/run/x.sock", gpu_present=True, may_lock_clocks=True,
+                             default_socket="/nonexistent")
+    assert (c.backend, c.socket_path, c.device) == ("daemon", "/run/x.sock", "daemon:/run/x.sock")
+    with pytest.raises(ConfigError):
+        parse_daemon_device("daemon:")
+
+
+def test_auto_choices(live_socket):
+    pick = lambda **kw: choose_clock_backend("auto", default_socket=live_socket, **kw)  # noqa
+    assert pick(gpu_present=True, may_lock_clocks=True, is_root=True).backend == "nvml"
+    c = pick(gpu_present=True, may_lock_clocks=False, is_root=False)
+    assert c.backend == "daemon" and c.socket_path == live_socket
+    assert "not root" in c.why and live_socket in c.why
+    # Root does not need the daemon; nor does anyone when the socket is missing.
+    assert pick(gpu_present=True, may_lock_clocks=False, is_root=True).backend == "dry-run"
+    c = choose_clock_backend("auto", True, False, "/nonexistent/x.sock", "needs root",
+                             is_root=False)
+    assert c.backend == "dry-run" and "needs root" in c.why
+    assert pick(gpu_present=False, may_lock_clocks=False, is_root=True).backend == "sim"
+    assert choose_clock_backend("sim", True, True, live_socket).backend == "sim"
+
+
+def test_info_reports_the_clock_backend():
+    env = dict(os.environ, GEARSHIFT_DEVICE="daemon:/tmp/gs-test.sock")
+    out = subprocess.run([sys.executable, "-m", "gearshift", "info", "--json"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cb = json.loads(out.stdout)["clock_backend"]
+    assert cb == {"backend": "daemon", "device": "daemon:/tmp/gs-test.sock",
+                  "why": "device is set to daemon:/tmp/gs-test.sock"}
+    text = subprocess.run([sys.executable, "-m", "gearshift", "info"], capture_output=True,
+                          text=True, env=env, timeout=60).stdout
+    assert "clock backend: daemon" in text
+
+
+def test_daemon_device_switches_through_the_daemon():
+    from gearshift.daemon.device import DaemonDevice
+    from test_daemon import Daemon
+
+    d = Daemon(backend="sim", lease_s=0.6)
+    try:
+        dev = DaemonDevice.from_device(f"daemon:{d.socket}")
+        assert dev.kind == "daemon"
+        assert dev.facts.max_freq_mhz == 1980 and 345 in dev.facts.supported_freqs_mhz
+        dev.set_sm_clock(1200)
+        import time
+
+        time.sleep(1.5)  # longer than the lease: the native heartbeat keeps it
+        assert dev.client.status()["gpus"][0]["locked_mhz"] == 1200
+        dev.reset_sm_clock()
+        dev.reset_sm_clock()  # safe to repeat
+        assert dev.client.status()["gpus"][0]["locked_mhz"] is None
+        with pytest.raises(DeviceError, match="no GPU 4"):
+            DaemonDevice(d.socket, gpu=4)
+        dev.close()
+        assert not any("lease-expired" in e for e in d.events())
+    finally:
+        d.close()
