@@ -82,3 +82,31 @@ def test_daemon_device_switches_through_the_daemon():
         assert not any("lease-expired" in e for e in d.events())
     finally:
         d.close()
+
+
+def test_native_daemon_clock_backend():
+    from gearshift.daemon.client import daemon_clock_backend
+    from gearshift.errors import ClockPermissionError, UnsupportedClockError
+    from test_daemon import Daemon
+
+    d = Daemon(backend="dry-run")
+    try:
+        b = daemon_clock_backend(d.socket)
+        assert b.name == "daemon" and b.device_count() == 1
+        mhz = b.supported_sm_mhz(0)
+        assert mhz[0] == 1980 and mhz[-1] == 345  # highest first, as the interface says
+        b.lock_sm_mhz(0, 1410)
+        d.wait_event(r"lock gpu=0 mhz=1410")
+        with pytest.raises(UnsupportedClockError):
+            b.lock_sm_mhz(0, 1411)
+        with pytest.raises(DeviceError, match="does not exist"):
+            b.lock_sm_mhz(2, 1410)
+        b.reset(0)
+        b.reset(0)
+        d.wait_event(r"reset gpu=0 reason=released")
+        os.chmod(d.socket, 0o600)
+        if os.geteuid() != 0:
+            with pytest.raises(ClockPermissionError):
+                daemon_clock_backend(d.socket)
+    finally:
+        d.close()
