@@ -45,3 +45,72 @@ def pipeline(stage_profile, plan_path, kind, stages, microbatches, blocking_powe
     click.echo(f"simulated {kind} pipeline, {stages} stages x {microbatches} microbatches: "
                f"compute {res.compute_energy_j:.6g} J + blocking {res.blocking_energy_j:.6g} J")
     click.echo(res.line())
+
+
+def _find_data(data: str | None):
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from ..errors import ConfigError  # noqa: PLC0415
+
+    candidates = [data] if data else [os.environ.get("GEARSHIFT_SHARED_DATA"), "shared/data",
+                                      "../shared/data",
+                                      str(Path(__file__).resolve().parents[3] / "../shared/data")]
+    for c in candidates:
+        if c and (Path(c) / "perseus_a40").is_dir():
+            return Path(c)
+    raise ConfigError("the Perseus A40 data (perseus_a40/) was not found",
+                      "pass --data DIR (the folder holding perseus_a40/) or set "
+                      "GEARSHIFT_SHARED_DATA")
+
+
+@sim.command(name="validate")
+@click.option("--data", default=None, help="Folder holding perseus_a40/ (default: shared/data).")
+@click.option("--refit", is_flag=True, help="Re-run the A40 kernel-model fit (about 15 s) "
+              "instead of using the fitted parameters shipped in devices/sim/fitted.py.")
+def validate(data, refit):
+    """Fidelity of the simulator against measured A40 data (targets from issue #3)."""
+    from ..devices.sim.calibration import fit_a40, load_targets, shape_errors  # noqa: PLC0415
+    from ..devices.sim.fitted import A40_WORKLOAD  # noqa: PLC0415
+    from ..devices.sim.presets import PRESETS, get_preset  # noqa: PLC0415
+    from ..pipeline.replay import pooled, validate as replay  # noqa: PLC0415
+
+    root = _find_data(data)
+    click.echo("(a) pipeline replay of the measured A40 runs (perseus_a40/experiments)")
+    click.echo("    fit on even plans, scored on odd plans; per model:")
+    results = replay(root / "perseus_a40" / "experiments")
+    for r in results:
+        click.echo(f"    {r.model:18s} test plans {len(r.test_plans):2d}  "
+                   f"time MAPE {100 * r.time_mape:5.2f}%  energy MAPE {100 * r.energy_mape:5.2f}%"
+                   f"  (p2p {1e3 * r.fit.p2p_s:.1f} ms, overhead {r.fit.overhead_s:.2f} s, "
+                   f"P_block {r.fit.blocking_power_w:.1f} W)")
+    t_mape, e_mape = pooled(results)
+    ok_a = t_mape <= 0.02 and e_mape <= 0.03
+    click.echo(f"    pooled: time MAPE {100 * t_mape:.2f}% (target <= 2%), energy MAPE "
+               f"{100 * e_mape:.2f}% (target <= 3%)  {'PASS' if ok_a else 'FAIL'}")
+
+    click.echo("(b) A40 stage-profile shape from the simulated GPT layer stack "
+               "(perseus_a40/stage_profile, 60 clocks 855-1740 MHz)")
+    targets = load_targets(root / "perseus_a40" / "stage_profile")
+    if refit:
+        fitted, ew, preset = fit_a40(PRESETS["a40"], targets)
+        click.echo("    refitted parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items()))
+        click.echo("    workload knobs: " + ", ".join(f"{m}/{p}={v:.3g}" for (m, p), v in ew.items()))
+    else:
+        preset, ew = get_preset("a40"), A40_WORKLOAD
+    errs = shape_errors(preset, targets, ew)
+    for model, e in errs.items():
+        if model == "pooled":
+            continue
+        click.echo(f"    {model:18s} time(f)/time(fmax) MAPE {100 * e['time_mape']:5.2f}%  "
+                   f"energy(f)/energy(fmax) MAPE {100 * e['energy_mape']:5.2f}%  "
+                   f"(max {100 * e['time_max_err']:.1f}% / {100 * e['energy_max_err']:.1f}%)")
+    pt, pe = errs["pooled"]["time_mape"], errs["pooled"]["energy_mape"]
+    ok_b = pt <= 0.03 and pe <= 0.03
+    click.echo(f"    pooled: time-ratio MAPE {100 * pt:.2f}%, energy-ratio MAPE {100 * pe:.2f}% "
+               f"(target <= 3%)  {'PASS' if ok_b else 'FAIL'}")
+    click.echo("all figures are simulated or replayed, GPU energy only (no CPU/DRAM/node)")
+    click.echo(f"replay_time_mape={t_mape!r} replay_energy_mape={e_mape!r} "
+               f"shape_time_mape={pt!r} shape_energy_mape={pe!r}")
+    if not (ok_a and ok_b):
+        raise SystemExit(1)
