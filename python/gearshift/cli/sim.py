@@ -114,3 +114,79 @@ def validate(data, refit):
                f"shape_time_mape={pt!r} shape_energy_mape={pe!r}")
     if not (ok_a and ok_b):
         raise SystemExit(1)
+
+
+@sim.command(name="run")
+@click.option("--trace", "trace_path", required=True, type=click.Path(dir_okay=False),
+              help="Kernel trace (gearshift.kernel_trace JSON).")
+@click.option("--partitioning", "part_path", type=click.Path(dir_okay=False),
+              help="Partitioning JSON (default: the whole trace as one partition).")
+@click.option("--schedule", "sched_path", type=click.Path(dir_okay=False),
+              help="Schedule JSON: each partition's clock and overlap (needs --partitioning).")
+@click.option("--freq", "freq_mhz", type=int, default=None,
+              help="Run every partition at this SM clock (default: the preset's maximum).")
+@click.option("--overlap", default="serial", show_default=True,
+              help="Overlap for every partition with --freq: serial, start, afterK[/sms=N].")
+@click.option("--preset", default=None, help="h100-sxm, a100-sxm or a40 (GEARSHIFT_SIM_PRESET).")
+@click.option("--switch-latency-ms", type=float, default=None,
+              help="Clock-switch latency (default: the preset's).")
+@click.option("--kernels-csv", type=click.Path(dir_okay=False),
+              help="Write every kernel's simulated start/end to this CSV.")
+def run_cmd(trace_path, part_path, sched_path, freq_mhz, overlap, preset, switch_latency_ms,
+            kernels_csv):
+    """Run one iteration of a trace on the simulated GPU; last line: time_s=... energy_j=..."""
+    import csv  # noqa: PLC0415
+
+    from ..devices import get_device  # noqa: PLC0415
+    from ..errors import ConfigError  # noqa: PLC0415
+    from ..model import KernelTrace, Overlap, Partitioning, Schedule  # noqa: PLC0415
+
+    trace = KernelTrace.load(trace_path)
+    part = Partitioning.load(part_path) if part_path else \
+        Partitioning.from_cuts(trace, [0], ["all"], strategy="whole")
+    dev = get_device("sim", preset=preset)
+    n = len(part.partitions)
+    if sched_path:
+        if not part_path:
+            raise ConfigError("--schedule needs the --partitioning it was made for",
+                              "pass --partitioning PART.json")
+        sched = Schedule.load(sched_path)
+        if len(sched.entries) != n:
+            raise ConfigError(f"the schedule has {len(sched.entries)} entries, the partitioning "
+                              f"{n} partitions", "pass the partitioning the schedule was made for")
+        choices = [(e.freq_mhz, e.overlap) for e in sched.entries]
+    else:
+        try:
+            ov = Overlap.parse(overlap)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "use serial, start, afterK, optionally /sms=N") from exc
+        choices = [(freq_mhz or dev.preset.max_freq_mhz, ov)] * n
+    latency = None if switch_latency_ms is None else switch_latency_ms / 1e3
+    # steady state: one warm-up iteration leaves the clocks where a training loop has them
+    dev.run_iteration(trace, part, choices, switch_latency_s=latency)
+    res = dev.run_iteration(trace, part, choices, switch_latency_s=latency)
+    click.echo(f"simulated {dev.preset.name}: {len(trace)} kernels, {n} partitions, "
+               f"{res.num_switches} clock switches (latency {1e3 * res.meta['switch_latency_s']:g} "
+               "ms); steady state after one warm-up iteration; GPU energy only")
+    click.echo("(eff: the clock under the power limit; a partition shorter than the switch "
+               "latency runs partly at the previous clock)")
+    click.echo(f"{'part':>5} {'label':24s} {'MHz':>5} {'eff':>5} {'overlap':>12} "
+               f"{'time_ms':>10} {'energy_j':>10}")
+    shown = list(range(n)) if n <= 40 else list(range(20)) + list(range(n - 10, n))
+    for i in shown:
+        if n > 40 and i == n - 10:
+            click.echo(f"{'...':>5}")
+        p = part.partitions[i]
+        click.echo(f"{i:5d} {p.label[:24]:24s} {res.partition_freq_mhz[i]:5d} "
+                   f"{res.partition_eff_freq_mhz[i]:5d} {str(choices[i][1]):>12} "
+                   f"{1e3 * res.partition_time_s[i]:10.4f} {res.partition_energy_j[i]:10.4f}")
+    click.echo(f"static {res.static_energy_j:.6g} J + dynamic {res.dynamic_energy_j:.6g} J + "
+               f"switches {res.switch_energy_j:.6g} J")
+    if kernels_csv:
+        with open(kernels_csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["kernel", "name", "partition", "start_s", "end_s"])
+            for i, k in enumerate(trace.kernels):
+                w.writerow([i, k.name, int(dev.timeline(trace, part).part_of[i]),
+                            repr(float(res.kernel_start_s[i])), repr(float(res.kernel_end_s[i]))])
+    click.echo(f"time_s={res.time_s!r} energy_j={res.energy_j!r}")

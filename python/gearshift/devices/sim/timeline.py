@@ -83,6 +83,10 @@ class Timeline:
         self.has_comm = np.add.reduceat(ka.is_comm.astype(np.int64), self.starts) > 0
         self.clocks = np.array(sorted(preset.freqs_mhz), dtype=np.int64)
         self._supported = set(int(c) for c in preset.freqs_mhz)
+        # memo across runs: per-clock kernel costs (per comm-SM assignment) and the results of
+        # partitions that need an event sweep; a search re-runs the same options many times
+        self._cost_memo: dict = {}
+        self._part_memo: dict = {}
 
     # ---- per-clock costs -------------------------------------------------------------
     def _costs(self, cache: dict, f: int, comm_sms: np.ndarray) -> KernelCost:
@@ -206,10 +210,18 @@ class Timeline:
         return t, float(c.gap_power_w[s]) * t, dyn, start, end
 
     def _partition(self, cache, comm_sms, p: int, f: int, ov: Overlap):
+        overlapped = self.has_comm[p] and ov.mode in ("start", "after")
+        key = (p, f, ov) if overlapped else None
+        if key is not None and key in self._part_memo:
+            return self._part_memo[key]
         c = self._costs(cache, f, comm_sms)
-        if self.has_comm[p] and ov.mode in ("start", "after"):
-            return self._overlapped(c, p, ov, comm_sms)
-        return self._serial_order(c, p, np.arange(self.starts[p], self.ends[p]))
+        if not overlapped:
+            return self._serial_order(c, p, np.arange(self.starts[p], self.ends[p]))
+        out = self._overlapped(c, p, ov, comm_sms)
+        if len(self._part_memo) > 200_000:
+            self._part_memo.clear()
+        self._part_memo[key] = out
+        return out
 
     def _serial_all(self, cache, comm_sms, eff: np.ndarray):
         """Every partition run serially at its clock, vectorised: per-partition figures and
@@ -269,8 +281,8 @@ class Timeline:
                 break
             clock = landing.pop(0)[1]
         # a kernel split by a switch: its start and end come from different clocks' schedules
-        ls = np.nan_to_num(ls, nan=0.0)
-        le = np.clip(np.nan_to_num(le, nan=t_loc), ls, t_loc)
+        ls = np.where(np.isnan(ls), 0.0, ls)
+        le = np.clip(np.where(np.isnan(le), t_loc, le), ls, t_loc)
         return t_loc, st, dy, ls, le, clock
 
     # ---- a whole iteration ---------------------------------------------------------------
@@ -292,7 +304,10 @@ class Timeline:
             raise ConfigError(f"switch latency {latency} s is negative", "pass a latency >= 0")
         applied = int(pr.max_freq_mhz if initial_freq_mhz is None else initial_freq_mhz)
         comm_sms = np.array([o.comm_sms for o in overlaps], dtype=np.float64)[self.part_of]
-        cache: dict = {}
+        sms_key = comm_sms[self.ka.is_comm].tobytes()
+        if len(self._cost_memo) > 64:
+            self._cost_memo.clear()
+        cache = self._cost_memo.setdefault(sms_key, {})
         eff = self._capped(cache, comm_sms, f_req) if power_cap else f_req.copy()
         capped_at: dict = {}
 
