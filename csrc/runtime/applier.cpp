@@ -92,7 +92,7 @@ void Applier::on_launch(uint64_t g, const intercept::LaunchInfo& info) {
   }
   if (check_names_) {
     acc_[static_cast<size_t>(p)].fetch_add(
-        schedule::name_term(schedule::fnv1a64(info.name), idx), std::memory_order_relaxed);
+        schedule::name_term(schedule::name_hash64(info.name), idx), std::memory_order_relaxed);
   }
   cnt_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed);
 }

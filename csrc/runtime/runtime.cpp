@@ -1,6 +1,7 @@
 #include "runtime/runtime.h"
 
 #include <sched.h>
+#include <time.h>
 
 #include "clock/sim.h"
 #include "safety/signals.h"
@@ -117,9 +118,16 @@ void Runtime::replay(const std::vector<ReplayKernel>& kernels, int iterations, b
   if (opt_.signal_path == "fake-realtime") fake_gpu_->wait_idle();
   // Everything posted has been written; wait (bounded) until the controller acted on it.
   const int64_t deadline = clock::steady_now_ns() + 5'000'000'000LL;
+  const bool realtime = opt_.signal_path == "fake-realtime";
   while (controller_->running() && controller_->seen() < controller_->posted() &&
          !controller_->disabled() && clock::steady_now_ns() < deadline) {
-    sched_yield();
+    // Realtime: sleep, so this thread does not compete with the device and controller threads.
+    if (realtime) {
+      struct timespec ts {0, 100000};
+      nanosleep(&ts, nullptr);
+    } else {
+      sched_yield();
+    }
   }
 }
 

@@ -38,9 +38,9 @@ class BoundaryTable {
 };
 
 // The name hash the hook folds per launch, and how partition signatures combine it:
-// sum over i of mix64(fnv1a64(name_i) ^ i * golden), i = index inside the partition. Summation
+// sum over i of mix64(name_hash64(name_i) ^ i * golden), i = index inside the partition. Summation
 // makes it safe to accumulate with relaxed atomics; mixing in i keeps it order-sensitive.
-uint64_t fnv1a64(const char* s);
+uint64_t name_hash64(const char* s);
 uint64_t name_term(uint64_t name_hash, uint32_t index_in_partition);
 uint64_t partition_hash(const std::vector<std::string>& names);
 

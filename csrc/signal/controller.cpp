@@ -72,7 +72,7 @@ uint32_t Controller::post(int partition, int64_t ordinal, int64_t iteration, int
   s.enqueue_ns = clock::steady_now_ns();
   s.seq.store(seq, std::memory_order_release);
   const bool ok = opt_.trigger == Trigger::write ? sink_->write(stream, seq)
-                                                 : sink_->host_func(stream, &host_func_trampoline, &s);
+                                                 : sink_->host_func(stream, seq, &host_func_trampoline, &s);
   if (!ok) {
     dropped_posts_.fetch_add(1, std::memory_order_relaxed);
     return 0;

@@ -84,7 +84,7 @@ bool CudaSink::write(uint64_t stream, uint32_t value) {
                         cupti::CU_STREAM_WRITE_VALUE_DEFAULT) == 0;
 }
 
-bool CudaSink::host_func(uint64_t stream, HostFn fn, void* arg) {
+bool CudaSink::host_func(uint64_t stream, uint32_t, HostFn fn, void* arg) {
   if (!resolve() || launch_host_func_ == nullptr) return false;
   return launch_host_func_(reinterpret_cast<void*>(stream), fn, arg) == 0;
 }

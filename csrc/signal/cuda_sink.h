@@ -18,7 +18,7 @@ class CudaSink : public SignalSink {
   std::string name() const override { return "cuda"; }
   const volatile uint32_t* word() override { return host_.load(std::memory_order_acquire); }
   bool write(uint64_t stream, uint32_t value) override;
-  bool host_func(uint64_t stream, HostFn fn, void* arg) override;
+  bool host_func(uint64_t stream, uint32_t seq, HostFn fn, void* arg) override;
   std::string unavailable_reason() const override;
   // Resolve driver entry points now (cheap; no context needed). False with a reason when absent.
   bool resolve();

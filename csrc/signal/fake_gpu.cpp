@@ -44,8 +44,9 @@ bool FakeGpu::write(uint64_t, uint32_t value) {
   return true;
 }
 
-bool FakeGpu::host_func(uint64_t, HostFn fn, void* arg) {
+bool FakeGpu::host_func(uint64_t, uint32_t seq, HostFn fn, void* arg) {
   Op op{Op::host};
+  op.value = seq;
   op.fn = fn;
   op.arg = arg;
   push(op);
@@ -83,6 +84,7 @@ void FakeGpu::execute(const Op& op) {
     }
     case Op::host: {
       // Like the driver: hand the function to the callback thread, block the queue until done.
+      signal_ns_[op.value % kTimes].store(clock::steady_now_ns(), std::memory_order_release);
       std::unique_lock<std::mutex> lk(cb_mu_);
       cb_fn_ = op.fn;
       cb_arg_ = op.arg;

@@ -31,7 +31,7 @@ class FakeGpu : public SignalSink {
   std::string name() const override { return "fake-gpu"; }
   const volatile uint32_t* word() override { return &word_; }
   bool write(uint64_t stream, uint32_t value) override;
-  bool host_func(uint64_t stream, HostFn fn, void* arg) override;
+  bool host_func(uint64_t stream, uint32_t seq, HostFn fn, void* arg) override;
   int64_t signal_time_ns(uint32_t value) const override;
 
   void launch_kernel(uint64_t stream, int64_t duration_ns);

@@ -17,8 +17,8 @@ class SignalSink {
   virtual const volatile uint32_t* word() = 0;
   // Enqueue the write of `value` behind the work already on `stream`. False when it failed.
   virtual bool write(uint64_t stream, uint32_t value) = 0;
-  virtual bool host_func(uint64_t stream, HostFn fn, void* arg) = 0;
-  // steady_clock ns at which the device performed write `value`, when the sink can know (fakes);
+  virtual bool host_func(uint64_t stream, uint32_t seq, HostFn fn, void* arg) = 0;
+  // steady_clock ns at which the device performed write (or reached host function) `value`, when the sink can know (fakes);
   // 0 otherwise.
   virtual int64_t signal_time_ns(uint32_t /*value*/) const { return 0; }
   // Why the sink cannot signal, or "" when it can.
