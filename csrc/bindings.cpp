@@ -24,6 +24,7 @@
 #include "common/dynlib.h"
 #include "common/errors.h"
 #include "daemon/client.h"
+#include "daemon/daemon_backend.h"
 #include "daemon/server.h"
 
 namespace py = pybind11;
@@ -457,9 +458,10 @@ PYBIND11_MODULE(_C, m) {
     };
 
     py::class_<gd::Server, std::shared_ptr<gd::Server>>(m, "DaemonServer")
-        .def(py::init([](const std::string& socket_path, const std::string& backend,
+        .def(py::init([](const std::string& socket_path, gearshift::clock::BackendPtr backend,
                          std::vector<uint32_t> allow_uids, std::vector<uint32_t> allow_gids,
-                         double lease_s, int log_fd, int max_clients) {
+                         double lease_s, int log_fd, int max_clients, std::string label) {
+               if (!backend) throw py::value_error("backend must be a ClockBackend");
                gd::ServerConfig cfg;
                cfg.socket_path = socket_path;
                cfg.allow_uids = std::move(allow_uids);
@@ -467,17 +469,12 @@ PYBIND11_MODULE(_C, m) {
                cfg.lease_s = lease_s;
                cfg.log_fd = log_fd;
                cfg.max_clients = max_clients;
-               std::shared_ptr<gd::Backend> b;
-               try {
-                 b = gd::make_backend(backend);
-               } catch (const std::invalid_argument& e) {
-                 throw gd::DaemonError(e.what(), "use --backend dry-run, sim or nvml");
-               }
-               return std::make_shared<gd::Server>(std::move(cfg), std::move(b));
+               cfg.backend_label = std::move(label);
+               return std::make_shared<gd::Server>(std::move(cfg), std::move(backend));
              }),
              py::arg("socket_path"), py::arg("backend"), py::arg("allow_uids"),
              py::arg("allow_gids"), py::arg("lease_s"), py::arg("log_fd") = 2,
-             py::arg("max_clients") = 128)
+             py::arg("max_clients") = 128, py::arg("backend_label") = std::string())
         .def("open", &gd::Server::open, py::call_guard<py::gil_scoped_release>(),
              "Create the socket (taking over a stale one safely).")
         .def("serve", &gd::Server::serve, py::call_guard<py::gil_scoped_release>(),
@@ -532,21 +529,24 @@ PYBIND11_MODULE(_C, m) {
       }
       return ns;
     }, py::arg("client"), py::arg("gpu"), py::arg("mhz"), py::arg("n"));
-    m.def("daemon_time_backend_locks", [](const std::string& backend, uint32_t gpu,
-                                          const std::vector<uint32_t>& mhz, int n) {
-      auto b = gd::make_backend(backend);
+    m.def("daemon_time_backend_locks", [](gearshift::clock::ClockBackend& b, int gpu,
+                                          const std::vector<int>& mhz, int n) {
       std::vector<double> ns(static_cast<size_t>(n));
-      {
-        py::gil_scoped_release nogil;
-        for (int i = 0; i < n; ++i) {
-          const auto t0 = std::chrono::steady_clock::now();
-          b->lock_sm_mhz(int(gpu), mhz[static_cast<size_t>(i) % mhz.size()]);
-          ns[size_t(i)] = double((std::chrono::steady_clock::now() - t0).count());
-        }
-        b->reset(int(gpu));
+      py::gil_scoped_release nogil;
+      for (int i = 0; i < n; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        b.lock_sm_mhz(gpu, mhz[static_cast<size_t>(i) % mhz.size()]);
+        ns[size_t(i)] = double((std::chrono::steady_clock::now() - t0).count());
       }
+      b.reset(gpu);
       return ns;
     }, py::arg("backend"), py::arg("gpu"), py::arg("mhz"), py::arg("n"));
+
+    // The trainer's `daemon` clock backend: a ClockBackend like the others, for the runtime.
+    py::class_<gd::DaemonClockBackend, gearshift::clock::ClockBackend,
+               std::shared_ptr<gd::DaemonClockBackend>>(m, "DaemonClockBackend")
+        .def(py::init<const std::string&, double>(), py::arg("socket_path"),
+             py::arg("timeout_s") = 5.0, py::call_guard<py::gil_scoped_release>());
   }
   // ---- end daemon ----
 }

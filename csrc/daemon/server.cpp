@@ -122,7 +122,7 @@ struct Server::Gpu {
   std::atomic<uint64_t> resets{0};
 };
 
-Server::Server(ServerConfig config, std::shared_ptr<Backend> backend)
+Server::Server(ServerConfig config, clock::BackendPtr backend)
     : cfg_(std::move(config)), backend_(std::move(backend)) {
   if (!backend_) throw DaemonError("no clock backend given", "pass --backend dry-run|sim|nvml");
   if (!(cfg_.lease_s > 0))
@@ -282,12 +282,14 @@ void Server::open() {
   ev.data.u64 = kWakeTag;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_pipe_[0], &ev);
 
-  backend_name_ = backend_->name();
+  backend_name_ = cfg_.backend_label.empty() ? backend_->name() : cfg_.backend_label;
   const int n = backend_->device_count();
   gpu_count_ = static_cast<uint32_t>(std::clamp(n, 0, int(kMaxGpus)));
   gpus_.reset(new Gpu[gpu_count_ ? gpu_count_ : 1]);
   for (uint32_t i = 0; i < gpu_count_; ++i) {
-    auto mhz = backend_->supported_sm_mhz(int(i));
+    std::vector<uint32_t> mhz;
+    for (int f : backend_->supported_sm_mhz(int(i)))
+      if (f > 0) mhz.push_back(static_cast<uint32_t>(f));
     std::sort(mhz.begin(), mhz.end());
     mhz.erase(std::unique(mhz.begin(), mhz.end()), mhz.end());
     if (mhz.size() > kMaxClocks) mhz.resize(kMaxClocks);
@@ -607,7 +609,7 @@ void Server::handle_frame(Conn& c, const uint8_t* frame, const FrameHeader& h) {
   }
   g.touched = true;
   try {
-    backend_->lock_sm_mhz(int(gpu), mhz);
+    backend_->lock_sm_mhz(int(gpu), int(mhz));
   } catch (const std::exception& e) {
     std::snprintf(text, sizeof text, "the %s backend could not lock GPU %u at %u MHz: %s",
                   backend_name_.c_str(), gpu, mhz, e.what());

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/backend_port.h"
+#include "clock/backend.h"
 #include "daemon/protocol.h"
 
 namespace gearshift::daemon {
@@ -36,6 +36,7 @@ struct ServerConfig {
   double lease_s = 10.0;
   int max_clients = 128;
   int log_fd = 2;  // event log: one timestamped line per lock, reset, refusal, error
+  std::string backend_label;  // reported to clients; empty: the backend's own name()
 };
 
 struct GpuSnapshot {
@@ -50,7 +51,7 @@ struct GpuSnapshot {
 
 class Server {
  public:
-  Server(ServerConfig config, std::shared_ptr<Backend> backend);
+  Server(ServerConfig config, clock::BackendPtr backend);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -88,7 +89,7 @@ class Server {
   void shutdown_all();
 
   ServerConfig cfg_;
-  std::shared_ptr<Backend> backend_;
+  clock::BackendPtr backend_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int wake_pipe_[2] = {-1, -1};

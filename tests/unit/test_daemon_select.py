@@ -63,7 +63,7 @@ def test_daemon_device_switches_through_the_daemon():
     from gearshift.daemon.device import DaemonDevice
     from test_daemon import Daemon
 
-    d = Daemon(backend="sim", lease_s=0.6)
+    d = Daemon(backend="sim", lease_s=1.0)
     try:
         dev = DaemonDevice.from_device(f"daemon:{d.socket}")
         assert dev.kind == "daemon"
@@ -71,7 +71,7 @@ def test_daemon_device_switches_through_the_daemon():
         dev.set_sm_clock(1200)
         import time
 
-        time.sleep(1.5)  # longer than the lease: the native heartbeat keeps it
+        time.sleep(2.2)  # longer than the lease: the native heartbeat keeps it
         assert dev.client.status()["gpus"][0]["locked_mhz"] == 1200
         dev.reset_sm_clock()
         dev.reset_sm_clock()  # safe to repeat
@@ -82,3 +82,59 @@ def test_daemon_device_switches_through_the_daemon():
         assert not any("lease-expired" in e for e in d.events())
     finally:
         d.close()
+
+
+def test_native_daemon_clock_backend():
+    from gearshift.daemon.client import daemon_clock_backend
+    from gearshift.errors import ClockPermissionError, UnsupportedClockError
+    from test_daemon import Daemon
+
+    d = Daemon(backend="dry-run")
+    try:
+        b = daemon_clock_backend(d.socket)
+        assert b.name == "daemon" and b.device_count() == 1
+        mhz = b.supported_sm_mhz(0)
+        assert mhz[0] == 1980 and mhz[-1] == 345  # highest first, as the interface says
+        b.lock_sm_mhz(0, 1410)
+        d.wait_event(r"lock gpu=0 mhz=1410")
+        with pytest.raises(UnsupportedClockError):
+            b.lock_sm_mhz(0, 1411)
+        with pytest.raises(DeviceError, match="does not exist"):
+            b.lock_sm_mhz(2, 1410)
+        b.reset(0)
+        b.reset(0)
+        d.wait_event(r"reset gpu=0 reason=released")
+        os.chmod(d.socket, 0o600)
+        if os.geteuid() != 0:
+            with pytest.raises(ClockPermissionError):
+                daemon_clock_backend(d.socket)
+    finally:
+        d.close()
+
+
+def test_resolve_device_daemon_and_auto_choice(monkeypatch, live_socket):
+    from gearshift.config import Environment
+    from gearshift.daemon.device import DaemonDevice
+    from gearshift.devices import nvml_query
+    from gearshift.integrations import device as integ
+    from test_daemon import Daemon
+
+    d = Daemon(backend="dry-run")
+    try:
+        dev = integ.resolve_device(f"daemon:{d.socket}")
+        assert isinstance(dev, DaemonDevice)
+        dev.set_sm_clock(1410)
+        d.wait_event(r"lock gpu=0 mhz=1410")
+        dev.close()
+    finally:
+        d.close()
+    # auto: a GPU this process may not clock, not root, and the default socket exists.
+    gpu = nvml_query.GpuInfo(index=0, name="NVIDIA H100", may_lock_clocks=False,
+                             why_not="needs root")
+    monkeypatch.setattr(nvml_query, "query", lambda: nvml_query.NvmlReport(True, gpus=[gpu]))
+    monkeypatch.setattr(integ, "environment", lambda: Environment(daemon_socket=live_socket))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    kind, why = integ.auto_kind()
+    assert kind == f"daemon:{live_socket}" and "not root" in why
+    monkeypatch.setattr(integ, "environment", lambda: Environment(daemon_socket="/nonexistent"))
+    assert integ.auto_kind()[0] == "dry-run"

@@ -100,3 +100,9 @@ class DaemonClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def daemon_clock_backend(socket_path: str, timeout_s: float = 5.0):
+    """The runtime's ``daemon`` clock backend (a native ClockBackend, usable by the controller
+    thread without the GIL); errors arrive as gearshift.errors classes."""
+    return _native.native().DaemonClockBackend(str(socket_path), float(timeout_s))

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from .. import _native
-from ..errors import ConfigError
+from ..errors import ConfigError, DeviceError
 from .client import translate
 
 BACKENDS = ("dry-run", "sim", "nvml")
@@ -31,6 +31,49 @@ def resolve_gid(value: str | int) -> int:
     except KeyError:
         raise ConfigError(f"--allow-gid {text}: no such group on this machine",
                           "pass a group name or gid listed by `getent group`") from None
+
+
+def simulated_clocks_mhz() -> list[int]:
+    """The simulated GPU's SM clocks, highest first (GEARSHIFT_SIM_PRESET, default H100 SXM:
+    345-1980 MHz in 15 MHz steps): what the sim backend, and dry-run without a GPU, present."""
+    from ..config import environment  # noqa: PLC0415
+    from ..devices.sim.presets import ALIASES, PRESETS, get_preset  # noqa: PLC0415
+
+    key = environment().sim_preset.lower()
+    preset = PRESETS.get(ALIASES.get(key, key)) or get_preset(key)  # get_preset: the clear error
+    return list(preset.freqs_mhz)
+
+
+def _visible_gpus() -> tuple[int, list[int]]:
+    """GPU count and GPU 0's SM clocks, read-only from NVML; (0, []) without a GPU."""
+    from ..devices import nvml_query  # noqa: PLC0415
+
+    rep = nvml_query.query()
+    if rep.available and rep.gpus and rep.gpus[0].supported_sm_mhz:
+        return len(rep.gpus), list(rep.gpus[0].supported_sm_mhz)
+    return 0, []
+
+
+def make_backend(kind: str):
+    """The runtime's clock backend for the daemon, and the label clients are told."""
+    C = _native.native()
+    if kind == "dry-run":
+        # On a GPU: its real clock list (never changed); without one: the simulated H100's.
+        count, clocks = _visible_gpus()
+        if not count:
+            count, clocks = 1, simulated_clocks_mhz()
+        return C.DryRunBackend(count, clocks), "dry-run"
+    if kind == "sim":
+        if hasattr(C, "SimBackend"):
+            return C.SimBackend(1, simulated_clocks_mhz()), "sim"
+        # Until the simulated time base is wired in, sim presents the same clocks, logged.
+        return C.DryRunBackend(1, simulated_clocks_mhz()), "sim"
+    if kind == "nvml":
+        if not hasattr(C, "NvmlBackend"):
+            raise DeviceError("this build has no nvml clock backend",
+                              "use --backend dry-run, or update gearshift")
+        return C.NvmlBackend(), "nvml"
+    raise ConfigError(f"unknown daemon backend '{kind}'", "use dry-run, sim or nvml")
 
 
 class DaemonCollector:
@@ -110,8 +153,10 @@ def run_daemon(socket_path: str, backend: str, allow_uids=(), allow_gids=(), lea
                               "choose a writable --log path") from None
         log_fd = log_file.fileno()
     C = _native.native()
+    clocks, label = make_backend(backend)
     try:
-        server = C.DaemonServer(str(socket_path), backend, uids, gids, float(lease_s), log_fd)
+        server = C.DaemonServer(str(socket_path), clocks, uids, gids, float(lease_s), log_fd,
+                                backend_label=label)
         server.open()
     except C.DaemonError as exc:
         raise translate(exc) from None
