@@ -106,11 +106,13 @@ def load_runs(experiments_dir: str | Path, system: str = "perseus",
     seq_groups = {k: g for k, g in seq[seq.system == system].groupby(key)}
     rank_groups = {k: g for k, g in ranks[ranks.system == system].groupby(key)}
     runs = []
+    graphs: dict = {}          # plans of one model share their orders: compile each once
     for p in plans.itertuples():
         k = (p.system, p.model, p.plan)
         first = seq_groups[k].sort_values("rank").drop_duplicates("stage").sort_values("stage")
         order = [parse_sequence(s) for s in first.inst_sequence]
-        graph = PipelineGraph(order)
+        key = tuple(first.inst_sequence)
+        graph = graphs.get(key) or graphs.setdefault(key, PipelineGraph(order))
         t = np.zeros((graph.stages, 2, graph.microbatches))
         f = np.zeros_like(t)
         for s, (o, fs) in enumerate(zip(order, first.freq_sequence)):
@@ -126,6 +128,18 @@ def load_runs(experiments_dir: str | Path, system: str = "perseus",
 
 def _makespan(run: MeasuredRun, p2p_s: float) -> float:
     return float(run.graph.schedule(run.time_s, p2p_s)[1].max())
+
+
+def _makespans(runs: list[MeasuredRun], p2p_s: float) -> np.ndarray:
+    """Makespans of many runs, batched per shared graph."""
+    out = np.empty(len(runs))
+    groups: dict = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(id(r.graph), []).append(i)
+    for idx in groups.values():
+        g = runs[idx[0]].graph
+        out[idx] = g.makespans(np.stack([runs[i].time_s for i in idx]), p2p_s)
+    return out
 
 
 def _x(run: MeasuredRun) -> float:
@@ -160,7 +174,7 @@ def fit_time(runs: list[MeasuredRun], p2p_max_s: float = 0.1) -> tuple[float, fl
     x = np.array([_x(r) for r in runs])
 
     def err(p2p):
-        mk = np.array([_makespan(r, p2p) for r in runs])
+        mk = _makespans(runs, p2p)
         a, b = _overheads(runs, mk)
         return float(np.mean(np.abs(mk + a + b * x - meas) / meas)), (a, b)
 
