@@ -1,0 +1,1 @@
+"""Search: partition frontiers, composition, pipeline frontier, refinement, selection."""
