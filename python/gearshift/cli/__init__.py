@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "sim": ("sim", "sim", "The simulated GPU: pipeline execution and validation."),
     "daemon": ("daemon", "daemon", "Privileged daemon that owns the GPUs' clocks."),
     "clock": ("clock", "clock", "Talk to the clock daemon (status, hold)."),
+    "tune": ("tune", "tune", "Job-level tuning (power limit, batch size) and online adaptation."),
 }
 
 

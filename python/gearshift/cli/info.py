@@ -26,8 +26,17 @@ def collect() -> dict:
                    "driver_version": rep.driver_version,
                    "gpus": [g.__dict__ for g in rep.gpus]}
     env = environment()
+    from ..daemon.select import choose_clock_backend  # noqa: PLC0415
+
+    gpu_present = rep.available and bool(rep.gpus)
+    clk = choose_clock_backend(env.device, gpu_present,
+                               gpu_present and all(g.may_lock_clocks for g in rep.gpus),
+                               env.daemon_socket, rep.gpus[0].why_not if gpu_present else "")
+    out["clock_backend"] = {"backend": clk.backend, "device": clk.device, "why": clk.why}
     if env.device != "auto":
         default, why = env.device, "set by GEARSHIFT_DEVICE"
+    elif clk.backend == "daemon":
+        default, why = clk.device, clk.why
     elif rep.available and rep.gpus:
         default = "nvml" if all(g.may_lock_clocks for g in rep.gpus) else "dry-run"
         why = ("a GPU is present and this process may lock clocks" if default == "nvml"
@@ -75,3 +84,5 @@ def info(as_json: bool) -> None:
             click.echo(f"  [{g['index']}] {g['name']}: SM clocks {_clocks(g['supported_sm_mhz'])}; {lock}")
     d = data["default_device"]
     click.echo(f"default device: {d['device']} ({d['why']})")
+    c = data["clock_backend"]
+    click.echo(f"clock backend: {c['backend']} ({c['why']})")

@@ -1,3 +1,192 @@
-from ._stub import stub
+"""``gearshift sim``: the simulated GPU's pipeline executor and its validation report."""
 
-sim = stub("sim", 3, "simulated GPU")
+from __future__ import annotations
+
+import click
+
+
+@click.group(name="sim")
+def sim():
+    """The simulated GPU: pipeline execution and validation (every figure is simulated)."""
+
+
+@sim.command(name="pipeline")
+@click.option("--stage-profile", "stage_profile", required=True, type=click.Path(dir_okay=False),
+              help="CSV stage,instruction,frequency,time,energy (one microbatch, one GPU).")
+@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False),
+              help="CSV stage,instruction,microbatch,freq_mhz (one row per computation).")
+@click.option("--pipeline", "kind", default="1f1b", show_default=True, help="1f1b or gpipe.")
+@click.option("--stages", type=int, required=True, help="Number of pipeline stages S.")
+@click.option("--microbatches", type=int, required=True, help="Microbatches per iteration N.")
+@click.option("--blocking-power-w", type=float, required=True,
+              help="Power of one stage's GPU while it waits, charged for its idle seconds.")
+@click.option("--time-scale", type=float, default=1.0, show_default=True,
+              help="Multiply every profile time (Perseus's emulation uses 10).")
+@click.option("--energy-scale", type=float, default=1.0, show_default=True,
+              help="Multiply every profile energy (Perseus's emulation uses 80).")
+@click.option("--p2p-s", type=float, default=0.0, show_default=True,
+              help="Point-to-point transfer time added on every edge between stages.")
+def pipeline(stage_profile, plan_path, kind, stages, microbatches, blocking_power_w, time_scale,
+             energy_scale, p2p_s):
+    """Iteration time and energy of a frequency plan; last line: time_s=<float> energy_j=<float>."""
+    from ..errors import ConfigError
+    from ..pipeline import KINDS, PipelinePlan, execute, load_stage_profile
+    from ..pipeline.order import check_shape
+
+    kind = kind.lower()
+    if kind not in KINDS:
+        raise ConfigError(f"unknown pipeline kind '{kind}'", f"use --pipeline {' or '.join(KINDS)}")
+    check_shape(stages, microbatches)
+    if not p2p_s >= 0:
+        raise ConfigError(f"--p2p-s {p2p_s} is negative", "pass a transfer time >= 0")
+    profile = load_stage_profile(stage_profile, time_scale, energy_scale)
+    plan = PipelinePlan.load(plan_path, stages, microbatches)
+    res = execute(profile, plan, kind, stages, microbatches, blocking_power_w, p2p_s)
+    click.echo(f"simulated {kind} pipeline, {stages} stages x {microbatches} microbatches: "
+               f"compute {res.compute_energy_j:.6g} J + blocking {res.blocking_energy_j:.6g} J")
+    click.echo(res.line())
+
+
+def _find_data(data: str | None):
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from ..errors import ConfigError  # noqa: PLC0415
+
+    candidates = [data] if data else [os.environ.get("GEARSHIFT_SHARED_DATA"), "shared/data",
+                                      "../shared/data",
+                                      str(Path(__file__).resolve().parents[3] / "../shared/data")]
+    for c in candidates:
+        if c and (Path(c) / "perseus_a40").is_dir():
+            return Path(c)
+    raise ConfigError("the Perseus A40 data (perseus_a40/) was not found",
+                      "pass --data DIR (the folder holding perseus_a40/) or set "
+                      "GEARSHIFT_SHARED_DATA")
+
+
+@sim.command(name="validate")
+@click.option("--data", default=None, help="Folder holding perseus_a40/ (default: shared/data).")
+@click.option("--refit", is_flag=True, help="Re-run the A40 kernel-model fit (about 15 s) "
+              "instead of using the fitted parameters shipped in devices/sim/fitted.py.")
+def validate(data, refit):
+    """Fidelity of the simulator against measured A40 data (targets from issue #3)."""
+    from ..devices.sim.calibration import fit_a40, load_targets, shape_errors  # noqa: PLC0415
+    from ..devices.sim.fitted import A40_WORKLOAD  # noqa: PLC0415
+    from ..devices.sim.presets import PRESETS, get_preset  # noqa: PLC0415
+    from ..pipeline.replay import pooled, validate as replay  # noqa: PLC0415
+
+    root = _find_data(data)
+    click.echo("(a) pipeline replay of the measured A40 runs (perseus_a40/experiments)")
+    click.echo("    fit on even plans, scored on odd plans; per model:")
+    results = replay(root / "perseus_a40" / "experiments")
+    for r in results:
+        click.echo(f"    {r.model:18s} test plans {len(r.test_plans):2d}  "
+                   f"time MAPE {100 * r.time_mape:5.2f}%  energy MAPE {100 * r.energy_mape:5.2f}%"
+                   f"  (p2p {1e3 * r.fit.p2p_s:.1f} ms, overhead {r.fit.overhead_s:.2f} s, "
+                   f"P_block {r.fit.blocking_power_w:.1f} W)")
+    t_mape, e_mape = pooled(results)
+    ok_a = t_mape <= 0.02 and e_mape <= 0.03
+    click.echo(f"    pooled: time MAPE {100 * t_mape:.2f}% (target <= 2%), energy MAPE "
+               f"{100 * e_mape:.2f}% (target <= 3%)  {'PASS' if ok_a else 'FAIL'}")
+
+    click.echo("(b) A40 stage-profile shape from the simulated GPT layer stack "
+               "(perseus_a40/stage_profile, 60 clocks 855-1740 MHz)")
+    targets = load_targets(root / "perseus_a40" / "stage_profile")
+    if refit:
+        fitted, ew, preset = fit_a40(PRESETS["a40"], targets)
+        click.echo("    refitted parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in fitted.items()))
+        click.echo("    workload knobs: " + ", ".join(f"{m}/{p}={v:.3g}" for (m, p), v in ew.items()))
+    else:
+        preset, ew = get_preset("a40"), A40_WORKLOAD
+    errs = shape_errors(preset, targets, ew)
+    for model, e in errs.items():
+        if model == "pooled":
+            continue
+        click.echo(f"    {model:18s} time(f)/time(fmax) MAPE {100 * e['time_mape']:5.2f}%  "
+                   f"energy(f)/energy(fmax) MAPE {100 * e['energy_mape']:5.2f}%  "
+                   f"(max {100 * e['time_max_err']:.1f}% / {100 * e['energy_max_err']:.1f}%)")
+    pt, pe = errs["pooled"]["time_mape"], errs["pooled"]["energy_mape"]
+    ok_b = pt <= 0.03 and pe <= 0.03
+    click.echo(f"    pooled: time-ratio MAPE {100 * pt:.2f}%, energy-ratio MAPE {100 * pe:.2f}% "
+               f"(target <= 3%)  {'PASS' if ok_b else 'FAIL'}")
+    click.echo("all figures are simulated or replayed, GPU energy only (no CPU/DRAM/node)")
+    click.echo(f"replay_time_mape={t_mape!r} replay_energy_mape={e_mape!r} "
+               f"shape_time_mape={pt!r} shape_energy_mape={pe!r}")
+    if not (ok_a and ok_b):
+        raise SystemExit(1)
+
+
+@sim.command(name="run")
+@click.option("--trace", "trace_path", required=True, type=click.Path(dir_okay=False),
+              help="Kernel trace (gearshift.kernel_trace JSON).")
+@click.option("--partitioning", "part_path", type=click.Path(dir_okay=False),
+              help="Partitioning JSON (default: the whole trace as one partition).")
+@click.option("--schedule", "sched_path", type=click.Path(dir_okay=False),
+              help="Schedule JSON: each partition's clock and overlap (needs --partitioning).")
+@click.option("--freq", "freq_mhz", type=int, default=None,
+              help="Run every partition at this SM clock (default: the preset's maximum).")
+@click.option("--overlap", default="serial", show_default=True,
+              help="Overlap for every partition with --freq: serial, start, afterK[/sms=N].")
+@click.option("--preset", default=None, help="h100-sxm, a100-sxm or a40 (GEARSHIFT_SIM_PRESET).")
+@click.option("--switch-latency-ms", type=float, default=None,
+              help="Clock-switch latency (default: the preset's).")
+@click.option("--kernels-csv", type=click.Path(dir_okay=False),
+              help="Write every kernel's simulated start/end to this CSV.")
+def run_cmd(trace_path, part_path, sched_path, freq_mhz, overlap, preset, switch_latency_ms,
+            kernels_csv):
+    """Run one iteration of a trace on the simulated GPU; last line: time_s=... energy_j=..."""
+    import csv  # noqa: PLC0415
+
+    from ..devices import get_device  # noqa: PLC0415
+    from ..errors import ConfigError  # noqa: PLC0415
+    from ..model import KernelTrace, Overlap, Partitioning, Schedule  # noqa: PLC0415
+
+    trace = KernelTrace.load(trace_path)
+    part = Partitioning.load(part_path) if part_path else \
+        Partitioning.from_cuts(trace, [0], ["all"], strategy="whole")
+    dev = get_device("sim", preset=preset)
+    n = len(part.partitions)
+    if sched_path:
+        if not part_path:
+            raise ConfigError("--schedule needs the --partitioning it was made for",
+                              "pass --partitioning PART.json")
+        sched = Schedule.load(sched_path)
+        if len(sched.entries) != n:
+            raise ConfigError(f"the schedule has {len(sched.entries)} entries, the partitioning "
+                              f"{n} partitions", "pass the partitioning the schedule was made for")
+        choices = [(e.freq_mhz, e.overlap) for e in sched.entries]
+    else:
+        try:
+            ov = Overlap.parse(overlap)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "use serial, start, afterK, optionally /sms=N") from exc
+        choices = [(freq_mhz or dev.preset.max_freq_mhz, ov)] * n
+    latency = None if switch_latency_ms is None else switch_latency_ms / 1e3
+    # steady state: one warm-up iteration leaves the clocks where a training loop has them
+    dev.run_iteration(trace, part, choices, switch_latency_s=latency)
+    res = dev.run_iteration(trace, part, choices, switch_latency_s=latency)
+    click.echo(f"simulated {dev.preset.name}: {len(trace)} kernels, {n} partitions, "
+               f"{res.num_switches} clock switches (latency {1e3 * res.meta['switch_latency_s']:g} "
+               "ms); steady state after one warm-up iteration; GPU energy only")
+    click.echo("(eff: the clock under the power limit; a partition shorter than the switch "
+               "latency runs partly at the previous clock)")
+    click.echo(f"{'part':>5} {'label':24s} {'MHz':>5} {'eff':>5} {'overlap':>12} "
+               f"{'time_ms':>10} {'energy_j':>10}")
+    shown = list(range(n)) if n <= 40 else list(range(20)) + list(range(n - 10, n))
+    for i in shown:
+        if n > 40 and i == n - 10:
+            click.echo(f"{'...':>5}")
+        p = part.partitions[i]
+        click.echo(f"{i:5d} {p.label[:24]:24s} {res.partition_freq_mhz[i]:5d} "
+                   f"{res.partition_eff_freq_mhz[i]:5d} {str(choices[i][1]):>12} "
+                   f"{1e3 * res.partition_time_s[i]:10.4f} {res.partition_energy_j[i]:10.4f}")
+    click.echo(f"static {res.static_energy_j:.6g} J + dynamic {res.dynamic_energy_j:.6g} J + "
+               f"switches {res.switch_energy_j:.6g} J")
+    if kernels_csv:
+        with open(kernels_csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["kernel", "name", "partition", "start_s", "end_s"])
+            for i, k in enumerate(trace.kernels):
+                w.writerow([i, k.name, int(dev.timeline(trace, part).part_of[i]),
+                            repr(float(res.kernel_start_s[i])), repr(float(res.kernel_end_s[i]))])
+    click.echo(f"time_s={res.time_s!r} energy_j={res.energy_j!r}")

@@ -1,0 +1,138 @@
+"""`gearshift tune`: job-level knobs (power limit, batch size) and online adaptation figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEFAULT_DATA = Path("../shared/data")
+
+
+def _data_option(f):
+    return click.option("--trace", "trace_dir", type=click.Path(path_type=Path),
+                        default=DEFAULT_DATA, show_default=True,
+                        help="Shared data folder holding zeus_nsdi23_traces.")(f)
+
+
+def _console():
+    import sys
+
+    from rich.console import Console
+
+    # Piped output (CI logs, bench files) would otherwise wrap at 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=150)
+
+
+def _table(title: str, columns: list[str], rows: list[list]):
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    return t
+
+
+@click.group()
+def tune():
+    """Job-level tuning: power limit (Zeus cost), batch size (bandit), online adaptation."""
+
+
+def print_power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, early_stop):
+    from ..tuning import validation
+
+    kw = dict(time_tolerance=time_tolerance, early_stop=early_stop)
+    console = _console()
+    rows = validation.power_limit_table(trace_dir, etas, gpus, all_batch_sizes, **kw)
+    logs = validation.profile_log_table(trace_dir, etas, **kw)
+    if not all_batch_sizes:
+        console.print(_table(
+            "Power limit chosen online vs the trace optimum (Zeus cost, default batch size)",
+            ["gpu", "workload", "bs", "eta", "chosen W", "optimum W", "match", "explored"],
+            [[r.source, r.workload, r.batch_size, r.eta, r.chosen_w, r.optimum_w,
+              "yes" if r.match else f"NO (+{r.cost_excess:.1%})", f"{r.explored}/{r.available}"]
+             for r in rows]))
+    console.print(_table(
+        "Zeus profiling logs (windows summed over GPUs)",
+        ["log", "eta", "chosen W", "optimum W", "match", "explored"],
+        [[r.source, r.eta, r.chosen_w, r.optimum_w,
+          "yes" if r.match else f"NO (+{r.cost_excess:.1%})", f"{r.explored}/{r.available}"]
+         for r in logs]))
+    for name, rs in (("trace", rows), ("profiling logs", logs)):
+        matched = sum(r.match for r in rs)
+        worst = max(r.cost_excess for r in rs)
+        explored = sum(r.explored for r in rs) / sum(r.available for r in rs)
+        console.print(f"{name}: {matched}/{len(rs)} choices equal the optimum; worst cost "
+                      f"excess {worst:.2%}; {explored:.0%} of limits measured")
+    return rows, logs
+
+
+@tune.command("power-limit")
+@_data_option
+@click.option("--eta", "etas", type=float, multiple=True, help="Zeus eta (repeatable).")
+@click.option("--gpu", "gpus", multiple=True, help="a40, v100, p100, rtx6000 (repeatable).")
+@click.option("--all-batch-sizes", is_flag=True, help="Every batch size, summary only.")
+@click.option("--time-tolerance", type=float, default=0.10, show_default=True,
+              help="Timing noise allowed when stopping exploration early.")
+@click.option("--no-early-stop", is_flag=True, help="Measure every limit (Zeus's behaviour).")
+def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early_stop):
+    """Replay the Zeus traces through the online power-limit optimizer."""
+    from ..tuning import validation, zeus_trace
+
+    print_power_limit(trace_dir, etas or validation.DEFAULT_ETAS, gpus or zeus_trace.GPUS,
+                      all_batch_sizes, time_tolerance, not no_early_stop)
+
+
+def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
+    import numpy as np
+    from ..tuning import recurrence
+
+    rows = []
+    for w in workloads:
+        rs = [recurrence.simulate(trace_dir, w, gpu, eta, recurrences, seed=s,
+                                  state_path=None if state is None else
+                                  Path(state) / f"{w.replace('/', '_')}_{gpu}_{s}.sqlite")
+              for s in seeds]
+        best = rs[0].best_fixed_cost
+        cum = np.mean([r.cumulative_regret[-1] for r in rs])
+        tail = max(1, recurrences // 5)
+        last = np.mean([np.mean(r.regret[-tail:]) for r in rs])
+        on_best = np.mean([np.mean(np.array(r.batch_sizes[-tail:]) == r.best_fixed_batch_size)
+                           for r in rs])
+        rows.append([w, rs[0].best_fixed_batch_size, f"{best:.4g}", f"{cum:.4g}",
+                     f"{cum / best:.2f}", f"{last / best:+.2%}", f"{on_best:.0%}"])
+    _console().print(_table(
+        f"Batch-size bandit on {gpu}, eta={eta}, {recurrences} recurrences, "
+        f"mean of {len(seeds)} seeds (regret vs best fixed batch size)",
+        ["workload", "best bs", "best cost J", "cum regret J", "cum regret / best",
+         f"regret/rec last {tail}", f"on best (last {tail})"], rows))
+    return rows
+
+
+@tune.command("batch-size")
+@_data_option
+@click.option("--workload", "workloads", multiple=True, help="e.g. imagenet/resnet50.")
+@click.option("--gpu", default="v100", show_default=True)
+@click.option("--eta", type=float, default=0.5, show_default=True)
+@click.option("--recurrences", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--state", type=click.Path(file_okay=False), default=None,
+              help="Folder for the SQLite state files (default: in memory for the replay).")
+def batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
+    """Replay recurring jobs through the Thompson-sampling batch-size optimizer."""
+    from ..tuning import zeus_trace
+
+    print_batch_size(trace_dir, workloads or list(zeus_trace.JOBS), gpu, eta, recurrences,
+                     range(seeds), state)
+
+
+@tune.command("report")
+@_data_option
+def report(trace_dir):
+    """Every tuning figure: power limit vs optimum, bandit regret."""
+    from ..tuning import validation, zeus_trace
+
+    print_power_limit(trace_dir, validation.DEFAULT_ETAS, zeus_trace.GPUS, False, 0.10, True)
+    print_batch_size(trace_dir, list(zeus_trace.JOBS), "v100", 0.5, 50, range(3), None)

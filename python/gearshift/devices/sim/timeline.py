@@ -1,0 +1,361 @@
+"""Execute a kernel trace, partition by partition, under per-partition (clock, overlap) choices.
+
+Model (docs/simulator.md has the equations):
+- A partition runs its compute kernels in order on the compute stream. Its communication
+  kernels run in trace order with them (``serial``/``none``), or on the communication stream
+  from the partition's start (``start``) or after its first k compute kernels (``afterK``).
+  The next partition starts when both streams are done (the runtime's boundary).
+- Concurrent kernels contend: a comm kernel holds ``comm_sms`` SMs, so a compute kernel's
+  compute part stretches by SM / (SM - comm_sms), and its memory part by the DRAM bandwidth the
+  comm kernel takes; the comm kernel slows by the compute kernel's DRAM share.
+- Energy = base power (static + leakage at the clock) x wall time + every kernel's dynamic
+  energy + stall power for the time contention adds to it + switch energy.
+- The power limit throttles a partition whose average power at its clock exceeds the TDP to
+  the highest supported clock under it.
+- A clock switch requested at a partition boundary takes effect ``switch_latency_s`` later;
+  meanwhile the old clock runs (a partition shorter than that runs wholly at the old clock, and
+  the switch carries on into the next).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ConfigError, UnsupportedClockError
+from ...model import NO_OVERLAP, Overlap
+from .kernel import KernelArrays, KernelCost, kernel_costs
+from .presets import GPUPreset
+
+
+@dataclass
+class IterationResult:
+    """One simulated iteration. Every figure is simulated (``source``), GPU only."""
+
+    time_s: float
+    energy_j: float
+    static_energy_j: float           # base power (static + leakage) x wall time
+    dynamic_energy_j: float          # kernels' dynamic energy, contention stalls included
+    switch_energy_j: float
+    partition_time_s: np.ndarray     # (P,)
+    partition_energy_j: np.ndarray   # (P,)
+    partition_freq_mhz: np.ndarray   # (P,) requested clock
+    partition_eff_freq_mhz: np.ndarray  # (P,) clock after power capping (switch-free part)
+    kernel_start_s: np.ndarray       # (K,) from the iteration's start
+    kernel_end_s: np.ndarray
+    num_switches: int
+    device: str = ""
+    source: str = "simulated"
+    energy_scope: str = "gpu"
+    meta: dict = field(default_factory=dict)
+
+
+def normalise_choices(choices, num_partitions: int) -> tuple[np.ndarray, list[Overlap]]:
+    """(freq_mhz, Overlap) pairs, Choice objects or a Schedule -> arrays; checks the length."""
+    entries = getattr(choices, "entries", choices)
+    freqs, overlaps = [], []
+    for c in entries:
+        if isinstance(c, (tuple, list)):
+            f, o = (c[0], c[1] if len(c) > 1 else NO_OVERLAP)
+        else:
+            f, o = c.freq_mhz, getattr(c, "overlap", NO_OVERLAP)
+        if isinstance(o, str):
+            o = Overlap.parse(o)
+        freqs.append(int(f))
+        overlaps.append(o or NO_OVERLAP)
+    if len(freqs) != num_partitions:
+        raise ConfigError(f"{len(freqs)} choices for {num_partitions} partitions",
+                          "give one (freq_mhz, overlap) choice per partition")
+    return np.array(freqs, dtype=np.int64), overlaps
+
+
+class Timeline:
+    """A trace's kernels and partition bounds on one preset; runs choice vectors fast."""
+
+    def __init__(self, preset: GPUPreset, ka: KernelArrays, starts, ends):
+        self.preset = preset
+        self.ka = ka
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.ends = np.asarray(ends, dtype=np.int64)
+        self.num_partitions = len(self.starts)
+        self.part_of = np.repeat(np.arange(self.num_partitions), self.ends - self.starts)
+        self.has_comm = np.add.reduceat(ka.is_comm.astype(np.int64), self.starts) > 0
+        self.clocks = np.array(sorted(preset.freqs_mhz), dtype=np.int64)
+        self._supported = set(int(c) for c in preset.freqs_mhz)
+        # memo across runs: per-clock kernel costs (per comm-SM assignment) and the results of
+        # partitions that need an event sweep; a search re-runs the same options many times
+        self._cost_memo: dict = {}
+        self._part_memo: dict = {}
+
+    # ---- per-clock costs -------------------------------------------------------------
+    def _costs(self, cache: dict, f: int, comm_sms: np.ndarray) -> KernelCost:
+        c = cache.get(f)
+        if c is None:
+            c = cache[f] = kernel_costs(self.ka, self.preset, float(f), comm_sms, power_cap=False)
+        return c
+
+    def _pavg(self, cache, f: int, comm_sms) -> np.ndarray:
+        """Average power of every partition run serially at clock ``f``."""
+        key = ("pavg", f)
+        if key not in cache:
+            c = self._costs(cache, f, comm_sms)
+            cache[key] = (np.add.reduceat(c.energy_j, self.starts)
+                          / np.add.reduceat(c.time_s, self.starts))
+        return cache[key]
+
+    def _capped(self, cache, comm_sms, f_req: np.ndarray) -> np.ndarray:
+        """Effective clock of every partition under the TDP (partition-average power).
+
+        Bisection over the supported clocks, all over-limit partitions at once."""
+        tdp = self.preset.tdp_w
+        eff = f_req.copy()
+        over = np.zeros(len(f_req), dtype=bool)
+        for f in np.unique(f_req):
+            m = f_req == f
+            over |= m & (self._pavg(cache, int(f), comm_sms) > tdp)
+        idx = np.flatnonzero(over)
+        if len(idx) == 0:
+            return eff
+        lo = np.zeros(len(idx), dtype=np.int64)
+        hi = np.searchsorted(self.clocks, f_req[idx])
+        while True:
+            active = hi - lo > 1
+            if not active.any():
+                break
+            mid = (lo + hi) // 2
+            ok = np.empty(len(idx), dtype=bool)
+            for c in np.unique(mid[active]):
+                sel = active & (mid == c)
+                ok[sel] = self._pavg(cache, int(self.clocks[c]), comm_sms)[idx[sel]] <= tdp
+            lo = np.where(active & ok, mid, lo)
+            hi = np.where(active & ~ok, mid, hi)
+        eff[idx] = self.clocks[lo]
+        return eff
+
+    # ---- one partition -----------------------------------------------------------------
+    def _serial_order(self, c: KernelCost, p: int, order: np.ndarray):
+        """Kernels one after another in ``order``: (time, static J, dynamic J, starts, ends)."""
+        s = self.starts[p]
+        d = c.time_s[order]
+        ends = np.cumsum(d)
+        start = np.zeros(len(order))
+        end = np.zeros(len(order))
+        start[order - s] = ends - d
+        end[order - s] = ends
+        t = float(ends[-1])
+        return t, float(c.gap_power_w[s]) * t, float(c.dyn_energy_j[order].sum()), start, end
+
+    def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
+        """Event sweep of one partition whose comm kernels run on the comm stream."""
+        pr = self.preset
+        s, e = self.starts[p], self.ends[p]
+        idx = np.arange(s, e)
+        comp = idx[~self.ka.is_comm[s:e]]
+        comm = idx[self.ka.is_comm[s:e]]
+        after = ov.after_kernels if ov.mode == "after" else 0
+        if len(comp) == 0 or after >= len(comp):
+            return self._serial_order(c, p, np.concatenate([comp, comm]))
+        bw = pr.mem_bw_bytes_s * pr.mem_efficiency
+        # contention factors of every compute kernel against every comm kernel
+        sig_c = np.ones((len(comm), len(comp)))
+        sig_m = np.ones((len(comm), len(comp)))
+        busy_c = np.maximum(c.busy_s[comp], 1e-30)
+        for j, m in enumerate(comm):
+            sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
+            sm_frac = max(pr.sm_count - sms, 1) / pr.sm_count
+            rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
+            avail = max(bw - rate, 0.1 * bw)
+            tc = c.t_c[comp] / sm_frac
+            tm = c.t_m[comp] * bw / avail
+            busy2 = np.maximum(tc, tm) + pr.overlap_alpha * np.minimum(tc, tm)
+            sig_c[j] = (busy2 + pr.launch_s) / (busy_c + pr.launch_s)
+            sig_m[j] = 1.0 + np.minimum(c.t_m[comp] / busy_c, 1.0) * min(rate / bw, 1.0)
+        start = np.zeros(e - s)
+        end = np.zeros(e - s)
+        extra = np.zeros(e - s)
+        t = 0.0
+        ci = mi = 0
+        rc = rm = 0.0          # remaining solo work of the running kernels
+        c_on = m_on = False
+        while True:
+            if not c_on and ci < len(comp):
+                rc, c_on = float(c.time_s[comp[ci]]), True
+                start[comp[ci] - s] = t
+            if not m_on and mi < len(comm) and ci >= after:     # ci compute kernels are done
+                rm, m_on = float(c.time_s[comm[mi]]), True
+                start[comm[mi] - s] = t
+            if not (c_on or m_on):
+                break
+            both = c_on and m_on
+            sc = sig_c[mi, ci] if both else 1.0
+            sm_ = sig_m[mi, ci] if both else 1.0
+            dt_c = rc * sc if c_on else np.inf
+            dt_m = rm * sm_ if m_on else np.inf
+            dt = min(dt_c, dt_m)
+            t += dt
+            if c_on:
+                rc -= dt / sc
+                extra[comp[ci] - s] += dt - dt / sc
+                if dt_c <= dt_m:
+                    end[comp[ci] - s] = t
+                    c_on, ci = False, ci + 1
+            if m_on:
+                rm -= dt / sm_
+                extra[comm[mi] - s] += dt - dt / sm_
+                if dt_m <= dt_c:
+                    end[comm[mi] - s] = t
+                    m_on, mi = False, mi + 1
+        dyn = float(c.dyn_energy_j[s:e].sum() + (c.stall_power_w[s:e] * extra).sum())
+        return t, float(c.gap_power_w[s]) * t, dyn, start, end
+
+    def _partition(self, cache, comm_sms, p: int, f: int, ov: Overlap):
+        overlapped = self.has_comm[p] and ov.mode in ("start", "after")
+        key = (p, f, ov) if overlapped else None
+        if key is not None and key in self._part_memo:
+            return self._part_memo[key]
+        c = self._costs(cache, f, comm_sms)
+        if not overlapped:
+            return self._serial_order(c, p, np.arange(self.starts[p], self.ends[p]))
+        out = self._overlapped(c, p, ov, comm_sms)
+        if len(self._part_memo) > 200_000:
+            self._part_memo.clear()
+        self._part_memo[key] = out
+        return out
+
+    def _serial_all(self, cache, comm_sms, eff: np.ndarray):
+        """Every partition run serially at its clock, vectorised: per-partition figures and
+        per-kernel local starts/ends."""
+        n = len(self.ka)
+        d = np.empty(n)
+        dyn = np.empty(n)
+        base = np.empty(n)
+        eff_k = eff[self.part_of]
+        for f in np.unique(eff):
+            c = self._costs(cache, int(f), comm_sms)
+            m = eff_k == f
+            d[m], dyn[m], base[m] = c.time_s[m], c.dyn_energy_j[m], c.gap_power_w[m]
+        t = np.add.reduceat(d, self.starts)
+        csum = np.cumsum(d)
+        before = np.concatenate([[0.0], csum])[self.starts][self.part_of]
+        end = csum - before
+        return t, base[self.starts] * t, np.add.reduceat(dyn, self.starts), end - d, end
+
+    def _segments(self, cache, comm_sms, p, ov, running, landing, t_now, latency, eff_of):
+        """Partition ``p`` under the clocks in effect while it runs; consumes the landings.
+
+        ``landing``: requested (issue time, clock) not yet in effect, oldest first. Work
+        advances linearly in time at each clock (the split a switch makes inside a partition);
+        kernels take the timing of the clock running at their share of the work.
+        """
+        s, e = self.starts[p], self.ends[p]
+        runs = {}
+
+        def at(f):
+            if f not in runs:
+                runs[f] = self._partition(cache, comm_sms, p, eff_of(f, p), ov)
+            return runs[f]
+
+        w, t_loc, st, dy = 0.0, 0.0, 0.0, 0.0
+        ls = np.full(e - s, np.nan)
+        le = np.full(e - s, np.nan)
+        clock = running
+        while True:
+            T, ST, DY, LS, LE = at(clock)
+            land_t = (landing[0][0] + latency - t_now) if landing else np.inf
+            if land_t <= t_loc:                 # already landed: switch before running
+                clock = landing.pop(0)[1]
+                continue
+            finish = t_loc + (1.0 - w) * T
+            w_end = 1.0 if finish <= land_t else w + (land_t - t_loc) / T
+            frac = w_end - w
+            st += frac * ST
+            dy += frac * DY
+            # kernels whose start (end) falls in this share of the work, at this clock
+            for src, dst in ((LS, ls), (LE, le)):
+                pos = src / T
+                m = np.isnan(dst) & (pos >= w - 1e-12) & (pos <= w_end + 1e-12)
+                dst[m] = t_loc + (pos[m] - w) * T
+            t_loc, w = min(finish, land_t), w_end
+            if w >= 1.0 - 1e-12:
+                break
+            clock = landing.pop(0)[1]
+        # a kernel split by a switch: its start and end come from different clocks' schedules
+        ls = np.where(np.isnan(ls), 0.0, ls)
+        le = np.clip(np.where(np.isnan(le), t_loc, le), ls, t_loc)
+        return t_loc, st, dy, ls, le, clock
+
+    # ---- a whole iteration ---------------------------------------------------------------
+    def run(self, freqs_mhz, overlaps, initial_freq_mhz: int | None = None,
+            switch_latency_s: float | None = None, power_cap: bool = True) -> IterationResult:
+        pr = self.preset
+        f_req = np.asarray(freqs_mhz, dtype=np.int64)
+        if len(f_req) != self.num_partitions or len(overlaps) != self.num_partitions:
+            raise ConfigError(f"{len(f_req)} choices for {self.num_partitions} partitions",
+                              "give one (freq_mhz, overlap) choice per partition")
+        bad = [int(f) for f in np.unique(f_req) if int(f) not in self._supported]
+        if bad:
+            raise UnsupportedClockError(
+                f"{bad[0]} MHz is not a supported SM clock of the simulated {pr.name} "
+                f"({pr.min_freq_mhz}..{pr.max_freq_mhz} MHz in 15 MHz steps)",
+                "choose clocks from the device's supported list (DeviceFacts.supported_freqs_mhz)")
+        latency = pr.switch_latency_s if switch_latency_s is None else float(switch_latency_s)
+        if latency < 0:
+            raise ConfigError(f"switch latency {latency} s is negative", "pass a latency >= 0")
+        applied = int(pr.max_freq_mhz if initial_freq_mhz is None else initial_freq_mhz)
+        comm_sms = np.array([o.comm_sms for o in overlaps], dtype=np.float64)[self.part_of]
+        sms_key = comm_sms[self.ka.is_comm].tobytes()
+        if len(self._cost_memo) > 64:
+            self._cost_memo.clear()
+        cache = self._cost_memo.setdefault(sms_key, {})
+        eff = self._capped(cache, comm_sms, f_req) if power_cap else f_req.copy()
+        capped_at: dict = {}
+
+        def eff_of(f_requested: int, p: int) -> int:
+            if not power_cap or f_requested == f_req[p]:
+                return int(eff[p]) if f_requested == f_req[p] else f_requested
+            if f_requested not in capped_at:
+                capped_at[f_requested] = self._capped(
+                    cache, comm_sms, np.full(self.num_partitions, f_requested))
+            return int(capped_at[f_requested][p])
+
+        # the common case, vectorised: every partition serial at its own clock
+        part_t, part_st, part_dy, lstart, lend = self._serial_all(cache, comm_sms, eff)
+        overlapped = self.has_comm & np.array([o.mode in ("start", "after") for o in overlaps])
+        for p in np.flatnonzero(overlapped):
+            s, e = self.starts[p], self.ends[p]
+            part_t[p], part_st[p], part_dy[p], lstart[s:e], lend[s:e] = \
+                self._partition(cache, comm_sms, p, int(eff[p]), overlaps[p])
+        # Clock switches, as a delay line: a clock requested at a partition boundary runs from
+        # ``latency`` later until the next request lands. One pass over the partitions; only
+        # those running (partly) at a clock other than their own are recomputed.
+        prev = np.concatenate([[applied], f_req[:-1]])
+        switch_at = (f_req != prev).astype(np.float64)
+        switches = int(switch_at.sum())
+        landing: list = []           # (issue time, clock) not yet in effect
+        running = applied
+        t_now = 0.0
+        for p in range(self.num_partitions):
+            if switch_at[p]:
+                landing.append((t_now, int(f_req[p])))
+            while landing and landing[0][0] + latency <= t_now:
+                running = landing.pop(0)[1]
+            if not landing and running == f_req[p]:
+                t_now += part_t[p]
+                continue
+            s, e = self.starts[p], self.ends[p]
+            part_t[p], part_st[p], part_dy[p], lstart[s:e], lend[s:e], running = \
+                self._segments(cache, comm_sms, p, overlaps[p], running, landing, t_now,
+                               latency, eff_of)
+            t_now += part_t[p]
+        sw_e = switch_at * pr.switch_energy_j
+        part_e = part_st + part_dy + sw_e
+        offsets = np.concatenate([[0.0], np.cumsum(part_t)[:-1]])
+        return IterationResult(
+            time_s=float(part_t.sum()), energy_j=float(part_e.sum()),
+            static_energy_j=float(part_st.sum()), dynamic_energy_j=float(part_dy.sum()),
+            switch_energy_j=float(sw_e.sum()), partition_time_s=part_t,
+            partition_energy_j=part_e, partition_freq_mhz=f_req, partition_eff_freq_mhz=eff,
+            kernel_start_s=lstart + offsets[self.part_of],
+            kernel_end_s=lend + offsets[self.part_of], num_switches=switches, device=pr.name,
+            meta={"switch_latency_s": latency, "power_cap": bool(power_cap)})

@@ -1,0 +1,205 @@
+"""Replay measured pipeline runs (the Perseus A40 experiments) through the executor.
+
+Inputs, per run: every stage's instruction order and clocks (``plan_frequency_sequences.csv``),
+the measured time of every (plan, rank, instruction, clock) (``measured_instructions_by_plan.csv``)
+and the measured iteration time and per-GPU energy (``measured_plans.csv``,
+``measured_plan_ranks.csv``). Per-instruction energy was not recorded, so it is fitted:
+
+    iteration time  T = makespan(t, p2p_s) + overhead_s             (p2p_s, overhead_s fitted)
+    GPU energy      E_rank = sum_ops t_op * P_instr(f_op) + P_block * (T - busy_rank)
+    P_instr(f)      = a_k + b_k x^3,  x = f / f_max, k = forward|backward
+
+(``b_k x^3`` is the dynamic power activity * V^2 * f with V roughly proportional to f over the
+clocks these plans use; every coefficient is constrained >= 0, so the fit stays physical.)
+
+All of it is fitted per model on the even-numbered plans and scored on the odd ones. Warm-up
+plans (``is_warmup_plan``) are left out: at all-max clocks they draw ~20% more energy than the
+first regular plan at about the same time (the profiler runs then), which no plan model explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError
+from .executor import PipelineGraph
+from .order import INSTRUCTIONS, parse_sequence
+
+F_MAX_MHZ = 1740.0      # the A40's highest SM clock, the unit of x in P_instr
+
+
+@dataclass
+class MeasuredRun:
+    system: str
+    model: str
+    plan: int
+    graph: PipelineGraph
+    time_s: np.ndarray        # (S, 2, N) measured duration of every computation
+    freq_mhz: np.ndarray      # (S, 2, N)
+    rank_stage: np.ndarray    # (R,) stage of every GPU
+    rank_energy_j: np.ndarray # (R,) measured energy of every GPU per iteration
+    iter_time_s: float        # measured
+    iter_energy_j: float      # measured, all GPUs
+
+    @property
+    def stages(self) -> int:
+        return self.graph.stages
+
+
+@dataclass
+class ReplayFit:
+    p2p_s: float
+    overhead_s: float
+    power_coef: np.ndarray    # a_F b_F a_B b_B P_block (W), all >= 0
+
+    @property
+    def blocking_power_w(self) -> float:
+        return float(self.power_coef[-1])
+
+
+@dataclass
+class ModelReplay:
+    system: str
+    model: str
+    fit: ReplayFit
+    train_plans: list[int]
+    test_plans: list[int]
+    time_mape: float          # fraction, on the test plans
+    energy_mape: float
+    train_time_mape: float
+    train_energy_mape: float
+    predictions: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+    # (plan, measured time, predicted time, measured energy, predicted energy), test plans
+
+
+def load_runs(experiments_dir: str | Path, system: str = "perseus",
+              include_warmup: bool = False) -> list[MeasuredRun]:
+    import pandas as pd  # noqa: PLC0415
+
+    root = Path(experiments_dir)
+    files = {k: root / f"{k}.csv" for k in ("plan_frequency_sequences", "measured_plans",
+                                            "measured_plan_ranks",
+                                            "measured_instructions_by_plan")}
+    for name, p in files.items():
+        if not p.exists():
+            raise FormatError(str(p), "<file>", "does not exist",
+                              "point at the perseus_a40/experiments folder of the shared data")
+    seq = pd.read_csv(files["plan_frequency_sequences"])
+    plans = pd.read_csv(files["measured_plans"])
+    ranks = pd.read_csv(files["measured_plan_ranks"])
+    instr = pd.read_csv(files["measured_instructions_by_plan"])
+    key = ["system", "model", "plan"]
+    plans = plans[plans.system == system]
+    if not include_warmup:
+        plans = plans[plans.is_warmup_plan == 0]
+    # every stage's GPUs run the same computations: pool their measured times, weighted by count
+    instr = instr[instr.system == system].assign(w=lambda d: d.time_mean_s * d.n_instr)
+    times = instr.groupby(key + ["stage", "instruction", "frequency"])[["w", "n_instr"]].sum()
+    times = (times.w / times.n_instr).to_dict()
+    seq_groups = {k: g for k, g in seq[seq.system == system].groupby(key)}
+    rank_groups = {k: g for k, g in ranks[ranks.system == system].groupby(key)}
+    runs = []
+    for p in plans.itertuples():
+        k = (p.system, p.model, p.plan)
+        first = seq_groups[k].sort_values("rank").drop_duplicates("stage").sort_values("stage")
+        order = [parse_sequence(s) for s in first.inst_sequence]
+        graph = PipelineGraph(order)
+        t = np.zeros((graph.stages, 2, graph.microbatches))
+        f = np.zeros_like(t)
+        for s, (o, fs) in enumerate(zip(order, first.freq_sequence)):
+            for (ins, m), fq in zip(o, map(int, fs.split())):
+                t[s, ins, m] = times[k + (s, INSTRUCTIONS[ins], fq)]
+                f[s, ins, m] = fq
+        rk = rank_groups[k]
+        runs.append(MeasuredRun(p.system, p.model, int(p.plan), graph, t, f,
+                                rk.stage.to_numpy(), rk.iter_energy_j.to_numpy(),
+                                float(p.iter_time_s), float(p.iter_energy_j)))
+    return runs
+
+
+def _makespan(run: MeasuredRun, p2p_s: float) -> float:
+    return float(run.graph.schedule(run.time_s, p2p_s)[1].max())
+
+
+def _features(run: MeasuredRun, stage: int, iter_time_s: float) -> np.ndarray:
+    t, x = run.time_s[stage], run.freq_mhz[stage] / F_MAX_MHZ
+    row = [(t[k] * x[k] ** j).sum() for k in (0, 1) for j in (0, 3)]
+    row.append(iter_time_s - t.sum())
+    return np.array(row)
+
+
+def fit_time(runs: list[MeasuredRun], p2p_max_s: float = 0.1) -> tuple[float, float]:
+    """(p2p_s, overhead_s) minimising the time MAPE; overhead is the mean residual per p2p."""
+    from scipy.optimize import minimize_scalar  # noqa: PLC0415
+
+    meas = np.array([r.iter_time_s for r in runs])
+
+    def err(p2p):
+        mk = np.array([_makespan(r, p2p) for r in runs])
+        c = float(np.mean(meas - mk))
+        return float(np.mean(np.abs(mk + c - meas) / meas)), c
+
+    # the error is piecewise smooth in p2p: a coarse grid, then a bounded refinement
+    grid = np.linspace(0.0, p2p_max_s, 26)
+    i = int(np.argmin([err(p)[0] for p in grid]))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    p2p = float(minimize_scalar(lambda p: err(p)[0], bounds=(lo, hi), method="bounded",
+                                options={"xatol": 1e-4}).x)
+    return p2p, err(p2p)[1]
+
+
+def predict(run: MeasuredRun, fit: ReplayFit) -> tuple[float, float]:
+    """Predicted (iteration time, energy of all GPUs) of one run."""
+    t = _makespan(run, fit.p2p_s) + fit.overhead_s
+    e = sum(float(_features(run, s, t) @ fit.power_coef) for s in run.rank_stage)
+    return t, e
+
+
+def fit_model(runs: list[MeasuredRun]) -> ReplayFit:
+    p2p, overhead = fit_time(runs)
+    rows, y = [], []
+    for r in runs:
+        t = _makespan(r, p2p) + overhead
+        for s, e in zip(r.rank_stage, r.rank_energy_j):
+            rows.append(_features(r, s, t))
+            y.append(e)
+    from scipy.optimize import nnls  # noqa: PLC0415
+
+    coef, _ = nnls(np.array(rows), np.array(y))
+    return ReplayFit(p2p, overhead, coef)
+
+
+def _mape(pairs) -> float:
+    return float(np.mean([abs(p - m) / m for m, p in pairs]))
+
+
+def validate(experiments_dir: str | Path, system: str = "perseus") -> list[ModelReplay]:
+    """Fit on even plans, score on odd plans, per model."""
+    runs = load_runs(experiments_dir, system)
+    out = []
+    for model in sorted({r.model for r in runs}):
+        mine = sorted((r for r in runs if r.model == model), key=lambda r: r.plan)
+        train = [r for r in mine if r.plan % 2 == 0]
+        test = [r for r in mine if r.plan % 2 == 1]
+        fit = fit_model(train)
+        pred_train = [predict(r, fit) for r in train]
+        pred_test = [predict(r, fit) for r in test]
+        out.append(ModelReplay(
+            system, model, fit, [r.plan for r in train], [r.plan for r in test],
+            _mape((r.iter_time_s, p[0]) for r, p in zip(test, pred_test)),
+            _mape((r.iter_energy_j, p[1]) for r, p in zip(test, pred_test)),
+            _mape((r.iter_time_s, p[0]) for r, p in zip(train, pred_train)),
+            _mape((r.iter_energy_j, p[1]) for r, p in zip(train, pred_train)),
+            [(r.plan, r.iter_time_s, p[0], r.iter_energy_j, p[1])
+             for r, p in zip(test, pred_test)]))
+    return out
+
+
+def pooled(results: list[ModelReplay]) -> tuple[float, float]:
+    """Time and energy MAPE over every test plan of every model."""
+    n = np.array([len(r.test_plans) for r in results])
+    return (float(np.average([r.time_mape for r in results], weights=n)),
+            float(np.average([r.energy_mape for r in results], weights=n)))

@@ -1,0 +1,221 @@
+"""StageProfile: time and energy of one microbatch's forward/backward per stage and SM clock.
+
+File format (the Perseus artifact's, and the ``gearshift plan`` contract's): a CSV with the
+columns ``stage,instruction,frequency,time,energy`` (instruction forward|backward, frequency
+in MHz, time in s, energy in J of one GPU), one row per (stage, instruction, frequency).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError
+from .order import INSTRUCTIONS
+
+COLUMNS = ("stage", "instruction", "frequency", "time", "energy")
+
+
+@dataclass
+class StageProfile:
+    """Dense arrays: ``time_s[stage, instr, k]`` at clock ``freqs_mhz[k]`` (ascending).
+
+    Every (stage, instruction) has the same clocks (the loader checks), so one frequency axis
+    serves all and a plan's clocks map to indices with one ``searchsorted``.
+    """
+
+    freqs_mhz: np.ndarray      # (F,) int64, ascending
+    time_s: np.ndarray         # (S, 2, F) float64
+    energy_j: np.ndarray       # (S, 2, F) float64
+    source: str = ""           # where it came from (a path), for messages
+
+    @property
+    def stages(self) -> int:
+        return int(self.time_s.shape[0])
+
+    @property
+    def max_freq_mhz(self) -> int:
+        return int(self.freqs_mhz[-1])
+
+    @property
+    def min_freq_mhz(self) -> int:
+        return int(self.freqs_mhz[0])
+
+    def curves(self, stage: int, instruction: str | int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sorted ``(freqs_mhz, time_s, energy_j)`` of one (stage, instruction)."""
+        k = instruction if isinstance(instruction, int) else INSTRUCTIONS.index(instruction)
+        return self.freqs_mhz, self.time_s[stage, k], self.energy_j[stage, k]
+
+    def freq_index(self, freqs_mhz) -> np.ndarray:
+        """Indices of clocks on the frequency axis; FormatError naming the first unknown one."""
+        f = np.asarray(freqs_mhz, dtype=np.int64)
+        idx = np.searchsorted(self.freqs_mhz, f)
+        idx_c = np.minimum(idx, len(self.freqs_mhz) - 1)
+        bad = self.freqs_mhz[idx_c] != f
+        if np.any(bad):
+            first = int(f.reshape(-1)[np.flatnonzero(bad.reshape(-1))[0]])
+            raise FormatError(self.source or None, "frequency",
+                              f"{first} MHz is not in the stage profile "
+                              f"({self.min_freq_mhz}..{self.max_freq_mhz} MHz, "
+                              f"{len(self.freqs_mhz)} clocks)",
+                              "use a clock the profile lists, or profile that clock")
+        return idx_c
+
+    def lookup(self, stage: int, instruction: str | int, freq_mhz: int) -> tuple[float, float]:
+        k = instruction if isinstance(instruction, int) else INSTRUCTIONS.index(instruction)
+        i = int(self.freq_index([freq_mhz])[0])
+        return float(self.time_s[stage, k, i]), float(self.energy_j[stage, k, i])
+
+    def scaled(self, time: float = 1.0, energy: float = 1.0) -> "StageProfile":
+        """Multiply every time and energy (the Perseus emulation uses time x10, energy x80)."""
+        for name, v in (("time", time), ("energy", energy)):
+            if not (math.isfinite(v) and v > 0):
+                raise FormatError(None, f"{name} scale", f"{v} is not a positive number",
+                                  "pass a finite scale > 0")
+        return StageProfile(self.freqs_mhz.copy(), self.time_s * time, self.energy_j * energy,
+                            self.source)
+
+    def restricted(self, min_freq_mhz: int = 0, max_freq_mhz: int | None = None) -> "StageProfile":
+        keep = (self.freqs_mhz >= min_freq_mhz) & (
+            self.freqs_mhz <= (max_freq_mhz if max_freq_mhz is not None else self.max_freq_mhz))
+        return StageProfile(self.freqs_mhz[keep], self.time_s[..., keep],
+                            self.energy_j[..., keep], self.source)
+
+    def rows(self):
+        for s in range(self.stages):
+            for k, name in enumerate(INSTRUCTIONS):
+                for i in range(len(self.freqs_mhz) - 1, -1, -1):
+                    yield s, name, int(self.freqs_mhz[i]), float(self.time_s[s, k, i]), \
+                        float(self.energy_j[s, k, i])
+
+    def save(self, path: str | Path) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(COLUMNS)
+            for s, name, f, t, e in self.rows():
+                w.writerow([s, name, f, repr(t), repr(e)])
+
+    @classmethod
+    def from_records(cls, records, source: str = "") -> "StageProfile":
+        """Build from ``(stage, instruction, freq_mhz, time_s, energy_j)`` tuples (validated)."""
+        return _build(list(records), source)
+
+
+def load_stage_profile(path: str | Path, time_scale: float = 1.0,
+                       energy_scale: float = 1.0) -> StageProfile:
+    p = Path(path)
+    if not p.exists():
+        raise FormatError(str(p), "<file>", "does not exist", "check the path of the stage profile")
+    with p.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise FormatError(str(p), "<header>", "the file is empty",
+                              "write the header stage,instruction,frequency,time,energy and rows")
+        header = [h.strip() for h in header]
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise FormatError(str(p), "<header>",
+                              f"missing column(s) {', '.join(missing)} (found {', '.join(header)})",
+                              "a stage profile has the columns stage,instruction,frequency,time,energy")
+        col = {c: header.index(c) for c in COLUMNS}
+        records = []
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not x.strip() for x in row):
+                continue
+            records.append(_parse_row(row, col, lineno, str(p)))
+    prof = _build(records, str(p))
+    if time_scale != 1.0 or energy_scale != 1.0:
+        prof = prof.scaled(time_scale, energy_scale)
+    return prof
+
+
+def _parse_row(row, col, lineno, path):
+    def cell(name):
+        if col[name] >= len(row):
+            raise FormatError(path, f"row {lineno} column '{name}'", "is missing",
+                              "give every row all five columns")
+        return row[col[name]].strip()
+
+    def number(name, integer=False):
+        text = cell(name)
+        try:
+            v = float(text)
+        except ValueError:
+            raise FormatError(path, f"row {lineno} column '{name}'", f"'{text}' is not a number",
+                              "write a number") from None
+        if not math.isfinite(v):
+            raise FormatError(path, f"row {lineno} column '{name}'", f"{text} is not finite",
+                              "write a finite number (re-measure that clock)")
+        if integer and not float(v).is_integer():
+            raise FormatError(path, f"row {lineno} column '{name}'",
+                              f"{text} is not a whole number of MHz", "write the clock in MHz")
+        return v
+
+    instr = cell("instruction").lower()
+    if instr not in INSTRUCTIONS:
+        raise FormatError(path, f"row {lineno} column 'instruction'",
+                          f"'{instr}' is not an instruction", "write forward or backward")
+    stage = number("stage", integer=True)
+    freq = number("frequency", integer=True)
+    t, e = number("time"), number("energy")
+    if stage < 0:
+        raise FormatError(path, f"row {lineno} column 'stage'", f"{stage:g} is negative",
+                          "number stages 0, 1, ...")
+    if freq <= 0:
+        raise FormatError(path, f"row {lineno} column 'frequency'", f"{freq:g} MHz is not > 0",
+                          "write the SM clock in MHz")
+    if t <= 0:
+        raise FormatError(path, f"row {lineno} column 'time'", f"{t!r} s is not > 0",
+                          "a computation takes a positive time; re-measure it")
+    if e < 0:
+        raise FormatError(path, f"row {lineno} column 'energy'", f"{e!r} J is negative",
+                          "energy is >= 0; re-measure it")
+    return int(stage), instr, int(freq), t, e
+
+
+def _build(records, source: str) -> StageProfile:
+    path = source or None
+    if not records:
+        raise FormatError(path, "<rows>", "the stage profile has no rows",
+                          "add one row per (stage, instruction, frequency)")
+    table: dict[tuple[int, int], dict[int, tuple[float, float]]] = {}
+    for stage, instr, freq, t, e in records:
+        k = instr if isinstance(instr, int) else INSTRUCTIONS.index(instr)
+        cell = table.setdefault((int(stage), k), {})
+        if int(freq) in cell:
+            raise FormatError(path, "<rows>",
+                              f"stage {stage} {INSTRUCTIONS[k]} at {freq} MHz appears twice",
+                              "keep one row per (stage, instruction, frequency)")
+        cell[int(freq)] = (float(t), float(e))
+    stages = max(s for s, _ in table) + 1
+    for s in range(stages):
+        for k in (0, 1):
+            if (s, k) not in table:
+                raise FormatError(path, "<rows>",
+                                  f"stage {s} has no {INSTRUCTIONS[k]} rows "
+                                  f"(stages 0..{stages - 1} are expected)",
+                                  f"profile the {INSTRUCTIONS[k]} of stage {s}")
+    all_freqs = sorted(set().union(*(set(c) for c in table.values())))
+    for (s, k), cell in sorted(table.items()):
+        lacking = [f for f in all_freqs if f not in cell]
+        if lacking:
+            shown = ", ".join(map(str, lacking[:6])) + (" ..." if len(lacking) > 6 else "")
+            raise FormatError(path, "frequency",
+                              f"stage {s} {INSTRUCTIONS[k]} lacks {len(lacking)} clock(s) that "
+                              f"other (stage, instruction) pairs have: {shown} MHz",
+                              "profile every (stage, instruction) at the same set of clocks, or "
+                              "drop those clocks from the other rows")
+    freqs = np.array(all_freqs, dtype=np.int64)
+    time = np.empty((stages, 2, len(freqs)))
+    energy = np.empty_like(time)
+    for (s, k), cell in table.items():
+        for i, f in enumerate(all_freqs):
+            time[s, k, i], energy[s, k, i] = cell[f]
+    return StageProfile(freqs, time, energy, source)

@@ -1,0 +1,335 @@
+"""The relaxation at a fixed iteration time T, and its rounding to clocks.
+
+Relaxation: each computation may take any duration on the lower convex hull of its (t, c)
+clocks (c = e - P*t, see pipeline_problem), the dependency DAG must finish by T. That is a
+linear program (finish time x_i per computation, plus one bounded variable per hull segment
+whose cost is the segment's slope); HiGHS solves it exactly. Its optimum plus P*S*T is a lower
+bound on the energy of every real plan whose iteration time is <= T, because every real plan is
+a feasible point of the relaxation.
+
+Rounding: each computation gets the cheapest clock no slower than its relaxed duration, so the
+rounded plan still finishes by T. Slack filling then hands the time that rounding freed back to
+computations that can use it: alternate passes (latest-start backwards, earliest-start forwards)
+lengthen each computation to the cheapest clock that fits its window, until a pass changes
+nothing. Every step keeps the plan feasible, so the result is a real plan with time <= T.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import GearshiftError
+from .pipeline_problem import PipelineProblem, lower_hull
+
+_EPS = 1e-12
+
+
+class _Relaxation:
+    """The LP's matrix, built once per problem; each T only changes the makespan's bound."""
+
+    def __init__(self, prob: PipelineProblem):
+        n = prob.num_ops
+        hull = {key: lower_hull(o.time_s, o.cost_j) for key, o in prob.options.items()}
+        self.hull = hull
+        tfast = np.empty(n)
+        cfast = np.empty(n)
+        seg_op, seg_len, seg_slope = [], [], []
+        for i, key in enumerate(prob.op_key):
+            o, h = prob.options[key], hull[key]
+            tfast[i], cfast[i] = o.time_s[h[0]], o.cost_j[h[0]]
+            dt = np.diff(o.time_s[h])
+            seg_op.extend([i] * len(dt))
+            seg_len.extend(dt.tolist())
+            seg_slope.extend((np.diff(o.cost_j[h]) / dt).tolist())
+        self.seg_op = np.array(seg_op, dtype=np.int64)
+        m = len(self.seg_op)
+        # one row per (computation, predecessor), or one per computation without predecessors:
+        #   -x_i + sum_segments(i) z + x_pred <= -tfast_i
+        row_op, row_pred = [], []
+        for i in range(n):
+            preds = prob.preds[i] or [-1]
+            for p in preds:
+                row_op.append(i)
+                row_pred.append(p)
+        row_op = np.array(row_op)
+        row_pred = np.array(row_pred)
+        r = len(row_op)
+        rows = [np.arange(r)]
+        cols = [row_op]
+        vals = [-np.ones(r)]
+        has = row_pred >= 0
+        rows.append(np.flatnonzero(has))
+        cols.append(row_pred[has])
+        vals.append(np.ones(int(has.sum())))
+        # segment columns of op i appear in every row of op i
+        seg_start = np.searchsorted(self.seg_op, np.arange(n))
+        seg_end = np.searchsorted(self.seg_op, np.arange(n), side="right")
+        counts = (seg_end - seg_start)[row_op]
+        rr = np.repeat(np.arange(r), counts)
+        cc = np.concatenate([np.arange(seg_start[i], seg_end[i]) for i in row_op]) + n \
+            if m else np.zeros(0, dtype=np.int64)
+        rows.append(rr)
+        cols.append(cc)
+        vals.append(np.ones(len(rr)))
+        # the makespan M (last column) bounds every computation without a successor:
+        #   x_i - M <= 0; real energy is sum c + P*S*M, so finishing early counts
+        sinks = np.array([i for i in range(n) if not prob.succ[i]])
+        rows += [r + np.arange(len(sinks)), r + np.arange(len(sinks))]
+        cols += [sinks, np.full(len(sinks), n + m)]
+        vals += [np.ones(len(sinks)), -np.ones(len(sinks))]
+        self.A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                               shape=(r + len(sinks), n + m + 1))
+        self.b = np.concatenate([-tfast[row_op], np.zeros(len(sinks))])
+        self.c = np.concatenate([np.zeros(n), np.array(seg_slope),
+                                 [prob.blocking_power_w * prob.stages]])
+        self.seg_len = np.array(seg_len)
+        self.tfast, self.cfast = tfast, cfast
+        self.n, self.m = n, m
+
+    def solve(self, deadline_s: float) -> tuple[np.ndarray, float]:
+        """Relaxed durations, and the relaxed optimum of the energy (sum c_i + P*S*makespan)
+        over plans with iteration time <= T: a lower bound on every real plan's."""
+        x, fun = self._solve_highspy(deadline_s) if _highspy() else self._solve_scipy(deadline_s)
+        d = self.tfast.copy()
+        np.add.at(d, self.seg_op, x[self.n:self.n + self.m])
+        return d, float(self.cfast.sum() + fun)
+
+    def _fail(self, deadline_s, why):
+        return GearshiftError(f"the relaxation at T={deadline_s:.6g} s failed: {why}",
+                              "choose an iteration time >= the all-fastest plan's time")
+
+    def _solve_scipy(self, deadline_s):
+        from scipy.optimize import linprog
+
+        lo = np.zeros(self.n + self.m + 1)
+        hi = np.concatenate([np.full(self.n, np.inf), self.seg_len, [deadline_s]])
+        res = linprog(self.c, A_ub=self.A, b_ub=self.b, bounds=np.column_stack([lo, hi]),
+                      method="highs")
+        if res.status != 0:
+            raise self._fail(deadline_s, res.message)
+        return res.x, res.fun
+
+    def _solve_highspy(self, deadline_s):
+        # one HiGHS instance per problem: a new T only moves the makespan's bound, so the dual simplex
+        # restarts from the previous basis (several times faster than a cold solve)
+        import highspy
+
+        h = getattr(self, "_highs", None)
+        if h is None:
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            lp = highspy.HighsLp()
+            a = self.A.tocsc()
+            nv = self.n + self.m + 1
+            lp.num_col_, lp.num_row_ = nv, a.shape[0]
+            lp.col_cost_ = self.c
+            lp.col_lower_ = np.zeros(nv)
+            lp.col_upper_ = np.concatenate([np.full(self.n, highspy.kHighsInf), self.seg_len,
+                                            [deadline_s]])
+            lp.row_lower_ = np.full(a.shape[0], -highspy.kHighsInf)
+            lp.row_upper_ = self.b
+            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+            lp.a_matrix_.start_ = a.indptr
+            lp.a_matrix_.index_ = a.indices
+            lp.a_matrix_.value_ = a.data
+            h.passModel(lp)
+            self._highs = h
+        else:
+            h.changeColBounds(self.n + self.m, 0.0, deadline_s)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise self._fail(deadline_s, h.modelStatusToString(h.getModelStatus()))
+        return np.asarray(h.getSolution().col_value), h.getInfo().objective_function_value
+
+
+def _highspy() -> bool:
+    try:
+        import highspy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def relaxation(prob: PipelineProblem) -> _Relaxation:
+    cached = getattr(prob, "_relaxation", None)
+    if cached is None:
+        cached = _Relaxation(prob)
+        prob._relaxation = cached
+    return cached
+
+
+def round_down(prob: PipelineProblem, durations: np.ndarray) -> np.ndarray:
+    """Per computation, the cheapest clock no slower than ``durations`` (option indices)."""
+    out = np.empty(prob.num_ops, dtype=np.int64)
+    for key, o in prob.options.items():
+        idx = prob.ops_of[key]
+        pos = np.searchsorted(o.time_s, durations[idx] * (1 + _EPS), side="right") - 1
+        out[idx] = np.maximum(pos, 0)
+    return out
+
+
+def fill_slack(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
+               max_passes: int = 8) -> np.ndarray:
+    """Lengthen computations into the slack a plan leaves below ``deadline_s`` (stays feasible)."""
+    choice = choice.copy()
+    n = prob.num_ops
+    times = {k: o.time_s.tolist() for k, o in prob.options.items()}
+    keys, preds, succ = prob.op_key, prob.preds, prob.succ
+    dur = [times[keys[i]][choice[i]] for i in range(n)]
+    limit = deadline_s * (1 + 1e-12)
+    for p in range(max_passes):
+        changed = False
+        if p % 2 == 0:
+            # earliest finishes with current durations, then latest starts from the sink back
+            ef = [0.0] * n
+            for i in range(n):
+                t = 0.0
+                for q in preds[i]:
+                    if ef[q] > t:
+                        t = ef[q]
+                ef[i] = t + dur[i]
+            start = [0.0] * n
+            for i in range(n - 1, -1, -1):
+                lf = limit
+                for q in succ[i]:
+                    if start[q] < lf:
+                        lf = start[q]
+                es = ef[i] - dur[i]
+                j = bisect_right(times[keys[i]], lf - es) - 1
+                if j > choice[i]:
+                    choice[i] = j
+                    dur[i] = times[keys[i]][j]
+                    changed = True
+                start[i] = lf - dur[i]
+        else:
+            # latest starts with current durations, then earliest finishes from the source on
+            ls = [0.0] * n
+            for i in range(n - 1, -1, -1):
+                lf = limit
+                for q in succ[i]:
+                    if ls[q] < lf:
+                        lf = ls[q]
+                ls[i] = lf - dur[i]
+            end = [0.0] * n
+            for i in range(n):
+                es = 0.0
+                for q in preds[i]:
+                    if end[q] > es:
+                        es = end[q]
+                lf = ls[i] + dur[i]
+                j = bisect_right(times[keys[i]], lf - es) - 1
+                if j > choice[i]:
+                    choice[i] = j
+                    dur[i] = times[keys[i]][j]
+                    changed = True
+                end[i] = es + dur[i]
+        if not changed and p >= 1:
+            break
+    return choice
+
+
+def round_hull(prob: PipelineProblem, durations: np.ndarray, up_from: float) -> np.ndarray:
+    """Round each relaxed duration to a vertex of its hull segment: the slower vertex when the
+    duration lies at least ``up_from`` of the way to it, else the faster one (``up_from`` > 1:
+    always the faster). Clocks between hull vertices cost more than the hull, so mixing
+    vertices across microbatches (as the relaxation does) beats rounding each one alone.
+    May overrun T; ``crash`` repairs that."""
+    hulls = relaxation(prob).hull
+    out = np.empty(prob.num_ops, dtype=np.int64)
+    for key, o in prob.options.items():
+        idx = prob.ops_of[key]
+        h = hulls[key]
+        th = o.time_s[h]
+        d = durations[idx]
+        lo = np.maximum(np.searchsorted(th, d * (1 + _EPS), side="right") - 1, 0)
+        hi = np.minimum(lo + 1, len(h) - 1)
+        span = th[hi] - th[lo]
+        frac = np.where(span > 0, (d - th[lo]) / np.where(span > 0, span, 1), 0.0)
+        out[idx] = np.where(frac >= up_from, h[hi], h[lo])
+    return out
+
+
+def crash(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
+          max_steps: int | None = None) -> np.ndarray | None:
+    """Speed computations up until the plan finishes by T: each step moves the critical
+    computation with the cheapest cost per second saved to its next faster clock. None when
+    it cannot get there (already all-fastest on a critical path)."""
+    choice = choice.copy()
+    n = prob.num_ops
+    times = {k: o.time_s.tolist() for k, o in prob.options.items()}
+    costs = {k: o.cost_j.tolist() for k, o in prob.options.items()}
+    keys, preds, succ = prob.op_key, prob.preds, prob.succ
+    dur = [times[keys[i]][choice[i]] for i in range(n)]
+    limit = deadline_s * (1 + 1e-12)
+    steps = max_steps if max_steps is not None else 4 * n
+    for _ in range(steps):
+        ef = [0.0] * n
+        for i in range(n):
+            t = 0.0
+            for q in preds[i]:
+                if ef[q] > t:
+                    t = ef[q]
+            ef[i] = t + dur[i]
+        mk = max(ef)
+        if mk <= limit:
+            return choice
+        ls = [0.0] * n
+        best, best_rate, best_to = -1, float("inf"), 0
+        tol = 1e-9 * mk
+        for i in range(n - 1, -1, -1):
+            lf = mk
+            for q in succ[i]:
+                if ls[q] < lf:
+                    lf = ls[q]
+            ls[i] = lf - dur[i]
+            if lf - ef[i] <= tol and choice[i] > 0:
+                k, c = keys[i], choice[i]
+                tk, ck = times[k], costs[k]
+                for j in range(c):
+                    rate = (ck[j] - ck[c]) / (tk[c] - tk[j])
+                    if rate < best_rate:
+                        best, best_rate, best_to = i, rate, j
+        if best < 0:
+            return None
+        choice[best] = best_to
+        dur[best] = times[keys[best]][choice[best]]
+    return None
+
+
+def round_diffuse(prob: PipelineProblem, durations: np.ndarray, deadline_s: float) -> np.ndarray:
+    """Error-diffusion rounding to hull vertices, feasible by construction.
+
+    In topological order, each computation may finish as late as the relaxed plan's latest
+    finish allows; time a computation saves by rounding to a faster vertex lets later ones on
+    its paths round to a slower one, so the mix of vertices follows the relaxed durations.
+    """
+    hulls = relaxation(prob).hull
+    n = prob.num_ops
+    keys, preds, succ = prob.op_key, prob.preds, prob.succ
+    d = durations.tolist()
+    limit = deadline_s * (1 + 1e-12)
+    lf = [0.0] * n
+    for i in range(n - 1, -1, -1):
+        t = limit
+        for q in succ[i]:
+            v = lf[q] - d[q]
+            if v < t:
+                t = v
+        lf[i] = t
+    vt = {k: prob.options[k].time_s[h].tolist() for k, h in hulls.items()}
+    vi = {k: h.tolist() for k, h in hulls.items()}
+    choice = np.empty(n, dtype=np.int64)
+    end = [0.0] * n
+    for i in range(n):
+        s = 0.0
+        for q in preds[i]:
+            if end[q] > s:
+                s = end[q]
+        k = keys[i]
+        j = max(bisect_right(vt[k], lf[i] - s) - 1, 0)
+        choice[i] = vi[k][j]
+        end[i] = s + vt[k][j]
+    return choice

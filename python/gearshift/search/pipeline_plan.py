@@ -1,0 +1,62 @@
+"""From a stage profile to a selected, exactly re-scored pipeline plan: sweep, refine, select."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..model.frontier import Frontier, FrontierPoint
+from ..pipeline import PipelinePlan, PipelineResult, StageProfile
+from .pipeline import PipelineSearch, choices_of, pipeline_frontier
+from .pipeline_problem import PipelineProblem
+from .refine import PassReport, refine
+from .select import parse_selection, select, target_time
+
+
+@dataclass
+class PipelinePlanning:
+    search: PipelineSearch
+    frontier: Frontier
+    point: FrontierPoint            # the selected point (choices filled in)
+    plan: PipelinePlan
+    result: PipelineResult          # the executor's exact re-score of ``plan``
+    selection: str
+    passes: list[PassReport] = field(default_factory=list)
+
+    @property
+    def baseline(self) -> PipelineResult:
+        return self.search.baseline
+
+    @property
+    def saving(self) -> float:
+        return 1.0 - self.result.energy_j / self.baseline.energy_j
+
+
+def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: int,
+                  blocking_power_w: float, selection: str = "iso-time", points: int = 24,
+                  between: int = 3, passes: int = 3, tol: float = 5e-3,
+                  local_passes: int = 2,
+                  progress: Callable[[str, int, int], None] | None = None,
+                  on_pass: Callable[[PassReport], None] | None = None) -> PipelinePlanning:
+    """The whole search. ``passes`` refinement passes over the frontier (stopping early when
+    one gains <= ``tol``), then ``local_passes`` around the selected point."""
+    sel = parse_selection(selection)       # bad selections fail before any work
+    prob = PipelineProblem(profile, kind, stages, microbatches, blocking_power_w)
+    search = pipeline_frontier(
+        prob, points, between,
+        progress=(lambda d, t: progress("sweep", d, t)) if progress else None)
+    reports: list[PassReport] = []
+    if passes > 0:
+        reports += refine(search, tol=tol, max_passes=passes, progress=on_pass)
+    target = target_time(search.frontier(), sel)
+    if local_passes > 0 and target is not None:
+        span = (search.t_max_s - search.t_min_s) / max(points, 2)
+        reports += refine(search, window=(target - span, target + span), tol=tol / 5,
+                          gap_tol=0.0, max_passes=local_passes, target_s=target,
+                          progress=on_pass)
+    frontier = search.frontier()
+    point = select(frontier, sel)
+    plan = search.plan_for(point)
+    result = prob.rescore(plan)
+    point.choices = choices_of(plan)
+    return PipelinePlanning(search, frontier, point, plan, result, str(sel), reports)

@@ -1,0 +1,168 @@
+"""A pipeline frequency-planning problem in the form the search works on.
+
+With the iteration time T fixed, a plan's energy is
+``sum_i e_i + P * (S*T - sum_i t_i) = P*S*T + sum_i c_i`` with ``c_i = e_i - P*t_i``: every
+stage pays the blocking power P for every second of T it is not computing, so only the
+*reduced cost* c of each computation matters at a given T. A clock whose (t, c) another clock
+beats on both counts is never useful, so each (stage, instruction) keeps only its (t, c)-Pareto
+clocks; along them time rises and reduced cost falls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, FormatError
+from ..pipeline import INSTRUCTIONS, KINDS, PipelinePlan, PipelineResult, StageProfile
+from ..pipeline.executor import PipelineGraph, graph_for
+from ..pipeline.order import check_shape
+
+
+@dataclass
+class Options:
+    """The useful clocks of one (stage, instruction), sorted by time (reduced cost falling)."""
+
+    freq_index: np.ndarray     # indices into the profile's frequency axis
+    time_s: np.ndarray
+    cost_j: np.ndarray         # reduced cost e - P*t
+
+
+@dataclass
+class PipelineProblem:
+    profile: StageProfile
+    kind: str
+    stages: int
+    microbatches: int
+    blocking_power_w: float
+    graph: PipelineGraph = field(init=False, repr=False)
+    options: dict = field(init=False, repr=False)       # (stage, instr) -> Options
+
+    def __post_init__(self):
+        self.kind = str(self.kind).lower()
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown pipeline kind '{self.kind}'",
+                              f"use --pipeline {' or '.join(KINDS)}")
+        check_shape(self.stages, self.microbatches)
+        self.stages, self.microbatches = int(self.stages), int(self.microbatches)
+        p = self.blocking_power_w
+        if not (isinstance(p, (int, float)) and math.isfinite(p) and p >= 0):
+            raise ConfigError(f"blocking power {p} W is not a finite value >= 0",
+                              "pass --blocking-power-w P with P >= 0 (W of one stage)")
+        if self.profile.stages != self.stages:
+            raise FormatError(self.profile.source or None, "stage",
+                              f"the stage profile has {self.profile.stages} stages, the pipeline "
+                              f"{self.stages}", "pass --stages equal to the profile's stage count")
+        check_profile(self.profile)
+        self.graph = graph_for(self.kind, self.stages, self.microbatches)
+        cost = self.profile.energy_j - self.blocking_power_w * self.profile.time_s
+        self.options = {}
+        for s in range(self.stages):
+            for k in (0, 1):
+                keep = pareto_indices(self.profile.time_s[s, k], cost[s, k])
+                self.options[(s, k)] = Options(keep, self.profile.time_s[s, k, keep],
+                                               cost[s, k, keep])
+        g = self.graph
+        self.num_ops = g.num_ops
+        self.op_key = list(zip(g.op_stage.tolist(), g.op_instr.tolist()))
+        pair = g.op_stage * 2 + g.op_instr
+        self.ops_of = {key: np.flatnonzero(pair == key[0] * 2 + key[1]) for key in self.options}
+        # successors, for the backward (latest-start) passes
+        succ: list[list[int]] = [[] for _ in range(g.num_ops)]
+        for i in range(g.num_ops):
+            for p in (g.prev[i], g.cross[i]):
+                if p >= 0:
+                    succ[p].append(i)
+        self.succ = succ
+        self.preds = [[p for p in (g.prev[i], g.cross[i]) if p >= 0] for i in range(g.num_ops)]
+
+    # --- plans as per-op option indices (into each op's Options) -------------------------
+    def fastest_choice(self) -> np.ndarray:
+        return np.zeros(self.num_ops, dtype=np.int64)
+
+    def allmax_plan(self) -> PipelinePlan:
+        return PipelinePlan.uniform(self.stages, self.microbatches, self.profile.max_freq_mhz)
+
+    def op_times(self, choice: np.ndarray) -> np.ndarray:
+        return np.array([self.options[k].time_s[c] for k, c in zip(self.op_key, choice)])
+
+    def op_costs(self, choice: np.ndarray) -> np.ndarray:
+        return np.array([self.options[k].cost_j[c] for k, c in zip(self.op_key, choice)])
+
+    def to_plan(self, choice: np.ndarray) -> PipelinePlan:
+        fidx = np.array([self.options[k].freq_index[c] for k, c in zip(self.op_key, choice)])
+        freq = np.empty(self.num_ops, dtype=np.int64)
+        freq[self.graph.op_flat] = self.profile.freqs_mhz[fidx]
+        return PipelinePlan(freq.reshape(self.stages, 2, self.microbatches), "gearshift plan")
+
+    def rescore(self, plan: PipelinePlan) -> PipelineResult:
+        """The exact iteration time and energy of a plan, from the pipeline executor."""
+        from ..pipeline import execute
+
+        return execute(self.profile, plan, self.kind, self.stages, self.microbatches,
+                       self.blocking_power_w)
+
+    def makespan(self, durations: np.ndarray) -> float:
+        g = self.graph
+        end = [0.0] * g.num_ops
+        d = durations.tolist()
+        for i in range(g.num_ops):
+            t = 0.0
+            for p in self.preds[i]:
+                if end[p] > t:
+                    t = end[p]
+            end[i] = t + d[i]
+        return max(end)
+
+
+def pareto_indices(time_s: np.ndarray, cost_j: np.ndarray) -> np.ndarray:
+    """Indices of the (time, cost)-Pareto points, sorted by time (cost strictly falling)."""
+    order = np.lexsort((cost_j, time_s))
+    keep, best = [], math.inf
+    for i in order:
+        if cost_j[i] < best:
+            keep.append(int(i))
+            best = cost_j[i]
+    return np.array(keep, dtype=np.int64)
+
+
+def lower_hull(time_s: np.ndarray, cost_j: np.ndarray) -> np.ndarray:
+    """Positions (into the sorted Pareto arrays) of the lower convex hull's vertices."""
+    h: list[int] = []
+    for i in range(len(time_s)):
+        while len(h) >= 2:
+            a, b = h[-2], h[-1]
+            if (cost_j[b] - cost_j[a]) * (time_s[i] - time_s[a]) >= \
+               (cost_j[i] - cost_j[a]) * (time_s[b] - time_s[a]):
+                h.pop()
+            else:
+                break
+        h.append(i)
+    return np.array(h, dtype=np.int64)
+
+
+def check_profile(profile: StageProfile) -> None:
+    """Refuse profiles a planner cannot trust: time must fall as the clock rises.
+
+    Measured profiles are noisy (the A40 ones have local inversions of up to ~10%), so only a
+    reversed trend is an error: a computation slower at the highest clock than at the lowest,
+    which means swapped columns or a broken measurement.
+    """
+    t, e = profile.time_s, profile.energy_j
+    if np.any(t <= 0) or np.any(e < 0) or not (np.all(np.isfinite(t)) and np.all(np.isfinite(e))):
+        raise FormatError(profile.source or None, "time/energy",
+                          "has non-positive times or negative energies",
+                          "re-measure: times are > 0 s and energies >= 0 J")
+    if len(profile.freqs_mhz) < 2:
+        return
+    bad = np.argwhere(t[:, :, -1] > t[:, :, 0])
+    if len(bad):
+        s, k = (int(x) for x in bad[0])
+        raise FormatError(profile.source or None, "time",
+                          f"is not monotone: stage {s} {INSTRUCTIONS[k]} takes "
+                          f"{t[s, k, -1]:.6g} s at {profile.max_freq_mhz} MHz but "
+                          f"{t[s, k, 0]:.6g} s at {profile.min_freq_mhz} MHz",
+                          "time must fall as the SM clock rises: check the frequency and time "
+                          "columns, or re-measure that stage")
