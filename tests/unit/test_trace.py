@@ -96,6 +96,7 @@ def test_tensor_parallel_collectives_are_comm_kernels():
     # the gradient of an all-gather is a reduce-scatter and vice versa, in reverse order
     assert by_phase["backward"] == [swap[o] for o in reversed(by_phase["forward"])]
     full = c.batch * c.seq * c.hidden * 2
+    assert t.meta["tp"] == t.meta["world_size"] == c.tp
     assert all(k.comm_bytes == full for k in comm)
     assert all(k.flops is None for k in comm)
     assert {k.module.split(".")[-1] for k in comm if k.module} == {"attn", "mlp"}

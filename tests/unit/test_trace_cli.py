@@ -49,3 +49,14 @@ def test_partition_of_a_missing_or_empty_trace(tmp_path, capsys):
 def test_list_presets(capsys):
     main(["trace", "--list"])
     assert "gpt-1.3b" in capsys.readouterr().out.split()
+
+
+def test_partition_with_a_simulated_gpu(tmp_path, capsys):
+    main(["trace", "--model", "gpt-tiny", "--out", str(tmp_path / "t.json")])
+    capsys.readouterr()
+    main(["partition", str(tmp_path / "t.json"), "--gpu", "a40", "--out", str(tmp_path / "p.json")])
+    assert "a40" in capsys.readouterr().out
+    from gearshift.devices.sim.presets import get_preset  # noqa: PLC0415
+
+    assert Partitioning.load(tmp_path / "p.json").min_partition_s == pytest.approx(
+        2 * get_preset("a40").switch_latency_s)

@@ -30,5 +30,13 @@ class Roofline:
         memory = (k.bytes_total or 0.0) / self.bytes_per_s
         return self.launch_s + max(compute, memory)
 
+    @classmethod
+    def from_preset(cls, preset) -> "Roofline":
+        """The roofline of a simulated GPU preset (gearshift.devices.sim.presets.GPUPreset)."""
+        return cls(flops_per_s=preset.peak_flops * preset.gemm_efficiency,
+                   bytes_per_s=preset.mem_bw_bytes_s * preset.mem_efficiency,
+                   comm_bytes_per_s=preset.link_bw_bytes_s,
+                   comm_latency_s=preset.comm_latency_s, launch_s=preset.launch_s)
+
 
 DEFAULT_ESTIMATOR = Roofline()

@@ -26,8 +26,11 @@ def trace_preset(name: str, **sizes) -> KernelTrace:
     from .tracer import trace_step as _trace  # noqa: PLC0415
 
     module, inputs, loss_fn, cfg = zoo.build(name, **sizes)
+    tp = getattr(cfg, "tp", 1)
+    # tp / world_size: the ranks a collective spans (the simulator sizes link traffic with it)
     return _trace(module, inputs, loss_fn, model_name=name,
-                  meta={"preset": name, "config": dataclasses.asdict(cfg)})
+                  meta={"preset": name, "config": dataclasses.asdict(cfg), "tp": tp,
+                        "world_size": tp})
 
 
 def presets() -> list[str]:
