@@ -20,7 +20,8 @@ def switch(quick: bool):
     """
     from ..runtime import bench as rb  # noqa: PLC0415
 
-    click.echo(f"# {rb.environment()}")
+    click.echo(f"# {rb.environment()}" + (" (a GPU is present: real-step figures follow)"
+                                           if rb.gpu_available() else " (no GPU: CPU figures only)"))
     last = None
     for name, r in rb.run_all(quick=quick):
         if name == "hook_cost":
@@ -38,5 +39,14 @@ def switch(quick: bool):
                        f"poll={r['poll']}")
             if name == "latency/write":
                 last = r
+    if rb.gpu_available():
+        g = rb.real_gpu_step(samples=50 if quick else 200)
+        click.echo(f"real_gpu_step hook_added_ns_per_launch={g['apply_added_ns_per_launch']:.1f} "
+                   f"launches_per_step={g['launches_per_step']} (dry-run, PyTorch MLP step)")
+        for trig in ("host_func", "write"):
+            click.echo(f"real_gpu_step boundary_to_clock_call trigger={trig} "
+                       f"median_us={g[trig + '_median_us']:.2f} p99_us={g[trig + '_p99_us']:.2f} "
+                       f"n={g[trig + '_n']} (upper bound: from enqueue on an idle stream)")
+        last = {"median_us": g["write_median_us"], "p99_us": g["write_p99_us"]}
     if last is not None:
         click.echo(f"median_us={last['median_us']:.2f} p99_us={last['p99_us']:.2f}")
