@@ -156,3 +156,18 @@ def test_thousands_of_kernels_run(benchmark=None):
     assert np.all(r.kernel_end_s <= bounds[[p.index for p in part.partitions
                                              for _ in range(p.start, p.end)]] + 1e-9)
     assert np.all(r.kernel_end_s >= r.kernel_start_s)
+
+
+def test_runs_a_schedule():
+    from gearshift.model import Schedule, ScheduleEntry
+
+    tr = small_trace()
+    part = Partitioning.from_cuts(tr, [0, 4])
+    sched = Schedule([ScheduleEntry(0, 0, 1200, START), ScheduleEntry(1, 4, 990)],
+                     model_signature=tr.signature(), device="NVIDIA H100 80GB HBM3",
+                     num_kernels=len(tr))
+    dev = SimDevice("h100-sxm")
+    a = dev.run_iteration(tr, part, sched, advance=False)
+    b = dev.run_iteration(tr, part, [(1200, START), (990, NO_OVERLAP)], advance=False)
+    assert (a.time_s, a.energy_j) == (b.time_s, b.energy_j)
+    assert a.partition_freq_mhz.tolist() == [1200, 990]

@@ -312,8 +312,11 @@ class Timeline:
         capped_at: dict = {}
 
         def eff_of(f_requested: int, p: int) -> int:
-            if not power_cap or f_requested == f_req[p]:
-                return int(eff[p]) if f_requested == f_req[p] else f_requested
+            """The clock partition p really runs at when ``f_requested`` is set."""
+            if f_requested == f_req[p]:
+                return int(eff[p])
+            if not power_cap:
+                return f_requested
             if f_requested not in capped_at:
                 capped_at[f_requested] = self._capped(
                     cache, comm_sms, np.full(self.num_partitions, f_requested))
