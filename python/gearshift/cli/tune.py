@@ -136,3 +136,37 @@ def report(trace_dir):
 
     print_power_limit(trace_dir, validation.DEFAULT_ETAS, zeus_trace.GPUS, False, 0.10, True)
     print_batch_size(trace_dir, list(zeus_trace.JOBS), "v100", 0.5, 50, range(3), None)
+
+
+@tune.command("iterations")
+@click.option("--kernels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Kernel names as launched, one per line.")
+@click.option("--power", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with time_s and power_w columns.")
+@click.option("--min-period-s", type=float, default=None)
+@click.option("--max-period-s", type=float, default=None)
+def iterations(kernels, power, min_period_s, max_period_s):
+    """Find the iteration from a kernel-name sequence or a power trace."""
+    from ..errors import ConfigError
+    from ..tuning import iteration
+
+    if not kernels and not power:
+        raise ConfigError("nothing to analyse", "pass --kernels FILE or --power FILE")
+    if kernels:
+        names = [ln.strip() for ln in kernels.read_text().splitlines() if ln.strip()]
+        kp = iteration.kernel_period(names)
+        click.echo(f"kernels: {len(names)}; iteration = {kp.period} kernels, first full one "
+                   f"at index {kp.offset}, {kp.repeats} repeats, {kp.match:.1%} equal, "
+                   f"signature {kp.signature}")
+    if power:
+        import numpy as np
+        import pandas as pd
+
+        df = pd.read_csv(power)
+        if not {"time_s", "power_w"} <= set(df.columns):
+            raise ConfigError(f"{power} lacks time_s/power_w columns",
+                              "write one row per sample: time_s,power_w")
+        dt = float(np.median(np.diff(df.time_s.to_numpy())))
+        pp = iteration.power_period(df.power_w.to_numpy(), dt, min_period_s, max_period_s)
+        click.echo(f"power: {len(df)} samples every {dt * 1e3:.2f} ms; iteration period "
+                   f"{pp.period_s * 1e3:.2f} ms (autocorrelation {pp.confidence:.2f})")
