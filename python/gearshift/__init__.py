@@ -49,6 +49,28 @@ def save_schedule(schedule: Schedule, path) -> None:
     schedule.save(path)
 
 
+_LAZY = {
+    # name -> (module, attribute): loaded on first access so `import gearshift` stays lean
+    "compile": ("integrations", "compile"),
+    "GearshiftConfig": ("integrations.config", "GearshiftConfig"),
+    "measure": ("monitor", "measure"),
+    "Monitor": ("monitor", "Monitor"),
+    "Measurement": ("monitor", "Measurement"),
+    "profile_partitions": ("profile", "profile_partitions"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gearshift' has no attribute '{name}'")
+
+
 def serve_metrics(port: int = 9400, addr: str = "127.0.0.1"):
     """Serve this process's Prometheus metrics (loopback by default); see gearshift.metrics."""
     from .metrics import serve_metrics as _serve  # noqa: PLC0415  (prometheus only when asked)
@@ -57,7 +79,8 @@ def serve_metrics(port: int = 9400, addr: str = "127.0.0.1"):
 
 
 __all__ = [
-    "ClockPermissionError", "ConfigError", "DeviceError", "FormatError", "Frontier",
+    "ClockPermissionError", "ConfigError", "GearshiftConfig", "Measurement", "Monitor",
+    "compile", "measure", "profile_partitions", "DeviceError", "FormatError", "Frontier",
     "GearshiftError", "InfeasibleSelectionError", "KernelRecord", "KernelTrace",
     "NativeUnavailableError", "Overlap", "Partition", "Partitioning", "Profile", "Schedule",
     "ScheduleMismatchError", "TraceError", "UnsupportedClockError", "__version__",

@@ -63,7 +63,7 @@ def test_daemon_device_switches_through_the_daemon():
     from gearshift.daemon.device import DaemonDevice
     from test_daemon import Daemon
 
-    d = Daemon(backend="sim", lease_s=0.6)
+    d = Daemon(backend="sim", lease_s=1.0)
     try:
         dev = DaemonDevice.from_device(f"daemon:{d.socket}")
         assert dev.kind == "daemon"
@@ -71,7 +71,7 @@ def test_daemon_device_switches_through_the_daemon():
         dev.set_sm_clock(1200)
         import time
 
-        time.sleep(1.5)  # longer than the lease: the native heartbeat keeps it
+        time.sleep(2.2)  # longer than the lease: the native heartbeat keeps it
         assert dev.client.status()["gpus"][0]["locked_mhz"] == 1200
         dev.reset_sm_clock()
         dev.reset_sm_clock()  # safe to repeat

@@ -33,8 +33,15 @@ def resolve_gid(value: str | int) -> int:
                           "pass a group name or gid listed by `getent group`") from None
 
 
-# The simulated H100 SXM's SM clocks, highest first: what dry-run presents without a GPU.
-SIM_H100_SXM_MHZ = tuple(range(1980, 344, -15))
+def simulated_clocks_mhz() -> list[int]:
+    """The simulated GPU's SM clocks, highest first (GEARSHIFT_SIM_PRESET, default H100 SXM:
+    345-1980 MHz in 15 MHz steps): what the sim backend, and dry-run without a GPU, present."""
+    from ..config import environment  # noqa: PLC0415
+    from ..devices.sim.presets import ALIASES, PRESETS, get_preset  # noqa: PLC0415
+
+    key = environment().sim_preset.lower()
+    preset = PRESETS.get(ALIASES.get(key, key)) or get_preset(key)  # get_preset: the clear error
+    return list(preset.freqs_mhz)
 
 
 def _visible_gpus() -> tuple[int, list[int]]:
@@ -54,13 +61,13 @@ def make_backend(kind: str):
         # On a GPU: its real clock list (never changed); without one: the simulated H100's.
         count, clocks = _visible_gpus()
         if not count:
-            count, clocks = 1, list(SIM_H100_SXM_MHZ)
+            count, clocks = 1, simulated_clocks_mhz()
         return C.DryRunBackend(count, clocks), "dry-run"
     if kind == "sim":
         if hasattr(C, "SimBackend"):
-            return C.SimBackend(1, list(SIM_H100_SXM_MHZ)), "sim"
+            return C.SimBackend(1, simulated_clocks_mhz()), "sim"
         # Until the simulated time base is wired in, sim presents the same clocks, logged.
-        return C.DryRunBackend(1, list(SIM_H100_SXM_MHZ)), "sim"
+        return C.DryRunBackend(1, simulated_clocks_mhz()), "sim"
     if kind == "nvml":
         if not hasattr(C, "NvmlBackend"):
             raise DeviceError("this build has no nvml clock backend",

@@ -1,0 +1,14 @@
+"""Wrapping: ``gearshift.compile(model, config)`` and the ``torch.compile`` backend "gearshift".
+
+Importing this package imports torch only through ``wrap``/``dynamo``, on first use.
+"""
+
+from .config import GearshiftConfig, validate_objective
+
+__all__ = ["GearshiftConfig", "compile", "validate_objective"]
+
+
+def compile(model, config=None, **kwargs):  # noqa: A001
+    from .wrap import compile as _compile  # noqa: PLC0415
+
+    return _compile(model, config, **kwargs)

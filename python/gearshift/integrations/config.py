@@ -1,0 +1,102 @@
+"""GearshiftConfig: what ``gearshift.compile`` does, as a frozen, JSON round-trippable value."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from ..config import validate_device
+from ..errors import ConfigError, FormatError
+
+CONFIG_VERSION = 1
+
+
+def validate_objective(objective: str) -> str:
+    """``iso-time`` | ``iso-energy`` | ``max-slowdown=X`` (X >= 1) | ``cost=ETA`` (0..1)."""
+    kind, _, arg = str(objective).partition("=")
+    kind = kind.strip()
+    ok = kind in ("iso-time", "iso-energy") and not arg
+    if kind in ("max-slowdown", "cost") and arg:
+        try:
+            v = float(arg)
+        except ValueError:
+            v = float("nan")
+        ok = v >= 1.0 if kind == "max-slowdown" else 0.0 <= v <= 1.0
+    if not ok:
+        raise ConfigError(f"unknown objective '{objective}'",
+                          "use iso-time (least energy at the same time), iso-energy (least time "
+                          "at the same energy), max-slowdown=X (X >= 1, e.g. 1.05) or cost=ETA "
+                          "(0 <= ETA <= 1, weight of energy against time)")
+    return objective
+
+
+@dataclass(frozen=True)
+class GearshiftConfig:
+    """- ``objective``: iso-time | iso-energy | max-slowdown=X | cost=ETA.
+    - ``device``: auto | sim | nvml | dry-run | daemon:/path.sock.
+    - ``sim_preset``: the simulated GPU (h100-sxm, a100-sxm, a40); None = GEARSHIFT_SIM_PRESET.
+    - ``schedule_path``: load the schedule from here if the file exists (after checking it was
+      made for this model and device), else plan and save it here.
+    - ``artifacts_dir``: where planning also writes trace, partitioning, profile and frontier.
+    - ``min_freq_mhz`` / ``freq_step_mhz`` / ``overlaps``: the profiled options.
+    - ``progress``: show progress bars while planning.
+    """
+
+    objective: str = "iso-time"
+    device: str = "auto"
+    sim_preset: str | None = None
+    schedule_path: str | None = None
+    artifacts_dir: str | None = None
+    min_freq_mhz: int | None = None
+    freq_step_mhz: int | None = None
+    overlaps: tuple[str, ...] | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        validate_objective(self.objective)
+        validate_device(self.device)
+        if self.overlaps is not None:
+            object.__setattr__(self, "overlaps", tuple(self.overlaps))
+        for name in ("min_freq_mhz", "freq_step_mhz"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+                raise ConfigError(f"{name}={v!r} must be a positive whole number of MHz",
+                                  f"set {name} to e.g. 900, or leave it None")
+
+    def replace(self, **changes) -> "GearshiftConfig":
+        from dataclasses import replace  # noqa: PLC0415
+
+        return replace(self, **changes)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["overlaps"] = list(self.overlaps) if self.overlaps is not None else None
+        return {"format": "gearshift.config", "version": CONFIG_VERSION, **d}
+
+    @classmethod
+    def from_json(cls, data: dict, path: str | None = None) -> "GearshiftConfig":
+        if not isinstance(data, dict) or data.get("format") != "gearshift.config":
+            raise FormatError(path, "format", "this is not a gearshift.config object",
+                              "write {\"format\": \"gearshift.config\", \"version\": 1, ...}")
+        if int(data.get("version", 1)) > CONFIG_VERSION:
+            raise FormatError(path, "version", f"version {data['version']} is newer than "
+                              f"{CONFIG_VERSION}", "upgrade gearshift")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known - {"format", "version"}
+        if unknown:
+            raise FormatError(path, sorted(unknown)[0], "is not a config field",
+                              f"use only {', '.join(sorted(known))}")
+        kw = {k: v for k, v in data.items() if k in known}
+        if kw.get("overlaps") is not None:
+            kw["overlaps"] = tuple(kw["overlaps"])
+        return cls(**kw)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GearshiftConfig":
+        from ..model._io import read_json  # noqa: PLC0415
+
+        return cls.from_json(read_json(path), str(path))

@@ -1,0 +1,64 @@
+"""Trace -> partition -> profile -> search: the whole planning flow for one model and device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..model import Frontier, KernelTrace, Partitioning, Profile, Schedule
+from ..profile.progress import Stage
+from .config import GearshiftConfig
+
+
+@dataclass
+class Plan:
+    trace: KernelTrace
+    partitioning: Partitioning
+    profile: Profile
+    frontier: Frontier
+    schedule: Schedule
+
+
+def switch_latency_s(device) -> float | None:
+    preset = getattr(device, "preset", None)
+    return getattr(preset, "switch_latency_s", None)
+
+
+def plan_for(trace: KernelTrace, device, config: GearshiftConfig, *, step=None,
+             partition_marks=None) -> Plan:
+    """Partition ``trace``, profile it on ``device``, search, select by ``config.objective``.
+
+    Raises InfeasibleSelectionError (naming the closest point) when no point meets the objective.
+    """
+    from ..partition import partition  # noqa: PLC0415
+    from ..profile import profile_partitions  # noqa: PLC0415
+    from ..search.iteration import plan_iteration  # noqa: PLC0415
+
+    show = config.progress
+    with Stage(f"partitioning {len(trace)} kernels", show):
+        parts = partition(trace, switch_latency_s=switch_latency_s(device))
+    prof = profile_partitions(trace, parts, device, min_freq_mhz=config.min_freq_mhz,
+                              step_mhz=config.freq_step_mhz, overlaps=config.overlaps,
+                              progress=show, step=step, partition_marks=partition_marks)
+    with Stage(f"searching the time-energy frontier ({config.objective})", show):
+        frontier, schedule = plan_iteration(prof, parts, trace.signature(), device.facts.name,
+                                            objective=config.objective)
+    schedule.extra.setdefault("model", trace.model)
+    plan = Plan(trace, parts, prof, frontier, schedule)
+    if config.artifacts_dir:
+        save_artifacts(plan, config.artifacts_dir)
+    return plan
+
+
+def save_artifacts(plan: Plan, directory: str | Path) -> dict[str, Path]:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = {"trace": d / "trace.json", "partitioning": d / "partitioning.json",
+           "profile": d / "profile.json", "frontier": d / "frontier.json",
+           "schedule": d / "schedule.json"}
+    plan.trace.save(out["trace"])
+    plan.partitioning.save(out["partitioning"])
+    plan.profile.save(out["profile"])
+    plan.frontier.save(out["frontier"])
+    plan.schedule.save(out["schedule"])
+    return out

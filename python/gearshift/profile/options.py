@@ -1,0 +1,59 @@
+"""Candidate (SM clock, overlap) options a profile measures."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..model import NO_OVERLAP, DeviceFacts, Overlap
+
+# Communication placements worth trying: serialised, launched with the compute (what DDP/FSDP
+# do, on the library's SMs or on fewer), and held back behind the first compute kernels.
+DEFAULT_OVERLAPS = ("serial", "start", "start/sms=8", "start/sms=16", "after1", "after2")
+# What a training framework does without gearshift; the search's all-max baseline uses it.
+FRAMEWORK_OVERLAP = "start"
+# Below this fraction of the top clock, runs are long and dear on every profiled workload.
+DEFAULT_MIN_FREQ_FRACTION = 0.5
+
+
+def candidate_freqs(facts: DeviceFacts, freqs_mhz=None, *, min_freq_mhz: int | None = None,
+                    step_mhz: int | None = None) -> list[int]:
+    """The clocks to profile, highest first: ``freqs_mhz`` as given (each must be supported), or
+    the supported clocks from ``min_freq_mhz`` (default half the top clock) up, thinned to
+    ``step_mhz`` apart; the top clock is always kept (the baseline runs there)."""
+    supported = sorted(set(facts.supported_freqs_mhz), reverse=True)
+    if freqs_mhz is not None:
+        bad = [f for f in freqs_mhz if f not in supported]
+        if bad:
+            raise ConfigError(f"{bad[0]} MHz is not a supported SM clock of {facts.name}",
+                              f"pick from {supported[-1]}..{supported[0]} MHz "
+                              "(see `gearshift info`)")
+        return sorted(set(int(f) for f in freqs_mhz), reverse=True)
+    lo = min_freq_mhz if min_freq_mhz is not None else int(facts.max_freq_mhz *
+                                                            DEFAULT_MIN_FREQ_FRACTION)
+    out: list[int] = []
+    for f in supported:
+        if f < lo:
+            break
+        if not out or step_mhz is None or out[-1] - f >= step_mhz:
+            out.append(f)
+    if not out:
+        raise ConfigError(f"no supported clock of {facts.name} is >= {lo} MHz",
+                          "lower min_freq_mhz")
+    return out
+
+
+def parse_overlaps(overlaps) -> list[Overlap]:
+    """Overlap choices from strings or Overlap objects; ``serial`` first (it stands for
+    ``none`` on partitions without communication)."""
+    out: list[Overlap] = []
+    for o in overlaps or DEFAULT_OVERLAPS:
+        try:
+            ov = Overlap.parse(o) if isinstance(o, str) else o
+        except ValueError as exc:
+            raise ConfigError(str(exc), "use serial, start, afterK, optionally /sms=N") from exc
+        if ov == NO_OVERLAP:
+            ov = Overlap("serial")
+        if ov not in out:
+            out.append(ov)
+    if Overlap("serial") in out:
+        out.remove(Overlap("serial"))
+    return [Overlap("serial")] + out

@@ -1,0 +1,40 @@
+"""gearshift.compile: config, lazy API, wrapping a user's own module on CPU with the simulator."""
+
+import json
+
+import pytest
+
+import gearshift
+from gearshift.errors import ConfigError, FormatError, ScheduleMismatchError
+from gearshift.integrations import GearshiftConfig
+
+
+def test_config_round_trips_through_json(tmp_path):
+    cfg = GearshiftConfig(objective="max-slowdown=1.05", device="sim", sim_preset="a100-sxm",
+                          schedule_path="s.json", overlaps=("serial", "start"), progress=False)
+    again = GearshiftConfig.from_json(json.loads(json.dumps(cfg.to_json())))
+    assert again == cfg
+    cfg.save(tmp_path / "c.json")
+    assert GearshiftConfig.load(tmp_path / "c.json") == cfg
+    with pytest.raises(Exception):
+        cfg.objective = "iso-energy"          # frozen
+
+
+@pytest.mark.parametrize("bad", ["fastest", "max-slowdown=0.9", "cost=2", "cost=", "iso-time=1"])
+def test_bad_objectives_name_the_choices(bad):
+    with pytest.raises(ConfigError, match="max-slowdown=X"):
+        GearshiftConfig(objective=bad)
+
+
+def test_bad_device_and_unknown_config_field():
+    with pytest.raises(ConfigError, match="unknown device"):
+        GearshiftConfig(device="tpu")
+    with pytest.raises(FormatError, match="not a config field"):
+        GearshiftConfig.from_json({"format": "gearshift.config", "version": 1, "speed": 3})
+
+
+def test_public_api_is_lazy():
+    assert gearshift.GearshiftConfig is GearshiftConfig
+    assert callable(gearshift.compile) and callable(gearshift.measure)
+    with pytest.raises(AttributeError):
+        gearshift.does_not_exist

@@ -1,0 +1,88 @@
+"""gearshift.compile wrapping a user's own small module on CPU with the simulated GPU."""
+
+import pytest
+
+import gearshift
+from gearshift.errors import ConfigError, ScheduleMismatchError
+
+# ---- wrapping (needs torch, the tracer, partitioner, simulator and search) -----------------
+torch = pytest.importorskip("torch")
+for mod in ("gearshift.trace", "gearshift.partition", "gearshift.devices.sim",
+            "gearshift.search.iteration"):
+    pytest.importorskip(mod)
+
+
+class Small(torch.nn.Module):
+    def __init__(self, width=128):
+        super().__init__()
+        self.a = torch.nn.Linear(32, width)
+        self.b = torch.nn.Linear(width, 1)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def train(model, steps=4):
+    torch.manual_seed(0)
+    x = torch.randn(64, 32)
+    y = x[:, :1] * 2.0
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+def test_wrap_user_module_on_cpu_with_simulated_gpu(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "sched.json"
+    model = Small()
+    g = gearshift.compile(model, device="sim", schedule_path=str(path), progress=False)
+    with gearshift.measure("train") as m:
+        losses = train(g)
+    assert losses[-1] < losses[0]                        # the model really trained
+    run = g.gearshift
+    assert run.enforcer.iterations == 4 and run.loaded_from is None
+    assert path.exists()
+    assert m.source == "simulated" and m.time_s > 0 and m.energy_j("gpu") > 0
+    # the window holds exactly the four simulated iterations
+    one = run.enforcer.device.run_iteration(run.enforcer.trace, run.enforcer.partitioning,
+                                            run.schedule, advance=False)
+    assert m.time_s == pytest.approx(4 * one.time_s, rel=1e-6)
+    s = run.savings()
+    assert s["source"] == "simulated" and s["time_s"] <= s["baseline_time_s"] * (1 + 1e-9)
+
+    # eval / no-grad calls do not count as training steps
+    g.eval()
+    with torch.no_grad():
+        g(torch.randn(2, 32))
+    assert run.enforcer.iterations == 4
+
+    # a second wrap loads the saved schedule instead of planning
+    g2 = gearshift.compile(Small(), device="sim", schedule_path=str(path), progress=False)
+    train(g2, steps=1)
+    assert g2.gearshift.loaded_from == str(path) and g2.gearshift.plan is None
+    assert g2.gearshift.schedule.to_json() == run.schedule.to_json()
+
+
+def test_saved_schedule_for_another_model_or_device_is_refused(tmp_path):
+    path = tmp_path / "sched.json"
+    g = gearshift.compile(Small(), device="sim", schedule_path=str(path), progress=False,
+                          example_inputs=torch.randn(8, 32))
+    assert g.gearshift.ready
+    with pytest.raises(ScheduleMismatchError, match="another model") as exc:
+        gearshift.compile(Small(width=64), device="sim", schedule_path=str(path),
+                          progress=False, example_inputs=torch.randn(8, 32))
+    assert "re-plan" in exc.value.fix
+    with pytest.raises(ScheduleMismatchError, match="another device"):
+        gearshift.compile(Small(), device="sim", sim_preset="a100-sxm", schedule_path=str(path),
+                          progress=False, example_inputs=torch.randn(8, 32))
+
+
+def test_compile_rejects_non_modules():
+    with pytest.raises(ConfigError, match="nn.Module"):
+        gearshift.compile(lambda x: x)
