@@ -110,3 +110,31 @@ def test_native_daemon_clock_backend():
                 daemon_clock_backend(d.socket)
     finally:
         d.close()
+
+
+def test_resolve_device_daemon_and_auto_choice(monkeypatch, live_socket):
+    from gearshift.config import Environment
+    from gearshift.daemon.device import DaemonDevice
+    from gearshift.devices import nvml_query
+    from gearshift.integrations import device as integ
+    from test_daemon import Daemon
+
+    d = Daemon(backend="dry-run")
+    try:
+        dev = integ.resolve_device(f"daemon:{d.socket}")
+        assert isinstance(dev, DaemonDevice)
+        dev.set_sm_clock(1410)
+        d.wait_event(r"lock gpu=0 mhz=1410")
+        dev.close()
+    finally:
+        d.close()
+    # auto: a GPU this process may not clock, not root, and the default socket exists.
+    gpu = nvml_query.GpuInfo(index=0, name="NVIDIA H100", may_lock_clocks=False,
+                             why_not="needs root")
+    monkeypatch.setattr(nvml_query, "query", lambda: nvml_query.NvmlReport(True, gpus=[gpu]))
+    monkeypatch.setattr(integ, "environment", lambda: Environment(daemon_socket=live_socket))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    kind, why = integ.auto_kind()
+    assert kind == f"daemon:{live_socket}" and "not root" in why
+    monkeypatch.setattr(integ, "environment", lambda: Environment(daemon_socket="/nonexistent"))
+    assert integ.auto_kind()[0] == "dry-run"

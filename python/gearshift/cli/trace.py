@@ -1,3 +1,66 @@
-from ._stub import stub
+"""`gearshift trace`: one training step of a zoo model -> a kernel trace file."""
 
-trace = stub("trace", 4, "trace a training step")
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import click
+
+from ..errors import ConfigError
+
+
+def _si(x: float, unit: str) -> str:
+    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f} {prefix}{unit}"
+    return f"{x:.0f} {unit}"
+
+
+def summary(trace) -> list[str]:
+    """A few lines for people: kernels by phase and kind, FLOPs, bytes, collectives."""
+    phases = Counter(k.phase for k in trace.kernels)
+    comm = [k for k in trace.kernels if k.kind == "comm"]
+    lines = [f"{trace.model or 'model'}: {len(trace)} kernels "
+             f"({', '.join(f'{n} {p}' for p, n in phases.items())}), "
+             f"signature {trace.signature()}",
+             f"  FLOPs {_si(trace.total_flops(), 'FLOP')}, memory traffic "
+             f"{_si(trace.total_bytes(), 'B')}"]
+    if comm:
+        ops = Counter(k.comm_op for k in comm)
+        lines.append(f"  communication: {len(comm)} kernels "
+                     f"({', '.join(f'{n} {o}' for o, n in ops.items())}), "
+                     f"{_si(sum(k.comm_bytes or 0 for k in comm), 'B')}")
+    return lines
+
+
+@click.command()
+@click.option("--model", "-m", "model", default="gpt-1.3b", show_default=True,
+              help="Zoo preset to trace (--list shows them).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the trace here (JSON).")
+@click.option("--batch", type=int, default=None, help="Override the preset's batch size.")
+@click.option("--seq", type=int, default=None, help="Override the sequence length (GPT).")
+@click.option("--layers", type=int, default=None, help="Override the number of layers (GPT).")
+@click.option("--list", "list_", is_flag=True, help="List the model presets and exit.")
+def trace(model: str, out: str | None, batch, seq, layers, list_: bool) -> None:
+    """Trace one training step (forward, backward, AdamW step) on the meta device: no GPU and
+    no memory needed, any model size."""
+    from .. import trace as tr  # noqa: PLC0415
+
+    if list_:
+        for name in tr.presets():
+            click.echo(name)
+        return
+    for name, v in (("--batch", batch), ("--seq", seq), ("--layers", layers)):
+        if v is not None and v < 1:
+            raise ConfigError(f"{name} {v} must be >= 1", f"pass a positive {name}")
+    t0 = time.perf_counter()
+    result = tr.trace_preset(model, batch=batch, seq=seq, layers=layers)
+    took = time.perf_counter() - t0
+    for line in summary(result):
+        click.echo(line)
+    click.echo(f"  traced on meta in {took:.2f} s")
+    if out:
+        result.save(out)
+        click.echo(f"wrote {out}")

@@ -13,6 +13,10 @@ def get_device(kind: str = "sim", **options):
 
         preset = options.pop("preset", None) or environment().sim_preset
         return SimDevice(preset, **options)
+    if kind.startswith("daemon:"):
+        from ..daemon.device import DaemonDevice  # noqa: PLC0415
+
+        return DaemonDevice.from_device(kind, **options)
     raise ConfigError(f"get_device does not build '{kind}' devices here",
                       "use get_device('sim', preset=...); nvml and dry-run devices come from "
                       "their own modules")

@@ -18,6 +18,11 @@ def auto_kind() -> tuple[str, str]:
         return "sim", f"no GPU ({rep.reason or 'none visible'}); using the simulated GPU"
     if all(g.may_lock_clocks for g in rep.gpus):
         return "nvml", "a GPU is present and this process may lock its clocks"
+    from ..daemon.select import choose_clock_backend  # noqa: PLC0415
+
+    clk = choose_clock_backend("auto", True, False, env.daemon_socket, rep.gpus[0].why_not)
+    if clk.backend == "daemon":
+        return clk.device, clk.why
     return "dry-run", "a GPU is present but this process may not lock clocks: " + rep.gpus[0].why_not
 
 

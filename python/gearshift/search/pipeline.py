@@ -16,7 +16,7 @@ import numpy as np
 
 from ..model.frontier import Choice, Frontier, FrontierPoint
 from ..pipeline import INSTRUCTIONS, PipelinePlan, PipelineResult
-from .pipeline_lp import crash, fill_slack, relaxation, round_diffuse, round_down, round_hull
+from .pipeline_lp import _highspy, crash, fill_slack, relaxation, round_diffuse, round_down, round_hull
 from .pipeline_problem import PipelineProblem
 
 
@@ -110,7 +110,7 @@ def add_choice(search: PipelineSearch, choice: np.ndarray, deadline_s) -> Candid
     return cand
 
 
-EXACT_MAX_OPTIONS = 200   # up to this many (computation, clock) pairs, also solve exactly (MILP)
+EXACT_MAX_OPTIONS = 64    # up to this many (computation, clock) pairs, also solve exactly (MILP)
 
 
 def plan_at(search: PipelineSearch, deadline_s: float, thorough: bool = True) -> Candidate:
@@ -123,10 +123,11 @@ def plan_at(search: PipelineSearch, deadline_s: float, thorough: bool = True) ->
     search.bounds[deadline_s] = bound
     search.relaxed[deadline_s] = durations
     best = round_all(search, durations, deadline_s, thorough)
-    if sum(len(prob.options[k].time_s) for k in prob.op_key) <= EXACT_MAX_OPTIONS:
+    if sum(len(prob.options[k].time_s) for k in prob.op_key) <= EXACT_MAX_OPTIONS and \
+            _highspy():
         from .pipeline_milp import milp_plan
 
-        choice, _, _ = milp_plan(prob, deadline_s, time_limit_s=5.0)
+        choice, _, _ = milp_plan(prob, deadline_s, time_limit_s=2.0)
         if choice is not None:
             cand = add_choice(search, choice, deadline_s)
             if cand.energy_j < best.energy_j:

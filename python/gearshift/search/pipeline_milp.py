@@ -46,8 +46,6 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
               start: np.ndarray | None = None) -> tuple[np.ndarray | None, float, bool]:
     """(option index per computation or None, dual bound on the energy, proven optimal).
     The objective is the real energy: sum of reduced costs + P*S*makespan, makespan <= T."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-
     n = prob.num_ops
     if allowed is None:
         allowed = [np.arange(len(prob.options[k].time_s)) for k in prob.op_key]
@@ -98,24 +96,54 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
         lo.append(1.0)
         hi.append(1.0)
         r += 1
-    a = sp.csr_matrix((vals, (rows, cols)), shape=(r, n + nb + 1))
+    a = sp.csr_matrix((vals, (rows, cols)), shape=(r, n + nb + 1)).tocsc()
     c = np.concatenate([np.zeros(n)] + [costs[i] for i in free] +
                        [[prob.blocking_power_w * prob.stages]])
-    integrality = np.concatenate([np.zeros(n), np.ones(nb), [0]])
-    bounds = Bounds(np.zeros(n + nb + 1),
-                    np.concatenate([np.full(n, np.inf), np.ones(nb), [deadline_s]]))
-    res = milp(c, constraints=LinearConstraint(a, lo, hi), integrality=integrality,
-               bounds=bounds, options={"time_limit": time_limit_s, "mip_rel_gap": rel_gap,
-                                       "disp": False})
-    dual = getattr(res, "mip_dual_bound", None)
-    dual = fixed_c + (dual if dual is not None else -np.inf)
-    if res.x is None:
+    x, dual, optimal = _solve(a, c, np.array(lo), np.array(hi), n, nb, deadline_s,
+                              time_limit_s, rel_gap)
+    dual = fixed_c + dual
+    if x is None:
         return None, dual, False
     choice = np.empty(n, dtype=np.int64)
     for i in range(n):
         if i in col_of:
-            y = res.x[col_of[i]:col_of[i] + len(times[i])]
+            y = x[col_of[i]:col_of[i] + len(times[i])]
             choice[i] = allowed[i][int(np.argmax(y))]
         else:
             choice[i] = allowed[i][0]
-    return choice, dual, res.status == 0
+    return choice, dual, optimal
+
+
+def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap):
+    # highspy rather than scipy.optimize.milp: scipy's build of HiGHS prints MIP debug lines
+    # on stdout, which would corrupt the CLI's output contract
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(rel_gap))
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    nv = n + nb + 1
+    lp.num_col_, lp.num_row_ = nv, a.shape[0]
+    lp.col_cost_ = c
+    lp.col_lower_ = np.zeros(nv)
+    lp.col_upper_ = np.concatenate([np.full(n, inf), np.ones(nb), [deadline_s]])
+    lp.row_lower_ = row_lo
+    lp.row_upper_ = np.where(np.isinf(row_hi), inf, row_hi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    lp.integrality_ = [highspy.HighsVarType.kContinuous] * n + \
+        [highspy.HighsVarType.kInteger] * nb + [highspy.HighsVarType.kContinuous]
+    h.passModel(lp)
+    h.run()
+    info = h.getInfo()
+    status = h.getModelStatus()
+    dual = info.mip_dual_bound if np.isfinite(info.mip_dual_bound) else -np.inf
+    if info.primal_solution_status != 2:          # no feasible solution found
+        return None, dual, False
+    return (np.asarray(h.getSolution().col_value), dual,
+            status == highspy.HighsModelStatus.kOptimal)

@@ -1,0 +1,260 @@
+"""A small model zoo for demos and tests: GPT-style decoders and a ResNet-50-like CNN.
+
+Defined here, no downloads. Built on the meta device, a preset of any size costs no memory.
+``gpt-*-tp4`` presets shard attention and MLP Megatron-style over 4 ranks with sequence
+parallelism, so their trace holds all-gather and reduce-scatter kernels; the collectives are the
+real ``_c10d_functional`` ops, whose meta kernels need no process group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import TraceError
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    layers: int = 12
+    hidden: int = 768
+    heads: int = 12
+    seq: int = 1024
+    batch: int = 8
+    vocab: int = 50304
+    mlp_ratio: int = 4
+    tp: int = 1                  # tensor-parallel degree (collectives appear when > 1)
+    dtype: str = "bfloat16"
+
+    def check(self) -> "GPTConfig":
+        problems = []
+        if self.hidden % self.heads:
+            problems.append(f"hidden {self.hidden} is not divisible by heads {self.heads}")
+        if self.tp > 1 and (self.heads % self.tp or self.seq % self.tp):
+            problems.append(f"heads {self.heads} and seq {self.seq} must be divisible by tp "
+                            f"{self.tp}")
+        if min(self.layers, self.hidden, self.heads, self.seq, self.batch, self.tp) < 1:
+            problems.append("every size must be >= 1")
+        if problems:
+            raise TraceError("invalid GPT configuration: " + "; ".join(problems),
+                             "pick sizes that divide evenly")
+        return self
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    blocks: tuple[int, int, int, int] = (3, 4, 6, 3)
+    width: int = 64
+    batch: int = 32
+    image: int = 224
+    classes: int = 1000
+    dtype: str = "bfloat16"
+
+
+GPT_PRESETS = {
+    "gpt-tiny": GPTConfig(layers=2, hidden=64, heads=4, seq=32, batch=2, vocab=512),
+    "gpt-125m": GPTConfig(layers=12, hidden=768, heads=12, seq=1024, batch=8),
+    "gpt-350m": GPTConfig(layers=24, hidden=1024, heads=16, seq=1024, batch=8),
+    "gpt-760m": GPTConfig(layers=24, hidden=1536, heads=16, seq=2048, batch=8),
+    "gpt-1.3b": GPTConfig(layers=24, hidden=2048, heads=16, seq=2048, batch=8),
+    "gpt-2.7b": GPTConfig(layers=32, hidden=2560, heads=32, seq=2048, batch=8),
+    "gpt-6.7b": GPTConfig(layers=32, hidden=4096, heads=32, seq=2048, batch=4),
+    "gpt-13b": GPTConfig(layers=40, hidden=5120, heads=40, seq=2048, batch=4),
+    "gpt-tiny-tp2": GPTConfig(layers=2, hidden=64, heads=4, seq=32, batch=2, vocab=512, tp=2),
+    "gpt-1.3b-tp4": GPTConfig(layers=24, hidden=2048, heads=16, seq=2048, batch=8, tp=4),
+    "gpt-6.7b-tp4": GPTConfig(layers=32, hidden=4096, heads=32, seq=2048, batch=4, tp=4),
+}
+RESNET_PRESETS = {
+    "resnet-tiny": ResNetConfig(blocks=(1, 1, 1, 1), width=8, batch=2, image=32, classes=10),
+    "resnet50": ResNetConfig(),
+}
+
+
+def presets() -> list[str]:
+    return list(GPT_PRESETS) + list(RESNET_PRESETS)
+
+
+# --- tensor-parallel collectives (sequence parallel, sequence-first layout [T, B, H]) -----------
+
+def _all_gather(x: torch.Tensor, tp: int) -> torch.Tensor:
+    y = torch.ops._c10d_functional_autograd.all_gather_into_tensor(x, tp, "tp")
+    return torch.ops._c10d_functional.wait_tensor(y)
+
+
+def _reduce_scatter(x: torch.Tensor, tp: int) -> torch.Tensor:
+    y = torch.ops._c10d_functional_autograd.reduce_scatter_tensor(x, "sum", tp, "tp")
+    return torch.ops._c10d_functional.wait_tensor(y)
+
+
+# --- GPT ------------------------------------------------------------------------------------------
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.tp = cfg.tp
+        self.heads = cfg.heads // cfg.tp
+        self.local = cfg.hidden // cfg.tp
+        self.qkv = nn.Linear(cfg.hidden, 3 * self.local)
+        self.proj = nn.Linear(self.local, cfg.hidden)
+
+    def forward(self, x):                       # x: [T/tp, B, H]
+        if self.tp > 1:
+            x = _all_gather(x, self.tp)
+        t, b, _ = x.shape
+        q, k, v = self.qkv(x).split(self.local, dim=-1)
+        q, k, v = (z.reshape(t, b, self.heads, -1).permute(1, 2, 0, 3) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = self.proj(y.permute(2, 0, 1, 3).reshape(t, b, self.local))
+        return _reduce_scatter(y, self.tp) if self.tp > 1 else y
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.tp = cfg.tp
+        inner = cfg.mlp_ratio * cfg.hidden // cfg.tp
+        self.fc = nn.Linear(cfg.hidden, inner)
+        self.act = nn.GELU(approximate="tanh")
+        self.proj = nn.Linear(inner, cfg.hidden)
+
+    def forward(self, x):
+        if self.tp > 1:
+            x = _all_gather(x, self.tp)
+        y = self.proj(self.act(self.fc(x)))
+        return _reduce_scatter(y, self.tp) if self.tp > 1 else y
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.hidden)
+        self.attn = Attention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.hidden)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """A GPT-2/3-style pre-norm decoder with tied embeddings."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg.check()
+        self.wte = nn.Embedding(cfg.vocab, cfg.hidden)
+        self.wpe = nn.Embedding(cfg.seq, cfg.hidden)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.hidden)
+        self.lm_head = nn.Linear(cfg.hidden, cfg.vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):                      # idx: [B, T] token ids
+        t = idx.shape[1]
+        pos = torch.arange(t, device=idx.device)
+        x = (self.wte(idx) + self.wpe(pos)).transpose(0, 1)   # [T, B, H]
+        tp = self.cfg.tp
+        if tp > 1:  # sequence parallel: each rank keeps its slice of the sequence
+            x = x[: t // tp]
+        for block in self.blocks:
+            x = block(x)
+        x = self.ln_f(x)
+        if tp > 1:
+            x = _all_gather(x, tp)
+        return self.lm_head(x)                   # [T, B, vocab]
+
+
+def gpt_loss(targets: torch.Tensor):
+    """Cross entropy of [T, B, vocab] logits against [B, T] targets, in fp32 as usual."""
+    def loss(logits):
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.transpose(0, 1).flatten())
+    return loss
+
+
+# --- ResNet-50-like CNN ---------------------------------------------------------------------------
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * self.expansion
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                            nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        idt = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + idt)
+
+
+class ResNet(nn.Module):
+    def __init__(self, cfg: ResNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        layers, cin = [], w
+        for i, n in enumerate(cfg.blocks):
+            width = w * 2 ** i
+            blocks = []
+            for j in range(n):
+                blocks.append(Bottleneck(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * Bottleneck.expansion
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.fc = nn.Linear(cin, cfg.classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+# --- presets -> (module, inputs, loss) ------------------------------------------------------------
+
+def preset_config(name: str, **overrides):
+    """The config of a preset with sizes overridden (batch=, seq=, layers=, ...)."""
+    base = GPT_PRESETS.get(name) or RESNET_PRESETS.get(name)
+    if base is None:
+        raise TraceError(f"unknown model preset '{name}'",
+                         f"use one of: {', '.join(presets())}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(base)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise TraceError(f"preset '{name}' has no setting {', '.join(bad)}",
+                         f"its settings are {', '.join(sorted(known))}")
+    return dataclasses.replace(base, **overrides)
+
+
+def build(name: str, device: str = "meta", **overrides):
+    """(module, example_inputs, loss_fn, config) for a preset, built on ``device``."""
+    cfg = preset_config(name, **overrides)
+    dtype = getattr(torch, cfg.dtype)
+    with torch.device(device):
+        if isinstance(cfg, GPTConfig):
+            model = GPT(cfg.check()).to(dtype)
+            idx = torch.randint(0, cfg.vocab, (cfg.batch, cfg.seq))
+            targets = torch.randint(0, cfg.vocab, (cfg.batch, cfg.seq))
+            return model, (idx,), gpt_loss(targets), cfg
+        model = ResNet(cfg).to(dtype)
+        images = torch.randn(cfg.batch, 3, cfg.image, cfg.image, dtype=dtype)
+        labels = torch.randint(0, cfg.classes, (cfg.batch,))
+        return model, (images,), (lambda out: F.cross_entropy(out.float(), labels)), cfg
