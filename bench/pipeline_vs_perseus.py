@@ -90,7 +90,7 @@ def n96_time(model: str = "gpt3-175b", repeats: int = 3) -> dict:
     for _ in range(repeats):
         t0 = time.perf_counter()
         prob = PipelineProblem(prof, "1f1b", 8, 96, P_BLOCK_W)
-        search = pipeline_frontier(prob, points=4, between=6, thorough=False)
+        search = pipeline_frontier(prob, points=3, between=6, thorough=False)
         best = min(best, time.perf_counter() - t0)
     base = search.baseline
     iso = search.best_within(base.time_s)

@@ -34,12 +34,14 @@ class _Relaxation:
         n = prob.num_ops
         hull = {key: lower_hull(o.time_s, o.cost_j) for key, o in prob.options.items()}
         self.hull = hull
-        tfast = np.empty(n)
-        cfast = np.empty(n)
+        # z variables measure time taken *off* the slowest useful (cheapest) vertex: at a loose
+        # T the all-zero start is already optimal, and from there each tighter T restarts warm
+        tslow = np.empty(n)
+        cslow = np.empty(n)
         seg_op, seg_len, seg_slope = [], [], []
         for i, key in enumerate(prob.op_key):
             o, h = prob.options[key], hull[key]
-            tfast[i], cfast[i] = o.time_s[h[0]], o.cost_j[h[0]]
+            tslow[i], cslow[i] = o.time_s[h[-1]], o.cost_j[h[-1]]
             dt = np.diff(o.time_s[h])
             seg_op.extend([i] * len(dt))
             seg_len.extend(dt.tolist())
@@ -47,7 +49,7 @@ class _Relaxation:
         self.seg_op = np.array(seg_op, dtype=np.int64)
         m = len(self.seg_op)
         # one row per (computation, predecessor), or one per computation without predecessors:
-        #   -x_i + sum_segments(i) z + x_pred <= -tfast_i
+        #   -x_i - sum_segments(i) z + x_pred <= -tslow_i
         row_op, row_pred = [], []
         for i in range(n):
             preds = prob.preds[i] or [-1]
@@ -73,7 +75,7 @@ class _Relaxation:
             if m else np.zeros(0, dtype=np.int64)
         rows.append(rr)
         cols.append(cc)
-        vals.append(np.ones(len(rr)))
+        vals.append(-np.ones(len(rr)))
         # the makespan M (last column) bounds every computation without a successor:
         #   x_i - M <= 0; real energy is sum c + P*S*M, so finishing early counts
         sinks = np.array([i for i in range(n) if not prob.succ[i]])
@@ -82,20 +84,20 @@ class _Relaxation:
         vals += [np.ones(len(sinks)), -np.ones(len(sinks))]
         self.A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(r + len(sinks), n + m + 1))
-        self.b = np.concatenate([-tfast[row_op], np.zeros(len(sinks))])
-        self.c = np.concatenate([np.zeros(n), np.array(seg_slope),
+        self.b = np.concatenate([-tslow[row_op], np.zeros(len(sinks))])
+        self.c = np.concatenate([np.zeros(n), -np.array(seg_slope),
                                  [prob.blocking_power_w * prob.stages]])
         self.seg_len = np.array(seg_len)
-        self.tfast, self.cfast = tfast, cfast
+        self.tslow, self.cslow = tslow, cslow
         self.n, self.m = n, m
 
     def solve(self, deadline_s: float) -> tuple[np.ndarray, float]:
         """Relaxed durations, and the relaxed optimum of the energy (sum c_i + P*S*makespan)
         over plans with iteration time <= T: a lower bound on every real plan's."""
         x, fun = self._solve_highspy(deadline_s) if _highspy() else self._solve_scipy(deadline_s)
-        d = self.tfast.copy()
-        np.add.at(d, self.seg_op, x[self.n:self.n + self.m])
-        return d, float(self.cfast.sum() + fun)
+        d = self.tslow.copy()
+        np.subtract.at(d, self.seg_op, x[self.n:self.n + self.m])
+        return d, float(self.cslow.sum() + fun)
 
     def _fail(self, deadline_s, why):
         return GearshiftError(f"the relaxation at T={deadline_s:.6g} s failed: {why}",
