@@ -86,3 +86,22 @@ def test_energy_counter_wrap_backwards_and_glitch():
     assert cum[-1] == pytest.approx(3.5)
     with pytest.raises(DeviceError, match="reading 2"):
         unwrap_energy([1.0, 2.0, 0.5, 3.0])
+
+
+def test_cli_iterations(tmp_path, capsys):
+    from gearshift.cli import main
+
+    (tmp_path / "k.txt").write_text("\n".join(["warm"] * 3 + iteration() * 4))
+    t = np.arange(0, 6.0, 0.01)
+    x = synthetic_power(0.5, 0.01, 6.0, 10.0)
+    (tmp_path / "p.csv").write_text("time_s,power_w\n" + "\n".join(
+        f"{a},{b}" for a, b in zip(t, x)))
+    main(["tune", "iterations", "--kernels", str(tmp_path / "k.txt"), "--power",
+          str(tmp_path / "p.csv")])
+    out = capsys.readouterr().out
+    assert f"iteration = {len(iteration())} kernels, first full one at index 3" in out
+    assert "iteration period 499." in out or "iteration period 500." in out
+    (tmp_path / "bad.csv").write_text("t,p\n1,2\n")
+    with pytest.raises(SystemExit) as ex:
+        main(["tune", "iterations", "--power", str(tmp_path / "bad.csv")])
+    assert ex.value.code == 2 and "time_s/power_w" in capsys.readouterr().err

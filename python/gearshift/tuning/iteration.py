@@ -44,7 +44,8 @@ def kernel_period(names: Sequence[str], min_match: float = 0.95, min_repeats: in
 
     ``min_match`` tolerates a few kernels that differ between iterations (a data-dependent
     kernel choice, an occasional extra copy). Candidate periods are the gaps between
-    occurrences of the rarest repeated name, so the search stays linear-ish in practice.
+    occurrences of the rarest repeated names (every period, for short sequences), so the
+    search stays cheap on long ones.
     """
     import numpy as np
 
@@ -59,10 +60,16 @@ def kernel_period(names: Sequence[str], min_match: float = 0.95, min_repeats: in
     if repeated.size == 0:
         raise TraceError("no kernel name repeats: the sequence has no iteration structure",
                          "record several iterations, not one")
-    anchor = repeated[np.argmin(counts[repeated])]
-    occ = np.flatnonzero(x == anchor)
-    cands = sorted({int(b - a) for i, a in enumerate(occ) for b in occ[i + 1:]
-                    if 0 < b - a <= max_period})
+    # Several rare names as anchors: a warm-up kernel that repeats only at the start would
+    # otherwise offer nothing but its own short gaps.
+    cands: set[int] = set()
+    for anchor in repeated[np.argsort(counts[repeated], kind="stable")][:4]:
+        occ = np.flatnonzero(x == anchor)[:64]
+        cands |= {int(b - a) for i, a in enumerate(occ) for b in occ[i + 1:]
+                  if 0 < b - a <= max_period}
+    if n * max_period <= 200_000:
+        cands |= set(range(1, max_period + 1))      # small enough to try every period
+    cands = sorted(cands)
     for p in cands:
         eq = x[:-p] == x[p:]
         # the periodic regime may start after warm-up kernels: score from its first match run
@@ -86,9 +93,15 @@ def _first_stable(eq, p: int):
 
     if eq.size < p:
         return None
-    window = np.convolve(eq.astype(np.int64), np.ones(p, dtype=np.int64), "valid")
+    c = np.concatenate([[0], np.cumsum(eq, dtype=np.int64)])
+    window = c[p:] - c[:-p]                      # matches in each run of p comparisons
     good = np.flatnonzero(window >= math.ceil(0.9 * p))
-    return int(good[0]) if good.size else None
+    if not good.size:
+        return None
+    # the window tolerates odd kernels; its leading mismatches are warm-up, not iteration
+    first = int(good[0])
+    ahead = np.flatnonzero(eq[first:first + p])
+    return first + int(ahead[0]) if ahead.size else first
 
 
 class IterationCounter:
