@@ -225,7 +225,8 @@ void bind_runtime(py::module_& m) {
   py::class_<Runtime, std::shared_ptr<Runtime>>(m, "Runtime")
       .def(py::init([](clock::BackendPtr backend, int gpu, const std::string& signal_path,
                        const std::string& trigger, bool auto_wrap, bool handle_signals,
-                       size_t record_capacity) {
+                       size_t record_capacity, double spin_us, double sleep_poll_us) {
+             if (spin_us < 0 || sleep_poll_us < 0) throw py::value_error("spin_us and sleep_poll_us must be >= 0");
              if (!backend) throw py::value_error("backend is required");
              if (trigger != "write" && trigger != "host_func") {
                throw py::value_error("trigger must be 'write' or 'host_func'");
@@ -238,11 +239,14 @@ void bind_runtime(py::module_& m) {
              o.auto_wrap = auto_wrap;
              o.handle_signals = handle_signals;
              o.record_capacity = record_capacity;
+             o.spin_ns = static_cast<int64_t>(spin_us * 1e3);
+             o.sleep_poll_ns = static_cast<int64_t>(sleep_poll_us * 1e3);
              return std::make_shared<Runtime>(std::move(backend), o);
            }),
            py::arg("backend"), py::arg("gpu") = 0, py::arg("signal_path") = "fake-lockstep",
            py::arg("trigger") = "write", py::arg("auto_wrap") = true,
-           py::arg("handle_signals") = true, py::arg("record_capacity") = size_t(1) << 18)
+           py::arg("handle_signals") = true, py::arg("record_capacity") = size_t(1) << 18,
+           py::arg("spin_us") = 200.0, py::arg("sleep_poll_us") = 10.0)
       .def("start", &Runtime::start)
       .def("stop", &Runtime::stop, py::call_guard<py::gil_scoped_release>(),
            "Hook off, unsubscribe, reset the clock, disarm the watchdog (idempotent).")
@@ -395,22 +399,26 @@ void bind_runtime(py::module_& m) {
   }, py::arg("launches") = 200000, py::arg("partition_len") = 64, py::arg("repeats") = 5);
 
   m.def("bench_boundary_latency", [](clock::BackendPtr backend, const std::string& trigger,
-                                     int partitions, int kernels_per, int64_t kernel_ns) {
+                                     int partitions, int kernels_per, int64_t kernel_ns,
+                                     int64_t spin_ns, int64_t sleep_poll_ns) {
     if (trigger != "write" && trigger != "host_func") throw py::value_error("trigger must be write or host_func");
-    std::vector<runtime::LatencySample> s;
+    runtime::LatencyRun s;
     {
       py::gil_scoped_release nogil;
-      s = runtime::bench_boundary_latency(std::move(backend), trigger, partitions, kernels_per, kernel_ns);
+      s = runtime::bench_boundary_latency(std::move(backend), trigger, partitions, kernels_per, kernel_ns,
+                                          spin_ns, sleep_poll_ns);
     }
     py::dict d;
     std::vector<double> a, b, c;
-    for (auto& x : s) a.push_back(x.signal_to_call_ns), b.push_back(x.detect_to_call_ns), c.push_back(x.call_ns);
+    d["superseded"] = s.superseded;
+    for (auto& x : s.samples) a.push_back(x.signal_to_call_ns), b.push_back(x.detect_to_call_ns), c.push_back(x.call_ns);
     d["signal_to_call_ns"] = a;
     d["detect_to_call_ns"] = b;
     d["call_ns"] = c;
     return d;
   }, py::arg("backend"), py::arg("trigger") = "write", py::arg("partitions") = 400,
-     py::arg("kernels_per") = 4, py::arg("kernel_ns") = 20000);
+     py::arg("kernels_per") = 4, py::arg("kernel_ns") = 20000, py::arg("spin_ns") = 200000,
+     py::arg("sleep_poll_ns") = 10000);
 
   m.def("bench_backend_calls", [](clock::BackendPtr backend, std::vector<int> mhz, int n) {
     if (mhz.empty() || n < 1) throw py::value_error("need clocks and n >= 1");

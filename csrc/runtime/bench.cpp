@@ -96,9 +96,12 @@ HookCost bench_hook_cost(int launches, int partition_len, int repeats) {
   return out;
 }
 
-std::vector<LatencySample> bench_boundary_latency(clock::BackendPtr backend, const std::string& trigger,
-                                                  int partitions, int kernels_per, int64_t kernel_ns) {
+LatencyRun bench_boundary_latency(clock::BackendPtr backend, const std::string& trigger,
+                                                  int partitions, int kernels_per, int64_t kernel_ns,
+                                                  int64_t spin_ns, int64_t sleep_poll_ns) {
   RuntimeOptions opt;
+  opt.spin_ns = spin_ns;
+  opt.sleep_poll_ns = sleep_poll_ns;
   opt.signal_path = "fake-realtime";
   opt.handle_signals = false;
   opt.trigger = trigger == "host_func" ? signal::Trigger::host_func : signal::Trigger::write;
@@ -118,11 +121,12 @@ std::vector<LatencySample> bench_boundary_latency(clock::BackendPtr backend, con
     ks[i].duration_ns = kernel_ns;
   }
   rt.replay(ks, 1, false);
-  std::vector<LatencySample> out;
+  LatencyRun out;
   for (const auto& e : rt.controller().events()) {
+    out.superseded += e.action == signal::Action::superseded;
     if (e.action != signal::Action::switched || e.signal_ns == 0) continue;
-    out.push_back({double(e.call_ns - e.signal_ns), double(e.call_ns - e.detect_ns),
-                   double(e.done_ns - e.call_ns)});
+    out.samples.push_back({double(e.call_ns - e.signal_ns), double(e.call_ns - e.detect_ns),
+                           double(e.done_ns - e.call_ns)});
   }
   rt.stop();
   return out;

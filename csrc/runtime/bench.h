@@ -22,10 +22,15 @@ struct LatencySample {
   double detect_to_call_ns;   // controller noticed -> backend call begins
   double call_ns;             // the backend call itself
 };
+struct LatencyRun {
+  std::vector<LatencySample> samples;  // switched boundaries
+  int superseded = 0;                  // boundaries the device passed before the controller acted
+};
 // Boundaries replayed on the realtime fake device: `partitions` partitions of `kernels_per`
 // kernels of `kernel_ns` each, alternating clocks so every boundary switches.
-std::vector<LatencySample> bench_boundary_latency(clock::BackendPtr backend, const std::string& trigger,
-                                                  int partitions, int kernels_per, int64_t kernel_ns);
+LatencyRun bench_boundary_latency(clock::BackendPtr backend, const std::string& trigger,
+                                                  int partitions, int kernels_per, int64_t kernel_ns,
+                                                  int64_t spin_ns, int64_t sleep_poll_ns);
 
 // Cost of `n` lock_sm_mhz calls alternating between the given clocks (ns each); resets after.
 std::vector<double> bench_backend_calls(clock::BackendPtr backend, const std::vector<int>& mhz, int n);

@@ -28,6 +28,8 @@ Runtime::Runtime(clock::BackendPtr backend, RuntimeOptions opt)
   }
   signal::ControllerOptions copt;
   copt.trigger = opt_.trigger;
+  copt.spin_ns = opt_.spin_ns;
+  copt.sleep_poll_ns = opt_.sleep_poll_ns;
   controller_ = std::make_unique<signal::Controller>(backend_, sink_.get(), opt_.gpu, copt);
   if (sim) {
     auto tb = sim->time_base();

@@ -28,6 +28,8 @@ struct RuntimeOptions {
   bool auto_wrap = true;
   bool handle_signals = true;
   size_t record_capacity = 1 << 18;
+  int64_t spin_ns = 200000;      // see ControllerOptions
+  int64_t sleep_poll_ns = 10000;
 };
 
 struct ReplayKernel {

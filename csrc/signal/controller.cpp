@@ -1,6 +1,8 @@
 #include "signal/controller.h"
 
 #include <sched.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include <chrono>
 
@@ -189,7 +191,11 @@ void Controller::reset_now() {
 }
 
 void Controller::run() {
+#ifdef PR_SET_TIMERSLACK
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // sleep-polls wake within ~us, not the 50 us default
+#endif
   int spins = 0;
+  int64_t pending_since = 0;
   while (true) {
     if (reset_requested_.exchange(false, std::memory_order_acq_rel)) do_reset("requested");
     const volatile uint32_t* word = sink_->word();
@@ -198,6 +204,7 @@ void Controller::run() {
       if (w > seen_.load(std::memory_order_relaxed)) {
         deliver(w, clock::steady_now_ns());
         spins = 0;
+        pending_since = 0;
         continue;
       }
     }
@@ -207,14 +214,20 @@ void Controller::run() {
     if (pending) {
       // The device is on its way to a boundary: poll. Spin briefly, then yield so a shared
       // core is not starved while the device is far behind the host.
-      if (++spins < opt_.spin_before_yield) {
-        cpu_relax();
-      } else {
+      if (pending_since == 0) pending_since = clock::steady_now_ns();
+      if (opt_.sleep_poll_ns > 0 && (spins & 63) == 0 &&
+          clock::steady_now_ns() - pending_since > opt_.spin_ns) {
+        struct timespec ts {0, static_cast<long>(opt_.sleep_poll_ns)};
+        nanosleep(&ts, nullptr);
+      } else if ((++spins & 4095) == 0) {
         sched_yield();
+      } else {
+        cpu_relax();
       }
       continue;
     }
     spins = 0;
+    pending_since = 0;
     std::unique_lock<std::mutex> lk(idle_mu_);
     idle_.store(true, std::memory_order_seq_cst);
     idle_cv_.wait_for(lk, std::chrono::milliseconds(2), [this] {

@@ -39,7 +39,12 @@ struct SwitchEvent {
 
 struct ControllerOptions {
   Trigger trigger = Trigger::write;
-  int spin_before_yield = 4000;     // polls with a pause instruction before sched_yield
+  // While the device is on its way to a boundary the controller polls the word: it spins for
+  // spin_ns (yielding every few thousand polls), then polls every sleep_poll_ns with nanosleep
+  // (timer slack set to 1 us) so a device far behind the host does not burn a core.
+  // sleep_poll_ns = 0: spin (and yield) until the boundary arrives: lowest latency on an idle core.
+  int64_t spin_ns = 200000;
+  int64_t sleep_poll_ns = 10000;
   size_t event_capacity = 1 << 16;  // later events are counted, not stored
 };
 
