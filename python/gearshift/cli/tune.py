@@ -89,7 +89,7 @@ def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
     import numpy as np
     from ..tuning import recurrence
 
-    rows = []
+    rows, curves = [], []
     for w in workloads:
         rs = [recurrence.simulate(trace_dir, w, gpu, eta, recurrences, seed=s,
                                   state_path=None if state is None else
@@ -103,11 +103,21 @@ def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
                            for r in rs])
         rows.append([w, rs[0].best_fixed_batch_size, f"{best:.4g}", f"{cum:.4g}",
                      f"{cum / best:.2f}", f"{last / best:+.2%}", f"{on_best:.0%}"])
+        per_rec = np.mean([r.regret for r in rs], axis=0) / best
+        cum_rec = np.mean([r.cumulative_regret for r in rs], axis=0) / best
+        edges = list(range(0, recurrences, max(1, recurrences // 5))) + [recurrences]
+        curves.append([w] + [f"{per_rec[a:b].mean():+.1%} / {cum_rec[b - 1]:.2f}"
+                             for a, b in zip(edges, edges[1:]) if b > a])
     _console().print(_table(
         f"Batch-size bandit on {gpu}, eta={eta}, {recurrences} recurrences, "
         f"mean of {len(seeds)} seeds (regret vs best fixed batch size)",
         ["workload", "best bs", "best cost J", "cum regret J", "cum regret / best",
          f"regret/rec last {tail}", f"on best (last {tail})"], rows))
+    _console().print(_table(
+        "Regret over recurrences: mean per-recurrence regret (% of the best fixed cost) / "
+        "cumulative regret (in best-fixed recurrences) at the window's end",
+        ["workload"] + [f"rec {a + 1}-{b}" for a, b in zip(edges, edges[1:]) if b > a],
+        curves))
     return rows
 
 
