@@ -77,10 +77,24 @@ def print_power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, ea
 @click.option("--time-tolerance", type=float, default=0.10, show_default=True,
               help="Timing noise allowed when stopping exploration early.")
 @click.option("--no-early-stop", is_flag=True, help="Measure every limit (Zeus's behaviour).")
-def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early_stop):
+@click.option("--log", "log_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Choose from your own windows instead (Zeus profiling-log CSV format).")
+def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early_stop,
+                log_path):
     """Replay the Zeus traces through the online power-limit optimizer."""
     from ..tuning import validation, zeus_trace
 
+    if log_path is not None:
+        from ..tuning.power_limit import optimum_limit, run_optimizer
+
+        ms, n_gpus = zeus_trace.load_profile_windows(log_path)
+        for eta in etas or (0.5,):
+            opt = run_optimizer(ms, eta, world_size=n_gpus, time_tolerance=time_tolerance,
+                                early_stop=not no_early_stop)
+            click.echo(f"eta={eta}: power limit {opt.chosen_limit_w} W (exhaustive optimum "
+                       f"{optimum_limit(ms, eta, n_gpus)} W; {len(opt.measurements)} of "
+                       f"{len(ms)} windows used, {n_gpus} GPU(s))")
+        return
     print_power_limit(trace_dir, etas or validation.DEFAULT_ETAS, gpus or zeus_trace.GPUS,
                       all_batch_sizes, time_tolerance, not no_early_stop)
 
