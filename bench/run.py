@@ -86,7 +86,20 @@ def bench_lowtime(args) -> list[dict]:
     return out
 
 
-BENCHES = {"pipeline": bench_pipeline, "lowtime": bench_lowtime}
+def bench_switch(args) -> list[dict]:
+    """The runtime's micro-benchmarks (hook cost, backend cost, boundary latency)."""
+    from gearshift.runtime import bench as rb
+
+    out = []
+    print(f"runtime switch path ({rb.environment()})")
+    for name, r in rb.run_all():
+        print(f"  {name}: " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in r.items()))
+        out += _rows("switch", name, r)
+    return out
+
+
+BENCHES = {"pipeline": bench_pipeline, "lowtime": bench_lowtime, "switch": bench_switch}
 
 
 def write(rows: list[dict], label: str) -> Path:

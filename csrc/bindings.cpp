@@ -5,14 +5,22 @@
 //   [loader]  library status
 //   [errors]  gearshift::Error -> gearshift.errors classes
 //   [clock]   clock backends
+//   [runtime] launch hook, boundary table, controller, replay, safety, micro-benchmarks
 //   daemon    (the block at the end of PYBIND11_MODULE)
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <chrono>
 
 #include "clock/backend.h"
 #include "clock/dry_run.h"
+#include "clock/nvml.h"
+#include "clock/sim.h"
+#include "runtime/bench.h"
+#include "runtime/runtime.h"
+#include "safety/signals.h"
+#include "schedule/boundary_table.h"
 #include "common/dynlib.h"
 #include "common/errors.h"
 #include "daemon/client.h"
@@ -126,6 +134,297 @@ void bind_clock(py::module_& m) {
       .def("clear", &DryRunBackend::clear);
 
   m.def("steady_now_ns", &steady_now_ns, "steady_clock now in ns (the native logs' time base).");
+
+  py::class_<SimBackend, ClockBackend, std::shared_ptr<SimBackend>>(m, "SimBackend")
+      .def(py::init([](int device_count, std::vector<int> supported_mhz, int default_mhz,
+                       int64_t switch_latency_ns, size_t capacity) {
+             if (capacity == 0) throw py::value_error("capacity must be >= 1");
+             if (switch_latency_ns < 0) throw py::value_error("switch_latency_ns must be >= 0");
+             return std::make_shared<SimBackend>(device_count, std::move(supported_mhz), default_mhz,
+                                                 std::make_shared<SimTimeBase>(), switch_latency_ns,
+                                                 capacity);
+           }),
+           py::arg("device_count") = 1, py::arg("supported_mhz") = std::vector<int>{},
+           py::arg("default_mhz") = 1980, py::arg("switch_latency_ns") = 0,
+           py::arg("capacity") = 65536)
+      .def("events", [](const SimBackend& b) { return clock_events(b.events()); },
+           "Clock changes, oldest first: t_ns is simulated device time at the call.")
+      .def("current_mhz", &SimBackend::current_mhz, py::arg("gpu") = 0)
+      .def_property_readonly("time_ns", [](const SimBackend& b) { return b.time_base()->now_ns(); })
+      .def("advance_ns", [](SimBackend& b, int64_t d) { b.time_base()->advance(d); }, py::arg("ns"))
+      .def_property_readonly("switch_latency_ns", &SimBackend::switch_latency_ns)
+      .def_property_readonly("default_mhz", &SimBackend::default_mhz)
+      .def("clear", &SimBackend::clear);
+
+  py::class_<NvmlBackend, ClockBackend, std::shared_ptr<NvmlBackend>>(m, "NvmlBackend")
+      .def(py::init([] { return std::make_shared<NvmlBackend>(); }));
+
+  m.def("nvml_code_table", [] {
+    py::list out;
+    for (const auto& c : nvml_code_table()) out.append(py::make_tuple(c.code, c.name, python_error_class(c.kind)));
+    return out;
+  }, "NVML return code -> (code, name, gearshift.errors class) as the NVML backend maps it.");
+}
+
+
+// ===================================== [runtime] ====================================
+gearshift::intercept::LaunchApi parse_api(const std::string& s) {
+  using gearshift::intercept::LaunchApi;
+  if (s == "runtime") return LaunchApi::runtime;
+  if (s == "runtime_ex") return LaunchApi::runtime_ex;
+  if (s == "runtime_internal") return LaunchApi::runtime_internal;
+  if (s == "driver") return LaunchApi::driver;
+  if (s == "driver_ex") return LaunchApi::driver_ex;
+  if (s == "driver_ptsz") return LaunchApi::driver_ptsz;
+  throw py::value_error("unknown launch api '" + s +
+                        "': expected runtime, runtime_ex, runtime_internal, driver, driver_ex, driver_ptsz");
+}
+
+gearshift::intercept::Mode parse_mode(const std::string& s) {
+  using gearshift::intercept::Mode;
+  if (s == "off") return Mode::off;
+  if (s == "record") return Mode::record;
+  if (s == "apply") return Mode::apply;
+  throw py::value_error("unknown hook mode '" + s + "': expected off, record, apply");
+}
+
+std::array<uint32_t, 3> dims3(const py::handle& h, const char* what) {
+  if (h.is_none()) return {1, 1, 1};
+  auto v = h.cast<std::vector<int64_t>>();
+  if (v.size() != 3 || v[0] < 1 || v[1] < 1 || v[2] < 1) {
+    throw py::value_error(std::string(what) + " must be three positive integers");
+  }
+  return {uint32_t(v[0]), uint32_t(v[1]), uint32_t(v[2])};
+}
+
+py::dict event_dict(const gearshift::signal::SwitchEvent& e) {
+  py::dict d;
+  d["seq"] = e.seq;
+  d["partition"] = e.partition;
+  d["ordinal"] = e.ordinal;
+  d["iteration"] = e.iteration;
+  d["freq_mhz"] = e.freq_mhz;
+  d["action"] = gearshift::signal::action_name(e.action);
+  d["enqueue_ns"] = e.enqueue_ns;
+  d["signal_ns"] = e.signal_ns;
+  d["detect_ns"] = e.detect_ns;
+  d["call_ns"] = e.call_ns;
+  d["done_ns"] = e.done_ns;
+  d["device_ns"] = e.device_ns;
+  return d;
+}
+
+void bind_runtime(py::module_& m) {
+  using namespace gearshift;
+  using runtime::Runtime;
+
+  m.def("partition_hash", &schedule::partition_hash, py::arg("names"),
+        "The signature the launch hook computes over one partition's kernel names.");
+  m.def("signals_handled", &safety::signals_handled);
+
+  py::class_<Runtime, std::shared_ptr<Runtime>>(m, "Runtime")
+      .def(py::init([](clock::BackendPtr backend, int gpu, const std::string& signal_path,
+                       const std::string& trigger, bool auto_wrap, bool handle_signals,
+                       size_t record_capacity, double spin_us, double sleep_poll_us) {
+             if (spin_us < 0 || sleep_poll_us < 0) throw py::value_error("spin_us and sleep_poll_us must be >= 0");
+             if (!backend) throw py::value_error("backend is required");
+             if (trigger != "write" && trigger != "host_func") {
+               throw py::value_error("trigger must be 'write' or 'host_func'");
+             }
+             if (record_capacity == 0) throw py::value_error("record_capacity must be >= 1");
+             runtime::RuntimeOptions o;
+             o.gpu = gpu;
+             o.signal_path = signal_path;
+             o.trigger = trigger == "write" ? signal::Trigger::write : signal::Trigger::host_func;
+             o.auto_wrap = auto_wrap;
+             o.handle_signals = handle_signals;
+             o.record_capacity = record_capacity;
+             o.spin_ns = static_cast<int64_t>(spin_us * 1e3);
+             o.sleep_poll_ns = static_cast<int64_t>(sleep_poll_us * 1e3);
+             return std::make_shared<Runtime>(std::move(backend), o);
+           }),
+           py::arg("backend"), py::arg("gpu") = 0, py::arg("signal_path") = "fake-lockstep",
+           py::arg("trigger") = "write", py::arg("auto_wrap") = true,
+           py::arg("handle_signals") = true, py::arg("record_capacity") = size_t(1) << 18,
+           py::arg("spin_us") = 200.0, py::arg("sleep_poll_us") = 10.0)
+      .def("start", &Runtime::start)
+      .def("stop", &Runtime::stop, py::call_guard<py::gil_scoped_release>(),
+           "Hook off, unsubscribe, reset the clock, disarm the watchdog (idempotent).")
+      .def("install", [](Runtime& rt, const std::vector<int>& starts, const std::vector<int>& freqs_mhz,
+                         const std::vector<uint64_t>& hashes, int num_kernels) {
+             if (starts.size() != freqs_mhz.size() || (!hashes.empty() && hashes.size() != starts.size())) {
+               throw py::value_error("starts, freqs_mhz (and hashes, when given) must have one entry per partition");
+             }
+             std::vector<schedule::PartitionSpec> parts;
+             for (size_t i = 0; i < starts.size(); ++i) {
+               parts.push_back({starts[i], freqs_mhz[i], hashes.empty() ? 0 : hashes[i]});
+             }
+             rt.install(std::move(parts), num_kernels);
+           },
+           py::arg("starts"), py::arg("freqs_mhz"), py::arg("hashes"), py::arg("num_kernels"))
+      .def("set_mode", [](Runtime& rt, const std::string& mode) { rt.set_mode(parse_mode(mode)); },
+           py::arg("mode"))
+      .def_property_readonly("mode", [](Runtime& rt) {
+        static const char* names[] = {"off", "record", "apply"};
+        return std::string(names[static_cast<int>(rt.hook().mode())]);
+      })
+      .def("begin_iteration", &Runtime::begin_iteration)
+      .def("mark", &Runtime::mark, py::arg("partition"), py::arg("stream") = 0)
+      .def("subscribe", [](Runtime& rt) {
+        auto& s = rt.subscribe();
+        py::dict d;
+        d["active"] = s.active;
+        d["busy"] = s.busy;
+        d["error"] = s.error;
+        d["port"] = s.port ? s.port->name() : std::string();
+        return d;
+      })
+      .def("unsubscribe", &Runtime::unsubscribe)
+      .def("set_fake_cupti_busy", [](Runtime& rt, bool busy) {
+        if (!rt.fake_cupti()) throw py::value_error("only the fake signal paths have a fake CUPTI");
+        rt.fake_cupti()->set_busy(busy);
+      })
+      .def("set_fake_nested_driver", [](Runtime& rt, bool nested) {
+        if (!rt.fake_cupti()) throw py::value_error("only the fake signal paths have a fake CUPTI");
+        rt.fake_cupti()->set_nested_driver(nested);
+      })
+      .def("fake_kernel", [](Runtime& rt, int64_t duration_ns) {
+        if (!rt.fake_gpu()) throw py::value_error("only the fake signal paths have a fake device");
+        rt.fake_gpu()->launch_kernel(0, duration_ns);
+      }, py::arg("duration_ns"), "Queue a kernel on the fake device without any callback (marker tests).")
+      .def("run_fake_device", [](Runtime& rt) {
+        if (!rt.fake_gpu()) throw py::value_error("only the fake signal paths have a fake device");
+        py::gil_scoped_release nogil;
+        if (rt.options().signal_path == "fake-lockstep") rt.fake_gpu()->run_until_idle();
+        else rt.fake_gpu()->wait_idle();
+      })
+      .def("replay", [](Runtime& rt, const py::list& kernels, int iterations, bool explicit_iterations) {
+             if (iterations < 1) throw py::value_error("iterations must be >= 1");
+             std::vector<runtime::ReplayKernel> ks;
+             ks.reserve(kernels.size());
+             for (const auto& item : kernels) {
+               auto t = item.cast<py::tuple>();
+               if (t.size() != 6) {
+                 throw py::value_error("each kernel is (name, stream, grid, block, duration_ns, api)");
+               }
+               runtime::ReplayKernel k;
+               k.name = t[0].cast<std::string>();
+               k.stream = t[1].cast<uint64_t>();
+               auto g = dims3(t[2], "grid");
+               auto b = dims3(t[3], "block");
+               std::copy(g.begin(), g.end(), k.grid);
+               std::copy(b.begin(), b.end(), k.block);
+               k.duration_ns = t[4].cast<int64_t>();
+               if (k.duration_ns < 0) throw py::value_error("duration_ns must be >= 0");
+               k.api = parse_api(t[5].cast<std::string>());
+               ks.push_back(std::move(k));
+             }
+             py::gil_scoped_release nogil;
+             rt.replay(ks, iterations, explicit_iterations);
+           },
+           py::arg("kernels"), py::arg("iterations") = 1, py::arg("explicit_iterations") = false)
+      .def("records", [](Runtime& rt, int64_t iteration) {
+        py::list out;
+        for (const auto& r : rt.hook().records().snapshot()) {
+          if (iteration >= 0 && r.iteration != iteration) continue;
+          py::dict d;
+          d["ordinal"] = r.ordinal;
+          d["name"] = r.name;
+          d["stream"] = r.stream;
+          d["grid"] = py::make_tuple(r.grid[0], r.grid[1], r.grid[2]);
+          d["block"] = py::make_tuple(r.block[0], r.block[1], r.block[2]);
+          d["timestamp_ns"] = r.timestamp_ns;
+          out.append(d);
+        }
+        return out;
+      }, py::arg("iteration") = -1,
+         "Record-mode launches (ordinal, name, stream, grid, block, timestamp_ns); iteration=-1: all.")
+      .def("stats", [](Runtime& rt) {
+        auto s = rt.hook().stats();
+        py::dict d;
+        d["launches"] = s.launches;
+        d["runtime_counted"] = s.runtime_counted;
+        d["driver_counted"] = s.driver_counted;
+        d["nested_skipped"] = s.nested_skipped;
+        d["late_counted"] = s.late_counted;
+        d["records_dropped"] = rt.hook().records().dropped();
+        d["iteration"] = rt.hook().iteration();
+        d["boundaries_posted"] = rt.applier() ? rt.applier()->boundaries_posted() : 0;
+        d["dropped_posts"] = rt.controller().dropped_posts();
+        d["dropped_events"] = rt.controller().dropped_events();
+        d["seen"] = rt.controller().seen();
+        d["posted"] = rt.controller().posted();
+        return d;
+      })
+      .def("switch_events", [](Runtime& rt) {
+        py::list out;
+        for (const auto& e : rt.controller().events()) out.append(event_dict(e));
+        return out;
+      })
+      .def("clear_events", [](Runtime& rt) { rt.controller().clear_events(); })
+      .def_property_readonly("mismatch_reason", [](Runtime& rt) -> py::object {
+        if (!rt.applier() || !rt.applier()->disabled()) return py::none();
+        return py::str(rt.applier()->mismatch_reason());
+      })
+      .def_property_readonly("disabled", [](Runtime& rt) { return rt.controller().disabled(); })
+      .def_property_readonly("current_mhz", [](Runtime& rt) { return rt.controller().current_mhz(); })
+      .def_property_readonly("last_error", [](Runtime& rt) { return rt.controller().last_error(); })
+      .def_property_readonly("signal_unavailable_reason", &Runtime::signal_unavailable_reason)
+      .def_property_readonly("backend", &Runtime::backend)
+      .def("reset_clock", [](Runtime& rt) { rt.controller().reset_now(); },
+           py::call_guard<py::gil_scoped_release>())
+      .def("arm_watchdog", [](Runtime& rt, const std::string& exe, const std::string& backend,
+                              std::vector<int> gpus, const std::string& log_path) {
+             safety::WatchdogSpec spec{exe, backend, std::move(gpus), log_path};
+             rt.arm_watchdog(spec);
+           },
+           py::arg("exe"), py::arg("backend"), py::arg("gpus"), py::arg("log_path") = "")
+      .def_property_readonly("watchdog_pid", &Runtime::watchdog_pid);
+
+  m.def("bench_hook_cost", [](int launches, int partition_len, int repeats) {
+    if (launches < 1 || partition_len < 1 || repeats < 1) throw py::value_error("arguments must be >= 1");
+    runtime::HookCost c;
+    {
+      py::gil_scoped_release nogil;
+      c = runtime::bench_hook_cost(launches, partition_len, repeats);
+    }
+    py::dict d;
+    d["baseline_ns"] = c.baseline_ns_per_launch;
+    d["off_ns"] = c.off_ns;
+    d["record_ns"] = c.record_ns;
+    d["apply_ns"] = c.apply_ns;
+    d["apply_checked_ns"] = c.apply_checked_ns;
+    d["launches"] = c.launches;
+    return d;
+  }, py::arg("launches") = 200000, py::arg("partition_len") = 64, py::arg("repeats") = 5);
+
+  m.def("bench_boundary_latency", [](clock::BackendPtr backend, const std::string& trigger,
+                                     int partitions, int kernels_per, int64_t kernel_ns,
+                                     int64_t spin_ns, int64_t sleep_poll_ns) {
+    if (trigger != "write" && trigger != "host_func") throw py::value_error("trigger must be write or host_func");
+    runtime::LatencyRun s;
+    {
+      py::gil_scoped_release nogil;
+      s = runtime::bench_boundary_latency(std::move(backend), trigger, partitions, kernels_per, kernel_ns,
+                                          spin_ns, sleep_poll_ns);
+    }
+    py::dict d;
+    std::vector<double> a, b, c;
+    d["superseded"] = s.superseded;
+    for (auto& x : s.samples) a.push_back(x.signal_to_call_ns), b.push_back(x.detect_to_call_ns), c.push_back(x.call_ns);
+    d["signal_to_call_ns"] = a;
+    d["detect_to_call_ns"] = b;
+    d["call_ns"] = c;
+    return d;
+  }, py::arg("backend"), py::arg("trigger") = "write", py::arg("partitions") = 400,
+     py::arg("kernels_per") = 4, py::arg("kernel_ns") = 20000, py::arg("spin_ns") = 200000,
+     py::arg("sleep_poll_ns") = 10000);
+
+  m.def("bench_backend_calls", [](clock::BackendPtr backend, std::vector<int> mhz, int n) {
+    if (mhz.empty() || n < 1) throw py::value_error("need clocks and n >= 1");
+    py::gil_scoped_release nogil;
+    return runtime::bench_backend_calls(std::move(backend), mhz, n);
+  }, py::arg("backend"), py::arg("mhz"), py::arg("n") = 10000);
 }
 
 }  // namespace
@@ -135,6 +434,7 @@ PYBIND11_MODULE(_C, m) {
   bind_loader(m);
   bind_errors(m);
   bind_clock(m);
+  bind_runtime(m);
   // ---- daemon ----
   // The clock daemon (server loop, client, benchmark loops). Errors carry (problem, fix, code)
   // as the Python exception's args; gearshift.daemon turns them into GearshiftError classes.

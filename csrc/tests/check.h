@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/errors.h"
+
 namespace gstest {
 
 inline int& failures() { static int n = 0; return n; }

@@ -50,5 +50,12 @@ def library_status(name: str) -> dict:
     return dict(native().library_status(name))
 
 
+def native_dir():
+    """Folder holding the extension and its helper executables (gearshift-watchdog)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    return Path(native().__file__).resolve().parent
+
+
 def library_is_mapped(soname_prefix: str) -> bool:
     return bool(native().library_is_mapped(soname_prefix))

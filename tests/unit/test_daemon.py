@@ -375,3 +375,13 @@ def test_bench_daemon_added_us_times_both_paths():
     assert r["daemon_median_us"] > 0 and r["inprocess_median_us"] > 0
     assert r["daemon_added_us"] == pytest.approx(r["daemon_median_us"] - r["inprocess_median_us"])
     assert r["daemon_p99_us"] >= r["daemon_median_us"]
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine would serve")
+def test_nvml_backend_without_gpu_is_one_clear_message():
+    path = "/tmp/gs-nvml-test.sock"
+    out = subprocess.run([sys.executable, "-m", "gearshift", "daemon", "--socket", path,
+                          "--backend", "nvml"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "nvml" in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
+    assert not os.path.exists(path)

@@ -15,6 +15,7 @@ from ..errors import GearshiftError
 # name -> (module, attribute, one-line help). A later issue fills each stub module.
 SUBCOMMANDS = {
     "info": ("info", "info", "What this machine offers: native libraries, GPUs, default device."),
+    "demo": ("demo", "demo", "The whole flow on a simulated H100: plan a GPT step, run, report."),
     "trace": ("trace", "trace", "Trace one training step into a kernel trace."),
     "partition": ("partition", "partition", "Partition a kernel trace."),
     "profile": ("profile", "profile", "Profile every partition under every clock/overlap option."),

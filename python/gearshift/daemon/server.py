@@ -64,14 +64,16 @@ def make_backend(kind: str):
             count, clocks = 1, simulated_clocks_mhz()
         return C.DryRunBackend(count, clocks), "dry-run"
     if kind == "sim":
-        if hasattr(C, "SimBackend"):
-            return C.SimBackend(1, simulated_clocks_mhz()), "sim"
-        # Until the simulated time base is wired in, sim presents the same clocks, logged.
-        return C.DryRunBackend(1, simulated_clocks_mhz()), "sim"
+        clocks = simulated_clocks_mhz()
+        return C.SimBackend(1, clocks, default_mhz=max(clocks)), "sim"
     if kind == "nvml":
-        if not hasattr(C, "NvmlBackend"):
-            raise DeviceError("this build has no nvml clock backend",
-                              "use --backend dry-run, or update gearshift")
+        from ..devices.nvml_query import _may_lock_clocks  # noqa: PLC0415
+
+        may, why = _may_lock_clocks()
+        if not may:
+            raise DeviceError(f"--backend nvml: this daemon may not lock clocks ({why})",
+                              "start `gearshift daemon` as root (e.g. with "
+                              "docs/gearshift-daemon.service), or use --backend dry-run")
         return C.NvmlBackend(), "nvml"
     raise ConfigError(f"unknown daemon backend '{kind}'", "use dry-run, sim or nvml")
 

@@ -92,3 +92,34 @@ class DeviceCounters:
 
     def close(self) -> None:
         pass
+
+
+class CurrentDeviceCounters:
+    """Follows the device gearshift runs on in this process (``set_current_device``), so a
+    window opened before ``gearshift.compile`` picked its device still reports it. Before any
+    device exists the reading is zero: a new simulated device's counters start at zero."""
+
+    def __init__(self, current):
+        self._current = current          # () -> Device | None
+        self.simulated_time = True
+
+    def _counters(self):
+        dev = self._current()
+        return DeviceCounters([dev]) if dev is not None else None
+
+    @property
+    def source(self) -> str:
+        c = self._counters()
+        return c.source if c else "simulated"
+
+    @property
+    def names(self) -> dict:
+        c = self._counters()
+        return c.names if c else {}
+
+    def read(self) -> CounterRead:
+        c = self._counters()
+        return c.read() if c else CounterRead(0.0, {"gpu0": 0.0})
+
+    def close(self) -> None:
+        pass

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from ..errors import ConfigError, DeviceError
-from .gpu import CounterRead, DeviceCounters, NvmlCounters
+from .gpu import CounterRead, CurrentDeviceCounters, DeviceCounters, NvmlCounters
 from .rapl import POWERCAP_ROOT, RaplReader
 
 SCOPES = ("gpu", "cpu", "dram", "node")
@@ -230,7 +230,12 @@ def set_current_device(device) -> None:
     """Record the device gearshift runs on, so ``measure()`` reports it by default."""
     global _current_device, _default_monitor
     _current_device = device
-    _default_monitor = None
+    # a default monitor that follows the current device keeps its open windows; one bound to
+    # other counters is rebuilt (after its windows close) to report the new device
+    if _default_monitor is not None and not isinstance(_default_monitor.gpus,
+                                                       CurrentDeviceCounters):
+        if not _default_monitor._windows:
+            _default_monitor = None
 
 
 def current_device():
@@ -244,9 +249,7 @@ def _gpu_counters(devices, gpu_indices):
         try:
             return NvmlCounters(gpu_indices)
         except DeviceError:
-            from ..devices import get_device  # noqa: PLC0415
-
-            return DeviceCounters([get_device("sim")])
+            return CurrentDeviceCounters(current_device)
     if devices == "nvml":
         return NvmlCounters(gpu_indices)
     if devices == "sim":

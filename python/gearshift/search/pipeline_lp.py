@@ -138,10 +138,11 @@ class _Relaxation:
         # restarts from the previous basis (several times faster than a cold solve)
         import highspy
 
+        from ._highs import new_highs
+
         h = getattr(self, "_highs", None)
         if h is None:
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
+            h = new_highs()
             lp = highspy.HighsLp()
             a = self.A.tocsc()
             nv = self.n + self.m + 1

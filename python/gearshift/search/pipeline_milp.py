@@ -119,8 +119,9 @@ def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap):
     # on stdout, which would corrupt the CLI's output contract
     import highspy
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    from ._highs import new_highs
+
+    h = new_highs()
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
     inf = highspy.kHighsInf

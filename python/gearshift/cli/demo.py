@@ -1,0 +1,44 @@
+"""`gearshift demo`: trace, partition, profile, search, run and report on the simulated H100."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+
+@click.command()
+@click.option("--model", default=None, help="GPT preset to trace (default gpt-1.3b-tp4).")
+@click.option("--gpu", default="h100-sxm", show_default=True, help="Simulated GPU preset.")
+@click.option("--objective", default="iso-time", show_default=True,
+              help="iso-time | iso-energy | max-slowdown=X | cost=ETA")
+@click.option("--iterations", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--out", "out_dir", default="gearshift-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where plan, run and plot are written.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def demo(model, gpu, objective, iterations, out_dir, quiet):
+    """The whole flow on a simulated GPU: plan a GPT step's clocks and run it."""
+    from ..integrations.config import validate_objective
+    from ..integrations.demo import DEMO_MODEL, run_demo
+
+    validate_objective(objective)
+    t0 = time.perf_counter()
+    res = run_demo(model or DEMO_MODEL, gpu, iterations, out_dir, objective, not quiet)
+    plan, run = res.plan, res.run
+    s = plan.schedule
+    click.echo("")
+    click.secho(f"gearshift demo: {plan.trace.model}, {len(plan.trace)} kernels in "
+                f"{len(plan.partitioning)} partitions, on the simulated {run.device}", bold=True)
+    clocks = sorted(set(s.freqs_mhz()))
+    click.echo(f"schedule ({s.objective}): SM clocks {min(clocks)}-{max(clocks)} MHz over "
+               f"{len(s.entries)} partitions, {run.meta['clock_switches_per_iteration']:.0f} "
+               f"clock switches per iteration; frontier of {len(plan.frontier)} points")
+    click.echo("")
+    click.echo(res.table)
+    click.echo("")
+    click.secho(f"energy saved: {run.energy_saving() * 100:.2f} % at {(run.slowdown() - 1) * 100:+.2f} "
+                f"% time (SIMULATED: {run.source} {run.energy_scope} energy, not a measurement)",
+                fg="green" if run.energy_saving() > 0 else None)
+    click.echo(f"plot: {res.plot}")
+    click.echo(f"files: {res.out_dir}/ (trace, partitioning, profile, frontier, schedule, run)")
+    click.echo(f"done in {time.perf_counter() - t0:.1f} s")

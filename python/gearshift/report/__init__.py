@@ -1,0 +1,66 @@
+"""Reports: the frontier plot and a short savings table (``gearshift report``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..model import Frontier, Schedule
+from .plot import Marker, frontier_plot
+from .summary import RunPoint, RunSummary
+from .table import format_table, savings_rows
+
+
+def markers_for(frontier: Frontier, schedule: Schedule | None = None,
+                run: RunSummary | None = None) -> list[Marker]:
+    """The points worth marking: the all-max baseline (what the GPU does by default: top clock,
+    the framework's overlap), gearshift's default pick (iso-time) when another objective was
+    chosen, and the chosen schedule, as planned and as run."""
+    out = []
+    if frontier.baseline is not None:
+        out.append(Marker("all-max baseline = default clocks (top clock, framework overlap)",
+                          frontier.baseline.time_s, frontier.baseline.energy_j, "s", "C3"))
+        if schedule is not None and schedule.objective != "iso-time":
+            from ..search.select import select  # noqa: PLC0415
+
+            d = select(frontier, "iso-time")
+            out.append(Marker("default schedule (objective iso-time)", d.time_s, d.energy_j,
+                              "D", "C4"))
+    if schedule is not None and schedule.predicted.get("time_s"):
+        p = schedule.predicted
+        out.append(Marker(f"chosen: {schedule.objective}"
+                          + (f"={p['objective_arg']:g}" if p.get("objective_arg") else "")
+                          + " (planned)", p["time_s"], p["energy_j"], "*", "C2"))
+    else:
+        sel = frontier.meta.get("selected_index")
+        if sel is not None and 0 <= sel < len(frontier.points):
+            pt = sorted(frontier.points, key=lambda q: q.time_s)[sel]
+            out.append(Marker("chosen point", pt.time_s, pt.energy_j, "*", "C2"))
+    if run is not None:
+        out.append(Marker(f"chosen, as run ({run.gearshift.iterations} iterations, "
+                          "switch costs included)", run.gearshift.time_s, run.gearshift.energy_j,
+                          "X", "C1"))
+    return out
+
+
+def report(frontier: Frontier, path: str | Path, schedule: Schedule | None = None,
+           run: RunSummary | None = None, title: str = "") -> tuple[Path, str]:
+    """Write the plot; return (its path, the savings table as text)."""
+    png = frontier_plot(frontier, path, markers_for(frontier, schedule, run), title)
+    tag = f"{frontier.source}, {frontier.energy_scope} energy"
+    tables = []
+    if run is not None and run.baseline is not None:
+        tables.append(format_table(savings_rows(run.baseline.time_s, run.baseline.energy_j,
+                                                run.gearshift.time_s, run.gearshift.energy_j),
+                                   f"as run on {run.device} ({run.source}, "
+                                   f"{run.energy_scope} energy, mean of "
+                                   f"{run.gearshift.iterations} iterations):"))
+    if schedule is not None and schedule.predicted.get("baseline_time_s"):
+        p = schedule.predicted
+        tables.append(format_table(savings_rows(p["baseline_time_s"], p["baseline_energy_j"],
+                                                p["time_s"], p["energy_j"]),
+                                   f"planned ({tag}):"))
+    return png, "\n\n".join(tables)
+
+
+__all__ = ["Marker", "RunPoint", "RunSummary", "format_table", "frontier_plot", "markers_for",
+           "report", "savings_rows"]

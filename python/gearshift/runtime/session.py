@@ -1,0 +1,331 @@
+"""Session: installs a Schedule into the native runtime and always restores the clocks."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import warnings
+import weakref
+from dataclasses import dataclass
+
+from ..errors import ConfigError, FormatError, NativeUnavailableError, ScheduleMismatchError
+from .backends import make_backend
+
+log = logging.getLogger("gearshift.runtime")
+
+SIGNAL_PATHS = ("cuda", "fake-lockstep", "fake-realtime")
+_LIVE: "weakref.WeakSet[Session]" = weakref.WeakSet()
+_CUPTI_WARNED = False
+
+
+@dataclass(frozen=True)
+class SwitchEvent:
+    """One boundary the controller acted on (or skipped). Host times are steady-clock ns."""
+
+    partition: int
+    ordinal: int            # launch ordinal of the partition's first kernel
+    iteration: int
+    freq_mhz: int           # target clock; 0 for a reset
+    action: str             # switched | skipped_same | superseded | reset | failed | ignored
+    device_time_s: float | None  # simulated device time of the switch (sim backend), else None
+    signal_ns: int          # the device reached the boundary (fakes know; 0 on a real GPU)
+    detect_ns: int
+    call_ns: int
+    done_ns: int
+
+    @property
+    def latency_us(self) -> float | None:
+        """Boundary reached -> clock call began, in microseconds, when measurable."""
+        if not self.signal_ns or not self.call_ns:
+            return None
+        return (self.call_ns - self.signal_ns) / 1e3
+
+
+def _atexit_stop_all() -> None:
+    for s in list(_LIVE):
+        s.close()
+
+
+atexit.register(_atexit_stop_all)
+
+
+class Session:
+    """Enforce ``schedule`` on GPU ``gpu`` through a clock backend; restores clocks on exit.
+
+    backend: "nvml" | "dry-run" | "sim" or a native backend object.
+    trace: the KernelTrace the schedule was planned from; with it, each partition's kernel names
+        are checked as the hook observes them (without it only kernel counts are checked).
+    mode: "apply" enforces the schedule; "record" records launches into a trace (no schedule).
+    signal_path: "cuda" (stream writes on the real GPU), "fake-lockstep" (deterministic fake
+        device, for replay and the sim backend) or "fake-realtime"; default: cuda when the
+        backend drives a real GPU and libcuda loads, else fake-lockstep.
+    auto_wrap: an iteration ends after ``schedule.num_kernels`` launches; set False and call
+        ``step()`` at each iteration start to have the kernel count of every iteration checked.
+    watchdog: start the helper that resets clocks if this process is killed outright
+        (default: on for nvml and dry-run); ``watchdog_log`` is where it writes what it did.
+    """
+
+    def __init__(self, schedule=None, backend="sim", *, gpu: int = 0, trace=None,
+                 mode: str = "apply", signal_path: str | None = None, trigger: str = "write",
+                 auto_wrap: bool = True, watchdog: bool | None = None,
+                 watchdog_log: str | os.PathLike | None = None, supported_mhz=None,
+                 default_mhz: int = 1980, switch_latency_s: float = 0.0,
+                 handle_signals: bool = True, use_cupti: bool = True):
+        if mode not in ("apply", "record"):
+            raise ConfigError(f"unknown session mode {mode!r}", "use 'apply' or 'record'")
+        if mode == "apply" and schedule is None:
+            raise ConfigError("an apply session needs a schedule",
+                              "pass a Schedule (gearshift plan), or mode='record' to trace")
+        if signal_path is not None and signal_path not in SIGNAL_PATHS:
+            raise ConfigError(f"unknown signal path {signal_path!r}",
+                              f"use one of {', '.join(SIGNAL_PATHS)}")
+        self.schedule = schedule
+        self.trace = trace
+        self.mode = mode
+        self.gpu = gpu
+        self._backend_kind = backend
+        self._backend_args = dict(supported_mhz=supported_mhz, default_mhz=default_mhz,
+                                  switch_latency_s=switch_latency_s)
+        self._signal_path = signal_path
+        self._trigger = trigger
+        self._auto_wrap = auto_wrap
+        self._watchdog = watchdog
+        self._watchdog_log = str(watchdog_log) if watchdog_log is not None else ""
+        self._handle_signals = handle_signals
+        self._use_cupti = use_cupti
+        self._rt = None
+        self.backend = None
+        self.cupti_active = False
+        self.cupti_error = ""
+        self._mismatch_warned = False
+
+    # ---------------------------------------------------------------- lifecycle
+    def __enter__(self) -> "Session":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def start(self) -> "Session":
+        if self._rt is not None:
+            return self
+        from .._native import library_status, native, native_dir  # noqa: PLC0415
+
+        C = native()
+        self.backend = make_backend(self._backend_kind, gpu=self.gpu, **self._backend_args)
+        path = self._signal_path or self._default_signal_path(library_status)
+        hashes = self._expected_hashes(C) if self.mode == "apply" else []
+        if self.mode == "apply":
+            supported = self.backend.supported_sm_mhz(self.gpu)
+            self.schedule.validate(supported_freqs_mhz=supported or None)
+        rt = C.Runtime(self.backend, gpu=self.gpu, signal_path=path, trigger=self._trigger,
+                       auto_wrap=self._auto_wrap, handle_signals=self._handle_signals)
+        if self.mode == "apply":
+            s = self.schedule
+            rt.install([e.start_kernel for e in s.entries], [e.freq_mhz for e in s.entries],
+                       hashes, s.num_kernels)
+        rt.start()
+        self._rt = rt
+        _LIVE.add(self)
+        try:
+            if self._want_watchdog():
+                exe = native_dir() / "gearshift-watchdog"
+                if not exe.exists():
+                    raise NativeUnavailableError(
+                        f"the watchdog helper is missing ({exe})",
+                        "reinstall gearshift from source, or pass watchdog=False")
+                rt.arm_watchdog(str(exe), self.backend.name, [self.gpu], self._watchdog_log)
+            if self._use_cupti:
+                sub = rt.subscribe()
+                self.cupti_active = bool(sub["active"])
+                self.cupti_error = sub["error"]
+                if not self.cupti_active:
+                    self._warn_cupti_once(sub)
+            rt.set_mode(self.mode)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Hook off, clocks reset, watchdog disarmed. Safe to call more than once."""
+        rt, self._rt = self._rt, None
+        if rt is None:
+            return
+        _LIVE.discard(self)
+        try:
+            self._final_rt = rt
+            self._check_mismatch(rt)
+        finally:
+            rt.stop()
+
+    # ---------------------------------------------------------------- during training
+    def step(self) -> None:
+        """A training iteration begins (record mode numbers launches from 0 again)."""
+        rt = self._require()
+        rt.begin_iteration()
+        self._check_mismatch(rt)
+
+    def mark(self, partition: int, stream: int | None = None) -> bool:
+        """Fallback marker: partition ``partition`` starts now on ``stream`` (default: torch's
+        current stream). Ignored (returns False) while the CUPTI hook is counting launches."""
+        rt = self._require()
+        if self.cupti_active:
+            return False
+        if stream is None:
+            stream = _current_torch_stream()
+        rt.mark(int(partition), int(stream))
+        return True
+
+    def replay(self, trace, iterations: int = 1, *, api: str = "runtime",
+               default_kernel_s: float = 10e-6, step: bool = False) -> list[SwitchEvent]:
+        """Play ``trace``'s launches through the fake CUPTI callbacks on the fake device and return
+        the switch events this produced (with launch ordinals and device times)."""
+        rt = self._require()
+        if not self.cupti_active:
+            raise ConfigError("replay needs the (fake) CUPTI hook, which is not subscribed "
+                              f"({self.cupti_error or 'use_cupti=False'})",
+                              "create the session with use_cupti=True on a fake signal path")
+        kernels = [(k.name, int(k.stream), k.grid, k.block,
+                    int(round((k.duration_s if k.duration_s is not None else default_kernel_s) * 1e9)),
+                    api) for k in trace.kernels]
+        before = len(rt.switch_events())
+        if step:
+            rt.begin_iteration()
+        rt.replay(kernels, iterations, step)
+        self._check_mismatch(rt)
+        return self.switch_events()[before:]
+
+    # ---------------------------------------------------------------- results
+    def switch_events(self) -> list[SwitchEvent]:
+        rt = self._rt or getattr(self, "_final_rt", None)
+        if rt is None:
+            return []
+        out = []
+        for e in rt.switch_events():
+            dev = e["device_ns"] / 1e9 if self._is_sim() and e["call_ns"] else None
+            out.append(SwitchEvent(e["partition"], e["ordinal"], e["iteration"], e["freq_mhz"],
+                                   e["action"], dev, e["signal_ns"], e["detect_ns"],
+                                   e["call_ns"], e["done_ns"]))
+        return out
+
+    def clock_events(self) -> list[dict]:
+        """The backend's own log (dry-run: steady-clock t_ns; sim: device t_ns)."""
+        if self.backend is None or not hasattr(self.backend, "events"):
+            return []
+        return list(self.backend.events())
+
+    def records(self, iteration: int = -1) -> list[dict]:
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return [] if rt is None else list(rt.records(iteration))
+
+    def to_trace(self, iteration: int = 0, model: str = "", device: str = ""):
+        """Record mode: one iteration's launches as a KernelTrace (source 'cupti')."""
+        recs = [dict(r, grid=list(r["grid"]), block=list(r["block"]))
+                for r in self.records(iteration)]
+        try:
+            from ..trace.cupti import from_cupti_records  # noqa: PLC0415
+        except ImportError:  # the tracer's reader is not installed: a plain conversion
+            return _plain_trace(recs, model, device)
+        return from_cupti_records(recs, model=model, device=device)
+
+    def stats(self) -> dict:
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return {} if rt is None else dict(rt.stats())
+
+    @property
+    def mismatch_reason(self) -> str | None:
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return None if rt is None else rt.mismatch_reason
+
+    @property
+    def current_mhz(self) -> int:
+        """The clock the controller last set (0 = the driver's default)."""
+        return self._require().current_mhz
+
+    # ---------------------------------------------------------------- internals
+    def _require(self):
+        if self._rt is None:
+            raise ConfigError("the session is not running", "use it inside `with Session(...)`")
+        return self._rt
+
+    def _is_sim(self) -> bool:
+        return self.backend is not None and self.backend.name == "sim"
+
+    def _want_watchdog(self) -> bool:
+        if self._watchdog is not None:
+            return bool(self._watchdog)
+        return self.backend.name in ("nvml", "dry-run")
+
+    def _default_signal_path(self, library_status) -> str:
+        if self.backend.name in ("nvml", "dry-run") and library_status("cuda")["loaded"]:
+            return "cuda"
+        return "fake-lockstep"
+
+    def _expected_hashes(self, C) -> list[int]:
+        if self.trace is None:
+            return []
+        from ..model.trace import sequence_signature  # noqa: PLC0415
+
+        s, names = self.schedule, self.trace.names()
+        if len(names) != s.num_kernels or self.trace.signature() != s.model_signature:
+            raise ScheduleMismatchError(
+                f"the schedule was made for another model (schedule: {s.num_kernels} kernels, "
+                f"signature {s.model_signature}; trace: {len(names)} kernels, signature "
+                f"{self.trace.signature()})",
+                "pass the trace the schedule was planned from, or re-plan for this model")
+        ends = [e.start_kernel for e in s.entries[1:]] + [s.num_kernels]
+        hashes = []
+        for e, end in zip(s.entries, ends):
+            part = names[e.start_kernel:end]
+            if e.signature and e.signature != sequence_signature(part):
+                raise FormatError(None, f"entries[{e.partition}].signature",
+                                  f"{e.signature} does not match the trace's kernels "
+                                  f"{e.start_kernel}..{end - 1} ({sequence_signature(part)})",
+                                  "re-plan from this trace")
+            hashes.append(int(C.partition_hash(part)))
+        return hashes
+
+    def _warn_cupti_once(self, sub: dict) -> None:
+        global _CUPTI_WARNED
+        if _CUPTI_WARNED:
+            return
+        _CUPTI_WARNED = True
+        warnings.warn(f"gearshift: the CUPTI launch hook is unavailable ({sub['error']}); falling "
+                      "back to explicit markers at module boundaries (Session.mark / "
+                      "install_module_markers)", RuntimeWarning, stacklevel=3)
+
+    def _check_mismatch(self, rt) -> None:
+        reason = rt.mismatch_reason
+        if reason and not self._mismatch_warned:
+            self._mismatch_warned = True
+            warnings.warn(f"gearshift: the schedule no longer matches what runs ({reason}); "
+                          "clock switching stopped and clocks were restored to defaults. "
+                          "Re-trace and re-plan if the model or its shapes changed.",
+                          RuntimeWarning, stacklevel=3)
+            log.warning("schedule mismatch: %s", reason)
+
+
+def _plain_trace(recs: list[dict], model: str, device: str):
+    from ..errors import TraceError  # noqa: PLC0415
+    from ..model import KernelRecord, KernelTrace  # noqa: PLC0415
+
+    if not recs:
+        raise TraceError("no launches were recorded",
+                         "run at least one iteration inside the record session")
+    recs = sorted(recs, key=lambda r: r["ordinal"])
+    kernels = [KernelRecord(name=r["name"], stream=int(r["stream"]), grid=tuple(r["grid"]),
+                            block=tuple(r["block"]), timestamp_s=r["timestamp_ns"] * 1e-9)
+               for r in recs]
+    return KernelTrace(kernels, model=model, source="cupti", device=device).validate()
+
+
+def _current_torch_stream() -> int:
+    import sys  # noqa: PLC0415
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return int(torch.cuda.current_stream().cuda_stream)
+    return 0

@@ -1,0 +1,312 @@
+"""The single-GPU search: Profile + Partitioning -> iteration Frontier and Schedule.
+
+Partitions of one iteration run in sequence, so the iteration's frontier is the composition
+of the partition frontiers (compose.py). A first pass composes every partition at a coarse
+time quantum; each further pass re-searches only the partitions whose choice moves along the
+selected part of the frontier, at a quantum four times finer and only up to the time the
+selection can use, and merges what it finds. Passes stop when one improves no frontier point
+of that part by more than ``tolerance`` (relative energy); every pass's gain is reported.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, FormatError, InfeasibleSelectionError
+from ..model import Choice, Frontier, FrontierPoint, Partitioning, Profile, Schedule, ScheduleEntry
+from .compose import DEFAULT_UNITS, compose
+from .partition_frontier import PartitionFrontier, pareto_indices, profile_frontiers
+
+REFINE_FACTOR = 4
+REFINE_CELLS = 2_000_000     # DP table cells one refinement pass may use (~20 ms of work)
+
+
+@dataclass
+class PassReport:
+    """What one search pass did and gained."""
+
+    index: int
+    time_quantum_s: float
+    partitions_searched: int
+    points: int
+    gain_rel: float            # largest relative energy drop of any point in the selected part
+    selected_time_s: float
+    selected_energy_j: float
+    error_bound_s: float
+    seconds: float
+
+
+@dataclass
+class IterationSearch:
+    """Everything the search found; ``plan_iteration`` turns it into a Frontier and Schedule."""
+
+    time_s: np.ndarray
+    energy_j: np.ndarray
+    choice_by_unit: np.ndarray            # (partitions, points): index into each frontier
+    selected: int
+    baseline_time_s: float
+    baseline_energy_j: float
+    passes: list[PassReport]
+    error_bound_s: float
+
+
+def profile_includes_static(profile: Profile) -> bool:
+    """Whether a profile's energies already contain static power, read from its energy_scope.
+
+    ``gpu`` (what an energy counter or the simulated GPU reports: the whole GPU's energy,
+    static included) and every other scope count as total; a scope ending in ``-dynamic``
+    (e.g. ``gpu-dynamic``) means static power was left out and the search adds
+    ``device.static_power_w`` x time.
+    """
+    return not profile.energy_scope.endswith("-dynamic")
+
+
+def parse_objective(objective: str) -> tuple[str, float | None]:
+    """``iso-time``, ``iso-energy``, ``max-slowdown=1.05``, ``cost=0.5`` -> (kind, argument)."""
+    kind, _, arg = objective.partition("=")
+    kind = kind.strip()
+    if kind in ("iso-time", "iso-energy") and not arg:
+        return kind, None
+    if kind in ("max-slowdown", "cost") and arg:
+        try:
+            value = float(arg)
+        except ValueError:
+            value = float("nan")
+        if kind == "max-slowdown" and value >= 1.0:
+            return kind, value
+        if kind == "cost" and 0.0 <= value <= 1.0:
+            return kind, value
+    raise ConfigError(f"unknown objective '{objective}'",
+                      "use iso-time, iso-energy, max-slowdown=X (X >= 1, e.g. 1.05) or "
+                      "cost=ETA (0 <= ETA <= 1)")
+
+
+def _select_index(time_s: np.ndarray, energy_j: np.ndarray, objective: str,
+                  base_t: float, base_e: float, max_power_w: float) -> int:
+    # private stand-in for search.select on the raw arrays the passes work on
+    kind, arg = parse_objective(objective)
+    if kind == "cost":
+        cost = arg * energy_j + (1.0 - arg) * max_power_w * time_s
+        return int(np.argmin(cost))
+    if kind == "iso-energy":
+        ok = np.flatnonzero(energy_j <= base_e * (1 + 1e-12))
+        if ok.size:
+            return int(ok[np.argmin(time_s[ok])])
+        near = int(np.argmin(energy_j))
+        what = f"energy <= {base_e:.6g} J"
+    else:
+        limit = base_t * (arg if kind == "max-slowdown" else 1.0)
+        ok = np.flatnonzero(time_s <= limit * (1 + 1e-12))
+        if ok.size:
+            return int(ok[np.argmin(energy_j[ok])])
+        near = int(np.argmin(time_s))
+        what = f"time <= {limit:.6g} s"
+    raise InfeasibleSelectionError(
+        f"no frontier point has {what} (objective {objective}); nearest: "
+        f"time_s={time_s[near]:.6g}, energy_j={energy_j[near]:.6g}",
+        "relax the objective (a larger max-slowdown) or add faster options to the profile",
+        nearest=(float(time_s[near]), float(energy_j[near])))
+
+
+def _merge(t, e, by_unit: np.ndarray):
+    keep = pareto_indices(t, e)
+    return t[keep], e[keep], by_unit[:, keep]
+
+
+def _gain(old_t, old_e, new_t, new_e, lo, hi) -> float:
+    """Largest relative drop of the least energy reachable by a time T in [lo, hi].
+
+    Both frontiers are staircases, so the drop is largest at a new point's time: compare each
+    new point in the window with the best old point no slower than it.
+    """
+    sel = np.flatnonzero((new_t >= lo) & (new_t <= hi))
+    if sel.size == 0:
+        return 0.0
+    pos = np.searchsorted(old_t, new_t[sel] * (1 + 1e-12), side="right") - 1
+    ok = pos >= 0
+    if not ok.any():
+        return 0.0
+    old = old_e[pos[ok]]
+    return float(max(((old - new_e[sel][ok]) / old).max(), 0.0))
+
+
+def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baseline_time_s: float,
+                     baseline_energy_j: float, *, max_power_w: float = 0.0,
+                     time_quantum_s: float | None = None, refine: bool = True,
+                     tolerance: float = 1e-4, max_passes: int = 6,
+                     window_frac: float = 0.01) -> IterationSearch:
+    """Composition plus multi-pass refinement over partition frontiers (energies total).
+
+    ``window_frac``: the selected part of the frontier is the points within this fraction of
+    the selected point's time on either side.
+    """
+    if max_power_w <= 0:
+        max_power_w = baseline_energy_j / baseline_time_s
+    started = _time.perf_counter()
+    first = compose(parts, time_quantum_s)
+    t, e, choice = first.time_s, first.energy_j, first.choice_by_unit
+    sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j, max_power_w)
+    passes = [PassReport(0, first.time_quantum_s, len(parts), int(t.size), 0.0, float(t[sel]),
+                         float(e[sel]), first.error_bound_s, _time.perf_counter() - started)]
+    q = first.time_quantum_s
+    bound = first.error_bound_s
+    while refine and len(passes) < max_passes:
+        started = _time.perf_counter()
+        t_sel = float(t[sel])
+        lo, hi = t_sel * (1 - window_frac), t_sel * (1 + window_frac)
+        window = np.flatnonzero((t >= lo) & (t <= hi))
+        moving = np.flatnonzero((choice[:, window] != choice[:, sel:sel + 1]).any(axis=1))
+        if moving.size == 0:
+            break
+        fixed = np.setdiff1d(np.arange(len(parts)), moving)
+        fixed_t = float(sum(parts[i].time_s[choice[i, sel]] for i in fixed))
+        fixed_e = float(sum(parts[i].energy_j[choice[i, sel]] for i in fixed))
+        sub = [parts[i] for i in moving]
+        span = hi - fixed_t - sum(float(p.time_s[0]) for p in sub)
+        if span <= 0:
+            break
+        # at least REFINE_FACTOR finer, and fine enough to resolve the window in detail
+        q_next = min(q / REFINE_FACTOR, span / DEFAULT_UNITS)
+        # keep each pass quick: never finer than REFINE_CELLS table cells allow for this window
+        q_next = max(q_next, span * len(sub) / REFINE_CELLS)
+        if q_next >= q:
+            break
+        part = compose(sub, q_next, max_time_s=hi - fixed_t)
+        full = np.repeat(choice[:, sel:sel + 1], len(part), axis=1)
+        full[moving] = part.choice_by_unit
+        new_t, new_e, new_choice = _merge(np.concatenate([t, part.time_s + fixed_t]),
+                                          np.concatenate([e, part.energy_j + fixed_e]),
+                                          np.concatenate([choice, full], axis=1))
+        gain = _gain(t, e, new_t, new_e, lo, hi)
+        t, e, choice = new_t, new_e, new_choice
+        sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j, max_power_w)
+        q = q_next
+        passes.append(PassReport(len(passes), q, int(moving.size), int(t.size), gain,
+                                 float(t[sel]), float(e[sel]), part.error_bound_s,
+                                 _time.perf_counter() - started))
+        if gain <= tolerance:
+            break
+    return IterationSearch(t, e, choice, sel, baseline_time_s, baseline_energy_j, passes, bound)
+
+
+def baseline_options(profile: Profile, *, energy_includes_static: bool) -> list[tuple[int, object, float, float]]:
+    """The all-max-clock run: per partition (freq_mhz, overlap, time_s, total energy_j).
+
+    The clock is the device's max clock (the highest profiled one if that is missing). The
+    overlap is what the training framework does without gearshift: the choice named by
+    ``profile.extra["default_overlap"]`` if the profile has it, else ``start`` (collectives
+    launched with the compute, on the library's default SMs, as DDP/FSDP do), else ``none``; a
+    partition with none of these profiled gets its fastest option at that clock, so the
+    baseline is never weaker than a tuned run.
+    """
+    from ..model import Overlap  # noqa: PLC0415
+
+    static = 0.0 if energy_includes_static else profile.device.static_power_w
+    default = profile.extra.get("default_overlap")
+    preferred = [Overlap.parse(default)] if isinstance(default, str) else []
+    preferred += [Overlap("start"), Overlap()]
+    out = []
+    for i, opts in enumerate(profile.by_partition()):
+        top = max(o.freq_mhz for o in opts)
+        fmax = profile.device.max_freq_mhz if any(
+            o.freq_mhz == profile.device.max_freq_mhz for o in opts) else top
+        at_max = [o for o in opts if o.freq_mhz == fmax]
+        named = [o for ov in preferred for o in at_max if o.overlap == ov]
+        best = named[0] if named else min(at_max, key=lambda o: (o.time_s, o.energy_j))
+        out.append((best.freq_mhz, best.overlap, best.time_s, best.energy_j + static * best.time_s))
+    return out
+
+
+def _thin(t: np.ndarray, keep_always: Sequence[int], max_points: int) -> np.ndarray:
+    """At most ~max_points indices spread evenly in time, plus the ones that must stay."""
+    if t.size <= max_points:
+        return np.arange(t.size)
+    res = (t[-1] - t[0]) / max_points
+    bucket = np.floor((t - t[0]) / res).astype(np.int64)
+    last_of_bucket = np.flatnonzero(np.diff(np.append(bucket, bucket[-1] + 1)) != 0)
+    return np.union1d(last_of_bucket, np.asarray(list(keep_always), dtype=np.int64))
+
+
+def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature: str | None = None,
+                   device_name: str | None = None, objective: str = "iso-time",
+                   time_quantum_s: float | None = None, *,
+                   energy_includes_static: bool | None = None, refine: bool = True,
+                   tolerance: float = 1e-4, max_passes: int = 6,
+                   max_points: int = 1000) -> tuple[Frontier, Schedule]:
+    """Search a single GPU's iteration: returns (Frontier, Schedule).
+
+    - ``profile``: every partition's options (freq_mhz, overlap) with time_s and energy_j.
+    - ``partitioning``: the cut the profile was made for (start kernels and signatures).
+    - ``trace_signature``: the model signature the runtime checks (default: the partitioning's).
+    - ``device_name``: the device the schedule is for (default: ``profile.device.name``).
+    - ``objective``: ``iso-time`` (least energy at the all-max-clock time), ``iso-energy`` (least
+      time at its energy), ``max-slowdown=X`` (least energy within X times its time) or
+      ``cost=ETA`` (least ETA*energy + (1-ETA)*TDP*time, Zeus's knob).
+    - ``time_quantum_s``: first pass's quantum (default: frontier span / 4096); later passes
+      refine it near the selection. The frontier's ``meta`` states the error bound.
+    - ``energy_includes_static``: whether the profile's energies already contain the GPU's
+      static power (True for a GPU energy counter and for the simulated GPU). ``None`` reads it
+      from ``profile.energy_scope`` (``...-dynamic`` means not). When False, the search charges
+      ``profile.device.static_power_w`` for every second; static energy is never charged twice.
+
+    Frontier energies are the GPU's total energy. Each point's choices are one ``Choice`` per
+    partition, unit ``p<i>``. ``frontier.meta["passes"]`` reports each refinement pass's gain.
+    """
+    if profile.num_partitions != len(partitioning):
+        raise FormatError(None, "num_partitions",
+                          f"the profile has {profile.num_partitions} partitions, the partitioning "
+                          f"{len(partitioning)}", "profile this partitioning (`gearshift profile`)")
+    sig = partitioning.signature()
+    if profile.partitioning_signature and profile.partitioning_signature != sig:
+        raise FormatError(None, "partitioning_signature",
+                          f"the profile was made for partitioning {profile.partitioning_signature}, "
+                          f"this partitioning is {sig}",
+                          "profile this partitioning again, or pass the one it was made for")
+    if energy_includes_static is None:
+        energy_includes_static = profile_includes_static(profile)
+    parts = profile_frontiers(profile, energy_includes_static=energy_includes_static)
+    base = baseline_options(profile, energy_includes_static=energy_includes_static)
+    base_t = float(sum(b[2] for b in base))
+    base_e = float(sum(b[3] for b in base))
+    result = search_iteration(parts, objective, base_t, base_e,
+                              max_power_w=profile.device.tdp_w, time_quantum_s=time_quantum_s,
+                              refine=refine, tolerance=tolerance, max_passes=max_passes)
+    kind, arg = parse_objective(objective)
+
+    units = [f"p{i}" for i in range(len(parts))]
+    table = [[Choice(units[i], int(f), ov) for f, ov in p.options] for i, p in enumerate(parts)]
+    keep = _thin(result.time_s, [0, result.selected, result.time_s.size - 1], max_points)
+    picked = result.choice_by_unit[:, keep].T.tolist()
+    points = [FrontierPoint(float(result.time_s[k]), float(result.energy_j[k]),
+                            [table[i][c] for i, c in enumerate(row)]) for k, row in zip(keep, picked)]
+    baseline = FrontierPoint(base_t, base_e, [Choice(units[i], int(f), ov)
+                                              for i, (f, ov, _, _) in enumerate(base)])
+    scope = profile.energy_scope.removesuffix("-dynamic")
+    frontier = Frontier(points, energy_scope=scope, source=profile.source, baseline=baseline,
+                        meta={"level": "iteration", "objective": objective,
+                              "selected_index": int(np.searchsorted(keep, result.selected)),
+                              "error_bound_s": result.error_bound_s,
+                              "energy_includes_static": True,
+                              "passes": [asdict(p) for p in result.passes]})
+
+    chosen = result.choice_by_unit[:, result.selected]
+    entries = []
+    for i, part in enumerate(partitioning.partitions):
+        f, ov = parts[i].options[int(chosen[i])]
+        entries.append(ScheduleEntry(i, part.start, int(f), ov, part.signature, part.label))
+    t_sel, e_sel = float(result.time_s[result.selected]), float(result.energy_j[result.selected])
+    schedule = Schedule(entries, trace_signature or partitioning.trace_signature,
+                        device_name or profile.device.name, partitioning.num_kernels,
+                        objective=kind, predicted={
+                            "time_s": t_sel, "energy_j": e_sel, "baseline_time_s": base_t,
+                            "baseline_energy_j": base_e, "energy_scope": scope,
+                            "source": profile.source, "objective_arg": arg,
+                            "energy_saving": 1.0 - e_sel / base_e,
+                            "slowdown": t_sel / base_t,
+                            "search_passes": len(result.passes),
+                            "pass_gains_rel": [p.gain_rel for p in result.passes[1:]]})
+    return frontier, schedule.validate()
