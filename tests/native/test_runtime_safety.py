@@ -80,18 +80,24 @@ def test_sigint_raises_keyboardinterrupt_and_clocks_are_reset(tmp_path):
     p = run_child("""
         s = Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
                     signal_path="fake-lockstep", watchdog=False)
+        caught = False
         try:
             with s:
                 s.replay(trace)
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(5)
         except KeyboardInterrupt:
-            ev = s.clock_events()
-            print("interrupted", [e["freq_mhz"] for e in ev if not e["reset"]], ev[-1]["reset"])
+            caught = True
+        ev = s.clock_events()
+        print(caught, [e["freq_mhz"] for e in ev if not e["reset"]], ev[-1]["reset"])
     """, tmp_path / "unused.log")
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
-    assert out.strip() == "interrupted [1500, 1005] True"
+    caught, rest = out.strip().split(" ", 1)
+    assert rest == "[1500, 1005] True"
+    # Python may deliver the KeyboardInterrupt inside a finalizer, which swallows it (and says
+    # so on stderr); the clocks are reset either way.
+    assert caught == "True" or "KeyboardInterrupt" in err
 
 
 def test_sigkill_of_the_trainer_is_caught_by_the_watchdog(tmp_path):

@@ -28,7 +28,8 @@ def demo(model, gpu, objective, iterations, out_dir, quiet):
     s = plan.schedule
     click.echo("")
     click.secho(f"gearshift demo: {plan.trace.model}, {len(plan.trace)} kernels in "
-                f"{len(plan.partitioning)} partitions, on the simulated {run.device}", bold=True)
+                f"{len(plan.partitioning)} partitions, on the simulated "
+                f"{plan.profile.device.name}", bold=True)
     clocks = sorted(set(s.freqs_mhz()))
     click.echo(f"schedule ({s.objective}): SM clocks {min(clocks)}-{max(clocks)} MHz over "
                f"{len(s.entries)} partitions, {run.meta['clock_switches_per_iteration']:.0f} "
@@ -39,6 +40,11 @@ def demo(model, gpu, objective, iterations, out_dir, quiet):
     click.secho(f"energy saved: {run.energy_saving() * 100:.2f} % at {(run.slowdown() - 1) * 100:+.2f} "
                 f"% time (SIMULATED: {run.source} {run.energy_scope} energy, not a measurement)",
                 fg="green" if run.energy_saving() > 0 else None)
+    planned = s.predicted.get("slowdown", 1.0)
+    if run.slowdown() > planned + 0.001:
+        click.echo(f"(as run is {(run.slowdown() / planned - 1) * 100:.1f} % slower than planned: "
+                   f"the plan prices settled clocks, the run pays the switch latency at "
+                   f"{run.meta['clock_switches_per_iteration']:.0f} switches per iteration)")
     click.echo(f"plot: {res.plot}")
     click.echo(f"files: {res.out_dir}/ (trace, partitioning, profile, frontier, schedule, run)")
     click.echo(f"done in {time.perf_counter() - t0:.1f} s")

@@ -50,6 +50,10 @@ def resolve_device(kind: str = "auto", sim_preset: str | None = None):
 
 
 def _real_device(kind: str):
+    if kind in ("nvml", "dry-run"):
+        from .gpu_device import GpuDevice  # noqa: PLC0415
+
+        return GpuDevice(kind)
     # nvml, dry-run and daemon devices live with the runtime; import them only when asked
     from ..devices import get_device  # noqa: PLC0415
     from ..errors import ConfigError  # noqa: PLC0415

@@ -1,14 +1,16 @@
-"""Run training iterations with a schedule enforced on a device.
+"""Run training iterations with a schedule enforced on a device, through the runtime.
 
-On the simulated GPU an iteration is the trace's kernels replayed through the simulator under
-the schedule's per-partition clocks and overlaps (switch latency included), so the device's
-counters and ``gearshift.measure`` report what that iteration would cost. On a real GPU the
-native runtime (gearshift.runtime) switches clocks at partition boundaries.
+The native runtime (gearshift.runtime.Session) enforces the schedule: its launch hook counts
+kernels and its controller sets each partition's clock through a clock backend. On a real GPU
+it does so while the model trains. On the simulated GPU each iteration replays the trace's
+launches through the same hook on the runtime's fake device with the ``sim`` backend; the
+clocks the controller set are then priced by the simulator (switch latency included), so the
+device's counters and ``gearshift.measure`` report what the enforced iteration would cost.
 """
 
 from __future__ import annotations
 
-from ..errors import NativeUnavailableError, ScheduleMismatchError
+from ..errors import ScheduleMismatchError
 from ..model import Choice, KernelTrace, Partitioning, Schedule
 
 
@@ -24,7 +26,7 @@ def partitioning_of(schedule: Schedule, trace: KernelTrace) -> Partitioning:
 
 class Enforcer:
     """One iteration per ``step()`` under ``schedule``; ``baseline_step()`` runs the all-max
-    choices (``baseline``) for comparison. Clocks are reset on ``close()``."""
+    choices (``baseline``) on the simulator for comparison. Clocks are reset on ``close()``."""
 
     def __init__(self, device, trace: KernelTrace, schedule: Schedule,
                  partitioning: Partitioning | None = None, baseline: list[Choice] | None = None):
@@ -33,44 +35,65 @@ class Enforcer:
         self.schedule = schedule
         self.partitioning = partitioning or partitioning_of(schedule, trace)
         self.baseline = baseline
+        self.simulated = hasattr(device, "run_iteration")
         self.iterations = 0
+        self.switches = 0
         self.last = None
-        self._session = None
-        if not hasattr(device, "run_iteration"):
-            self._session = _native_session(device, schedule)
+        self.session = self._open_session()
+
+    def _open_session(self):
+        from ..runtime import Session  # noqa: PLC0415
+
+        facts = self.device.facts
+        if self.simulated:
+            latency = getattr(getattr(self.device, "preset", None), "switch_latency_s", 0.0)
+            s = Session(self.schedule, backend="sim", trace=self.trace,
+                        supported_mhz=list(facts.supported_freqs_mhz),
+                        default_mhz=facts.max_freq_mhz, switch_latency_s=latency,
+                        handle_signals=False)
+        else:
+            s = Session(self.schedule, backend=getattr(self.device, "backend", self.device.kind),
+                        trace=self.trace, auto_wrap=False)
+        return s.start()
 
     def step(self):
         self.iterations += 1
-        if self._session is not None:
-            self._session.begin_iteration()
+        if not self.simulated:
+            self.session.step()
             return None
-        self.last = self.device.run_iteration(self.trace, self.partitioning, self.schedule)
+        events = self.session.replay(self.trace, 1)
+        self.switches += sum(e.action == "switched" for e in events)
+        self.last = self.device.run_iteration(self.trace, self.partitioning,
+                                              self._enforced_choices(events))
         return self.last
 
+    def _enforced_choices(self, events):
+        """Per partition, the clock the runtime's controller left running (a partition without
+        a switch keeps the previous one; a reset means the default top clock)."""
+        top = self.device.facts.max_freq_mhz
+        by_part = {}
+        for e in events:
+            if e.action in ("switched", "skipped_same", "superseded"):
+                by_part[e.partition] = e.freq_mhz
+            elif e.action == "reset":
+                by_part[e.partition] = top
+        current = getattr(self.device, "sm_clock_mhz", top)
+        out = []
+        for entry in self.schedule.entries:
+            current = by_part.get(entry.partition, current)
+            out.append((current, entry.overlap))
+        return out
+
     def baseline_step(self):
-        """The comparison run: all partitions at the top clock with the framework's overlap."""
-        if self._session is not None:
-            raise NativeUnavailableError("baseline runs on a real GPU are plain training steps",
-                                         "train without gearshift to measure the baseline")
+        """The comparison run: every partition at the top clock, the framework's overlap."""
         choices = self.baseline or [(self.device.facts.max_freq_mhz, "none")] * len(
             self.partitioning)
         return self.device.run_iteration(self.trace, self.partitioning, choices)
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
         reset = getattr(self.device, "reset_sm_clock", None)
         if reset:
             reset()
-
-
-def _native_session(device, schedule: Schedule):
-    try:
-        from ..runtime import Session  # noqa: PLC0415
-    except ImportError as exc:
-        raise NativeUnavailableError(
-            f"enforcing a schedule on {device.name} needs the native runtime ({exc})",
-            "build gearshift with its native extension (`make setup`), or use device='sim'"
-        ) from exc
-    return Session(schedule, device=device)

@@ -48,7 +48,7 @@ def run_schedule(device, trace: KernelTrace, schedule: Schedule,
         switches = 0
         for _ in range(iterations):
             res = enf.step()
-            switches += getattr(res, "num_switches", 0)
+            switches += getattr(res, "num_switches", 0) if res is not None else 0
             bar.advance()
         m = mon.end_window("gearshift")
     finally:

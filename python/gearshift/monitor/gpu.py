@@ -19,6 +19,7 @@ SOURCE_BY_KIND = {"sim": "simulated", "nvml": "measured", "dry-run": "measured",
 class CounterRead:
     time_s: float
     energy_j: dict[str, float]     # component -> J
+    origin: int = 0                # which device's counters (changes when the device does)
 
 
 class NvmlCounters:
@@ -96,8 +97,9 @@ class DeviceCounters:
 
 class CurrentDeviceCounters:
     """Follows the device gearshift runs on in this process (``set_current_device``), so a
-    window opened before ``gearshift.compile`` picked its device still reports it. Before any
-    device exists the reading is zero: a new simulated device's counters start at zero."""
+    window opened before ``gearshift.compile`` picked its device still reports it. A window
+    during which the device changed counts the new device from zero: a new simulated device's
+    counters start at zero."""
 
     def __init__(self, current):
         self._current = current          # () -> Device | None
@@ -118,8 +120,12 @@ class CurrentDeviceCounters:
         return c.names if c else {}
 
     def read(self) -> CounterRead:
-        c = self._counters()
-        return c.read() if c else CounterRead(0.0, {"gpu0": 0.0})
+        dev = self._current()
+        if dev is None:
+            return CounterRead(0.0, {"gpu0": 0.0})
+        r = DeviceCounters([dev]).read()
+        r.origin = id(dev)
+        return r
 
     def close(self) -> None:
         pass

@@ -137,9 +137,12 @@ class Monitor:
             end = self.gpus.read()
             rapl_end = self._rapl_now()
         wall = time.monotonic() - start.wall_s
-        elapsed = end.time_s - start.gpu.time_s
-        figs = [EnergyFigure("gpu", c, end.energy_j[c] - start.gpu.energy_j[c], self.gpus.source,
-                             note=self._gpu_note(c)) for c in end.energy_j]
+        begin = start.gpu
+        if begin.origin != end.origin:
+            begin = CounterRead(0.0, {c: 0.0 for c in end.energy_j}, end.origin)
+        elapsed = end.time_s - begin.time_s
+        figs = [EnergyFigure("gpu", c, end.energy_j[c] - begin.energy_j.get(c, 0.0),
+                             self.gpus.source, note=self._gpu_note(c)) for c in end.energy_j]
         scopes = self.rapl.scopes() if self.rapl else {}
         for label, total in rapl_end.items():
             figs.append(EnergyFigure(scopes[label], label, total - start.rapl_j.get(label, 0.0),
@@ -244,12 +247,15 @@ def current_device():
 
 def _gpu_counters(devices, gpu_indices):
     if devices == "auto":
-        if _current_device is not None:
+        if _current_device is not None and getattr(_current_device, "kind", "") not in (
+                "sim", "replay"):
             return DeviceCounters([_current_device])
         try:
-            return NvmlCounters(gpu_indices)
+            if _current_device is None:
+                return NvmlCounters(gpu_indices)
         except DeviceError:
-            return CurrentDeviceCounters(current_device)
+            pass
+        return CurrentDeviceCounters(current_device)
     if devices == "nvml":
         return NvmlCounters(gpu_indices)
     if devices == "sim":

@@ -64,6 +64,9 @@ class Session:
         ``step()`` at each iteration start to have the kernel count of every iteration checked.
     watchdog: start the helper that resets clocks if this process is killed outright
         (default: on for nvml and dry-run); ``watchdog_log`` is where it writes what it did.
+    poll_spin_us, poll_sleep_us: how the controller waits for the GPU to reach a boundary: spin
+        ``poll_spin_us``, then poll every ``poll_sleep_us``. ``poll_sleep_us=0`` spins until the
+        boundary arrives (lowest latency; costs a host core while the GPU lags the CPU).
     """
 
     def __init__(self, schedule=None, backend="sim", *, gpu: int = 0, trace=None,
@@ -71,7 +74,8 @@ class Session:
                  auto_wrap: bool = True, watchdog: bool | None = None,
                  watchdog_log: str | os.PathLike | None = None, supported_mhz=None,
                  default_mhz: int = 1980, switch_latency_s: float = 0.0,
-                 handle_signals: bool = True, use_cupti: bool = True):
+                 handle_signals: bool = True, use_cupti: bool = True,
+                 poll_spin_us: float = 200.0, poll_sleep_us: float = 10.0):
         if mode not in ("apply", "record"):
             raise ConfigError(f"unknown session mode {mode!r}", "use 'apply' or 'record'")
         if mode == "apply" and schedule is None:
@@ -94,6 +98,10 @@ class Session:
         self._watchdog_log = str(watchdog_log) if watchdog_log is not None else ""
         self._handle_signals = handle_signals
         self._use_cupti = use_cupti
+        if poll_spin_us < 0 or poll_sleep_us < 0:
+            raise ConfigError("poll_spin_us and poll_sleep_us must be >= 0",
+                              "pass microseconds, e.g. poll_spin_us=200, poll_sleep_us=10")
+        self._poll = dict(spin_us=float(poll_spin_us), sleep_poll_us=float(poll_sleep_us))
         self._rt = None
         self.backend = None
         self.cupti_active = False
@@ -121,7 +129,8 @@ class Session:
             supported = self.backend.supported_sm_mhz(self.gpu)
             self.schedule.validate(supported_freqs_mhz=supported or None)
         rt = C.Runtime(self.backend, gpu=self.gpu, signal_path=path, trigger=self._trigger,
-                       auto_wrap=self._auto_wrap, handle_signals=self._handle_signals)
+                       auto_wrap=self._auto_wrap, handle_signals=self._handle_signals,
+                       **self._poll)
         if self.mode == "apply":
             s = self.schedule
             rt.install([e.start_kernel for e in s.entries], [e.freq_mhz for e in s.entries],
