@@ -394,6 +394,7 @@ void bind_runtime(py::module_& m) {
     d["record_ns"] = c.record_ns;
     d["apply_ns"] = c.apply_ns;
     d["apply_checked_ns"] = c.apply_checked_ns;
+    d["apply_no_boundary_ns"] = c.apply_no_boundary_ns;
     d["launches"] = c.launches;
     return d;
   }, py::arg("launches") = 200000, py::arg("partition_len") = 64, py::arg("repeats") = 5);

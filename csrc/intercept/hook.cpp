@@ -18,9 +18,12 @@ namespace {
 // Per-thread nesting: a runtime launch is counted at ENTER when its parameters are readable,
 // otherwise by the driver launch nested inside it, otherwise at EXIT. Nested driver callbacks
 // of a counted runtime launch are skipped: that is the double count CUPTI would otherwise give.
-thread_local int tl_runtime_depth = 0;
-thread_local bool tl_counted = false;
-thread_local const char* tl_runtime_name = nullptr;
+// initial-exec: a direct TLS access instead of a __tls_get_addr call on every callback (the
+// extension is dlopen'ed; glibc keeps surplus static TLS for exactly this kind of small use).
+#define GS_TLS thread_local __attribute__((tls_model("initial-exec")))
+GS_TLS int tl_runtime_depth = 0;
+GS_TLS bool tl_counted = false;
+GS_TLS const char* tl_runtime_name = nullptr;
 
 bool runtime_info(CUpti_CallbackId cbid, const void* params, LaunchInfo& out) {
   if (params == nullptr) return false;

@@ -91,6 +91,8 @@ HookCost bench_hook_cost(int launches, int partition_len, int repeats) {
   out.apply_ns = run_mode(intercept::Mode::apply) - out.baseline_ns_per_launch;
   rt.install(checked, num_kernels);
   out.apply_checked_ns = run_mode(intercept::Mode::apply) - out.baseline_ns_per_launch;
+  rt.install({{0, 1500, 0}}, num_kernels);
+  out.apply_no_boundary_ns = run_mode(intercept::Mode::apply) - out.baseline_ns_per_launch;
   rt.fake_gpu()->wait_idle();
   rt.stop();
   return out;

@@ -11,6 +11,7 @@ namespace gearshift::runtime {
 struct HookCost {
   double baseline_ns_per_launch = 0;  // delivering the callbacks to a hook that is not subscribed
   double off_ns = 0, record_ns = 0, apply_ns = 0, apply_checked_ns = 0;  // added per launch
+  double apply_no_boundary_ns = 0;  // apply mode inside one long partition: the per-launch part
   int launches = 0;
 };
 // Drives the CUPTI callback entry (runtime ENTER, nested driver ENTER/EXIT, runtime EXIT) for

@@ -173,3 +173,23 @@ def test_partition_hash_is_order_sensitive():
     C = _native.native()
     assert C.partition_hash(["a", "b"]) != C.partition_hash(["b", "a"])
     assert C.partition_hash(["a", "b"]) == C.partition_hash(["a", "b"])
+
+
+def test_module_markers_from_forward_pre_hooks():
+    torch = pytest.importorskip("torch")
+    from gearshift.runtime import install_module_markers
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    trace = make_trace()
+    sched = make_schedule(trace, [0, 6], [1500, 1005])
+    with Session(sched, backend="sim", use_cupti=False, supported_mhz=CLOCKS) as s:
+        handles = install_module_markers(model, s, {"0": 0, "2": 1})
+        model(torch.randn(3, 4))
+        model(torch.randn(3, 4))
+        s._rt.run_fake_device()
+        acted = [(e.partition, e.action) for e in s.switch_events()]
+        for h in handles:
+            h.remove()
+    assert acted == [(0, "switched"), (1, "switched"), (0, "switched"), (1, "switched")]
+    with pytest.raises(ConfigError, match="modules not found"):
+        install_module_markers(model, s, {"decoder": 0})

@@ -27,6 +27,7 @@ def switch(quick: bool):
         if name == "hook_cost":
             click.echo(f"hook_cost_ns_per_launch off={r['off_ns']:.1f} record={r['record_ns']:.1f} "
                        f"apply={r['apply_ns']:.1f} apply_checked={r['apply_checked_ns']:.1f} "
+                       f"apply_between_boundaries={r['apply_no_boundary_ns']:.1f} "
                        f"(launches={r['launches']}, over an empty subscriber "
                        f"{r['baseline_ns']:.1f} ns)")
         elif name.startswith("backend_cost"):
