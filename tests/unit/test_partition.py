@@ -123,3 +123,43 @@ def test_block_and_part():
     assert block_and_part("blocks.3") == ("blocks.3", "")
     assert block_and_part("lm_head") == ("lm_head", "")
     assert block_and_part("") == ("", "")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_MODULES = ["", "wte", "blocks.0.ln_1", "blocks.0.attn.qkv", "blocks.0.mlp.fc", "blocks.1.attn",
+            "blocks.1.mlp.proj", "loss"]
+
+
+@st.composite
+def _traces(draw):
+    n = draw(st.integers(1, 60))
+    phases = sorted(draw(st.lists(st.sampled_from(["forward", "backward", "optimizer"]),
+                                  min_size=n, max_size=n)),
+                    key=["forward", "backward", "optimizer"].index)
+    ks = []
+    for i, ph in enumerate(phases):
+        comm = draw(st.booleans()) and draw(st.booleans())
+        ks.append(KernelRecord(f"k{i % 7}", kind="comm" if comm else "compute", phase=ph,
+                               module=draw(st.sampled_from(_MODULES)),
+                               comm_op="all_gather" if comm else "",
+                               comm_bytes=1e6 if comm else None,
+                               flops=draw(st.sampled_from([None, 1e9, 1e11])),
+                               bytes_read=1e6, bytes_written=1e6))
+    return KernelTrace(ks, source="synthetic")
+
+
+@settings(max_examples=150, deadline=None)
+@given(_traces(), st.sampled_from([0.0, 1e-5, 1e-4, 1e-3]))
+def test_partition_invariants(trace, min_s):
+    p = partition(trace, min_partition_s=min_s)      # validate(): contiguous, covers every kernel
+    fine = partition(trace, min_partition_s=0)
+    assert set(p.boundaries()) <= set(fine.boundaries())
+    comm = [sum(k.kind == "comm" for k in trace.kernels[q.start:q.end]) for q in p.partitions]
+    assert max(comm) <= 1                            # merging never joins two collectives
+    for i, q in enumerate(p.partitions):
+        if q.expected_time_s < min_s and len(p) > 1:
+            # left short only where every neighbour would add a second collective
+            nbs = [p.partitions[j] for j in (i - 1, i + 1) if 0 <= j < len(p)]
+            assert q.has_comm and all(nb.has_comm for nb in nbs)

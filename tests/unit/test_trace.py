@@ -186,3 +186,24 @@ def test_bad_inputs():
                    optimizer_factory=False)
     with pytest.raises(FormatError, match="empty"):
         KernelTrace([]).validate()
+
+
+class _Checkpointed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Linear(8, 8))
+        self.b = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        from torch.utils.checkpoint import checkpoint  # noqa: PLC0415
+
+        return self.b(checkpoint(self.a, x, use_reentrant=False))
+
+
+def test_activation_checkpointing_recompute_is_backward_work_of_its_module():
+    t = trace_step(_Checkpointed(), torch.randn(4, 8))
+    recomputed = [k.module for k in t.kernels if k.phase == "backward" and k.op == "aten::gelu"]
+    assert recomputed == ["a.1"]
+    # recomputation stops once gelu's output (what a.2's backward needs) exists
+    assert [k.module for k in t.kernels if k.phase == "backward" and k.op == "aten::addmm"] \
+        == ["a.0"]

@@ -69,6 +69,8 @@ class _Recorder(TorchDispatchMode):
         if self.phase == "forward":
             return self.stack[-1] if self.stack else self.default_module
         if self.phase == "backward":
+            if self.stack:  # activation checkpointing re-running a module's forward
+                return self.stack[-1]
             node = torch._C._current_autograd_node()
             if node is None:  # the engine seeding the loss gradient
                 return LOSS_MODULE
