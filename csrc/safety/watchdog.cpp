@@ -74,7 +74,9 @@ int watchdog_main(int fd, const WatchdogSpec& spec, pid_t parent) {
                  event.c_str(), spec.backend.c_str(), gpu, result.c_str());
     std::fflush(log);
   };
-  line("armed", -1, "ok");
+  // On stderr (no log file) only what matters is said: a reset after the trainer died.
+  const bool chatty = log != stderr;
+  if (chatty) line("armed", -1, "ok");
   bool disarmed = false;
   char buf[64];
   while (true) {
@@ -87,7 +89,7 @@ int watchdog_main(int fd, const WatchdogSpec& spec, pid_t parent) {
     break;  // EOF: the trainer closed the pipe or died
   }
   if (disarmed) {
-    line("disarmed", -1, "ok");
+    if (chatty) line("disarmed", -1, "ok");
     return 0;
   }
   int rc = 0;
