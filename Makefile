@@ -19,8 +19,9 @@ $(VENV)/.installed: $(NATIVE_SOURCES)
 	$(PIP) install -q --no-build-isolation -e ".[torch,test,bench]"
 	touch $@
 
+# The whole flow on the simulated H100: trace a GPT step, plan its clocks, run it, plot it.
 demo: setup
-	$(VENV)/bin/gearshift info
+	$(VENV)/bin/gearshift demo
 
 test: setup
 	$(PY) -m pytest -q

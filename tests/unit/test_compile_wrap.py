@@ -47,6 +47,10 @@ def test_wrap_user_module_on_cpu_with_simulated_gpu(tmp_path):
     assert losses[-1] < losses[0]                        # the model really trained
     run = g.gearshift
     assert run.enforcer.iterations == 4 and run.loaded_from is None
+    # the runtime's controller acted at every partition boundary of every replayed iteration
+    events = run.enforcer.session.switch_events()
+    assert len(events) == 4 * len(run.schedule.entries)
+    assert {e.freq_mhz for e in events} == set(run.schedule.freqs_mhz())
     assert path.exists()
     assert m.source == "simulated" and m.time_s > 0 and m.energy_j("gpu") > 0
     # the window holds exactly the four simulated iterations

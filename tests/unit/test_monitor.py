@@ -90,9 +90,8 @@ def test_measured_device_adds_rapl_figures(tmp_path):
     assert m.source == "measured"
     assert m.energy_j("cpu") == pytest.approx(40.0)
     assert h.energy_j("gpu") == pytest.approx(300.0)   # read through the handle
-    node = m.energy_j("node")
-    # time on a measured device is wall time (tiny here), so the node adds ~0 rest-of-node
-    assert 340.0 <= node < 341.0
+    # time on a measured device is wall time: the rest of the node adds 50 W x that
+    assert m.energy_j("node") == pytest.approx(340.0 + 50.0 * m.time_s)
 
 
 def test_nested_windows_and_errors():
@@ -130,3 +129,26 @@ def test_measure_uses_current_device():
                 h.time_s
     finally:
         set_current_device(None)
+
+
+def test_nvml_counters_per_gpu_in_joules(monkeypatch):
+    import sys
+    import types
+
+    energy_mj = {0: 1_000_000, 1: 5_000_000}
+    fake = types.SimpleNamespace(
+        NVMLError=RuntimeError,
+        nvmlInit=lambda: None, nvmlShutdown=lambda: None,
+        nvmlDeviceGetCount=lambda: 2,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetTotalEnergyConsumption=lambda h: energy_mj[h])
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    mon = Monitor(devices="nvml", rapl=False)
+    mon.begin_window("w")
+    energy_mj[0] += 250_000          # 250 J on GPU 0
+    energy_mj[1] += 1_500            # 1.5 J on GPU 1
+    m = mon.end_window("w")
+    assert m.gpu_energy_j == pytest.approx({"gpu0": 250.0, "gpu1": 1.5})
+    assert m.energy_j("gpu") == pytest.approx(251.5) and m.source == "measured"
+    with pytest.raises(DeviceError, match="does not exist"):
+        Monitor(devices="nvml", gpu_indices=[3], rapl=False)

@@ -60,6 +60,16 @@ class Runner:
             schedule.validate(path, self.device.facts.supported_freqs_mhz)
             partitioning = partitioning_of(schedule, trace)
             self.loaded_from = str(path)
+        elif not hasattr(self.device, "profile_options"):
+            # profiling a real GPU means driving the user's loop clock by clock with boundary
+            # timing from the runtime; until that is wired in, plan where it is cheap and safe
+            raise ConfigError(
+                f"gearshift.compile has no saved schedule to enforce on {self.device.name}, and "
+                "planning on a real GPU inside the training loop is not supported yet",
+                f"plan on the simulated GPU of this model (device='sim', sim_preset='h100-sxm' "
+                f"or 'a100-sxm') with schedule_path={path or 'sched.json'!r}, then run again with "
+                "the same schedule_path on the GPU; or measure a profile with "
+                "gearshift.profile_partitions(..., step=..., partition_marks=...) and plan it")
         else:
             self.plan = plan_for(trace, self.device, self.config)
             schedule, partitioning = self.plan.schedule, self.plan.partitioning

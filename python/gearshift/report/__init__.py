@@ -27,19 +27,31 @@ def markers_for(frontier: Frontier, schedule: Schedule | None = None,
                               "D", "C4"))
     if schedule is not None and schedule.predicted.get("time_s"):
         p = schedule.predicted
+        note = (_change(p["time_s"], p["energy_j"], p["baseline_time_s"], p["baseline_energy_j"])
+                if p.get("baseline_time_s") else "")
         out.append(Marker(f"chosen: {schedule.objective}"
                           + (f"={p['objective_arg']:g}" if p.get("objective_arg") else "")
-                          + " (planned)", p["time_s"], p["energy_j"], "*", "C2"))
+                          + " (planned)", p["time_s"], p["energy_j"], "*", "C2", note, (10, -12)))
     else:
         sel = frontier.meta.get("selected_index")
         if sel is not None and 0 <= sel < len(frontier.points):
             pt = sorted(frontier.points, key=lambda q: q.time_s)[sel]
             out.append(Marker("chosen point", pt.time_s, pt.energy_j, "*", "C2"))
     if run is not None:
-        out.append(Marker(f"chosen, as run ({run.gearshift.iterations} iterations, "
-                          "switch costs included)", run.gearshift.time_s, run.gearshift.energy_j,
-                          "X", "C1"))
+        g, b = run.gearshift, run.baseline
+        out.append(Marker(f"chosen, as run ({g.iterations} iterations, switch costs included)",
+                          g.time_s, g.energy_j, "X", "C1",
+                          _change(g.time_s, g.energy_j, b.time_s, b.energy_j) if b else "",
+                          (12, 18)))
     return out
+
+
+def _change(t: float, e: float, base_t: float, base_e: float) -> str:
+    def pct(x):
+        v = round(x * 100, 1)
+        return f"{v if v != 0 else 0.0:+.1f} %"       # never "-0.0 %"
+
+    return f"{pct(e / base_e - 1)} energy, {pct(t / base_t - 1)} time"
 
 
 def report(frontier: Frontier, path: str | Path, schedule: Schedule | None = None,

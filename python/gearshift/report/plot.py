@@ -15,6 +15,8 @@ class Marker:
     energy_j: float
     style: str = "o"      # matplotlib marker
     color: str = "C1"
+    note: str = ""        # written next to the marker, e.g. "-5.0 % energy, +0.0 % time"
+    note_offset: tuple[int, int] = (12, -6)   # points from the marker (text's top-left)
 
 
 def frontier_plot(frontier: Frontier, path: str | Path, markers: list[Marker] | None = None,
@@ -35,6 +37,11 @@ def frontier_plot(frontier: Frontier, path: str | Path, markers: list[Marker] | 
     for m in markers or []:
         ax.plot(m.time_s * 1e3, m.energy_j, m.style, color=m.color, ms=11, mec="black",
                 mew=0.8, label=m.label, zorder=4, linestyle="none")
+        if m.note:
+            ax.annotate(m.note, (m.time_s * 1e3, m.energy_j), xytext=m.note_offset,
+                        textcoords="offset points", fontsize=8.5, color=m.color,
+                        fontweight="bold", va="top", zorder=5,
+                        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
     base = frontier.baseline
     if base is not None:
         ax.axvline(base.time_s * 1e3, color="grey", lw=0.8, ls=":", zorder=1)
