@@ -193,3 +193,24 @@ def test_module_markers_from_forward_pre_hooks():
     assert acted == [(0, "switched"), (1, "switched"), (0, "switched"), (1, "switched")]
     with pytest.raises(ConfigError, match="modules not found"):
         install_module_markers(model, s, {"decoder": 0})
+
+
+def test_real_signal_path_without_a_gpu_says_why(recwarn):
+    from gearshift.runtime import session as session_mod
+
+    session_mod._CUPTI_WARNED = False
+    if _native.library_status("cuda")["loaded"]:
+        pytest.skip("a CUDA driver is present: this checks the no-GPU messages")
+    trace = make_trace()
+    sched = make_schedule(trace, [0, 6], [1500, 1005])
+    with Session(sched, backend="dry-run", supported_mhz=CLOCKS, signal_path="cuda",
+                 watchdog=False) as s:
+        assert not s.cupti_active
+        s.mark(0)
+        s.mark(1)
+        s.mark(0)
+        assert s.stats()["dropped_posts"] == 3
+    msgs = [str(w.message) for w in recwarn]
+    assert any("CUPTI launch hook is unavailable" in m and "libcuda" in m for m in msgs), msgs
+    assert any("boundary signals could not be enqueued (libcuda could not be opened" in m
+               for m in msgs), msgs

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import gearshift
-from gearshift.errors import ConfigError, FormatError, ScheduleMismatchError
+from gearshift.errors import ConfigError, FormatError
 from gearshift.integrations import GearshiftConfig
 
 

@@ -83,8 +83,7 @@ def profile_measured(num_partitions: int, has_comm: Sequence[bool], device, freq
     ``start`` on partitions with communication (changing placement needs the runtime's
     overlap control, which this path does not drive)."""
     entries: list[ProfileEntry] = []
-    progress.start(len(freqs), f"measuring {num_partitions} partitions x {len(freqs)} clocks "
-                   f"on {device.name}")
+    progress.start(len(freqs), f"measuring {num_partitions} partitions ({len(freqs)} clocks)")
     framework = Overlap.parse(FRAMEWORK_OVERLAP)
     try:
         for f in freqs:

@@ -16,7 +16,7 @@ def profile_simulated(trace: KernelTrace, partitioning: Partitioning, device, fr
     ovs = overlaps if any_comm else overlaps[:1]
     entries: list[ProfileEntry] = []
     progress.start(len(freqs) * len(ovs), f"profiling {len(partitioning)} partitions "
-                   f"x {len(freqs)} clocks x {len(ovs)} overlaps on {device.name}")
+                   f"({len(freqs)} clocks x {len(ovs)} overlaps)")
     for f in freqs:
         for j, ov in enumerate(ovs):
             times, energies = device.profile_options(trace, partitioning, [(f, ov)])

@@ -107,6 +107,7 @@ class Session:
         self.cupti_active = False
         self.cupti_error = ""
         self._mismatch_warned = False
+        self._dropped_warned = False
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> "Session":
@@ -186,6 +187,8 @@ class Session:
         if stream is None:
             stream = _current_torch_stream()
         rt.mark(int(partition), int(stream))
+        if int(partition) == 0:
+            self._check_mismatch(rt)
         return True
 
     def replay(self, trace, iterations: int = 1, *, api: str = "runtime",
@@ -302,11 +305,21 @@ class Session:
         if _CUPTI_WARNED:
             return
         _CUPTI_WARNED = True
-        warnings.warn(f"gearshift: the CUPTI launch hook is unavailable ({sub['error']}); falling "
+        from .._native import library_status  # noqa: PLC0415
+
+        cuda = library_status("cuda")
+        why = sub["error"] if cuda["loaded"] else f"{sub['error']}; libcuda: {cuda['error']}"
+        warnings.warn(f"gearshift: the CUPTI launch hook is unavailable ({why}); falling "
                       "back to explicit markers at module boundaries (Session.mark / "
                       "install_module_markers)", RuntimeWarning, stacklevel=3)
 
     def _check_mismatch(self, rt) -> None:
+        if not self._dropped_warned and self.mode == "apply" and rt.stats()["dropped_posts"]:
+            self._dropped_warned = True
+            why = rt.signal_unavailable_reason or "the stream write was refused"
+            warnings.warn(f"gearshift: boundary signals could not be enqueued ({why}); clocks "
+                          "are not being switched at those boundaries", RuntimeWarning,
+                          stacklevel=3)
         reason = rt.mismatch_reason
         if reason and not self._mismatch_warned:
             self._mismatch_warned = True
