@@ -25,7 +25,7 @@ def test_cpp_unit_tests_pass():
     gen = ["-G", "Ninja"] if shutil.which("ninja") or (Path(cmake).parent / "ninja").exists() else []
     env = dict(os.environ, PATH=f"{Path(cmake).parent}:{os.environ.get('PATH', '')}")
     subprocess.run([cmake, "-S", str(REPO), "-B", str(BUILD), *gen, "-DGEARSHIFT_PYTHON=OFF",
-                    "-DGEARSHIFT_CPP_TESTS=ON", "-DCMAKE_BUILD_TYPE=Release"],
+                    "-DGEARSHIFT_CPP_TESTS=ON", "-DCMAKE_BUILD_TYPE=Debug"],
                    check=True, capture_output=True, env=env)
     build = subprocess.run([cmake, "--build", str(BUILD), "-j2"], capture_output=True, text=True,
                            env=env)

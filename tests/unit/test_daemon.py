@@ -385,3 +385,14 @@ def test_nvml_backend_without_gpu_is_one_clear_message():
     assert out.returncode == 2
     assert "nvml" in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
     assert not os.path.exists(path)
+
+
+@pytest.mark.slow
+def test_bench_switch_prints_daemon_added_us_before_the_last_line():
+    out = subprocess.run([sys.executable, "-m", "gearshift", "bench", "switch", "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert re.fullmatch(r"median_us=\d+\.\d+ p99_us=\d+\.\d+", lines[-1])
+    m = re.match(r"daemon_added_us=(-?\d+\.\d+) backend=dry-run ", lines[-2])
+    assert m, lines[-2]

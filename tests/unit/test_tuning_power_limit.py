@@ -90,3 +90,12 @@ def test_cli_power_limit(shared_data):
                                    "--gpu", "v100", "--eta", "0.5"])
     assert res.exit_code == 0, res.output
     assert "imagenet/resnet50" in res.output and "choices equal the optimum" in res.output
+
+
+def test_cli_power_limit_from_own_log(shared_data, capsys):
+    from gearshift.cli import main
+
+    log = shared_data / "zeus_nsdi23_traces" / "zeus_test_profile_data" / "V100+resnet50+gpu0.csv"
+    main(["tune", "power-limit", "--log", str(log), "--eta", "1.0"])
+    out = capsys.readouterr().out
+    assert "eta=1.0: power limit 150 W (exhaustive optimum 150 W" in out

@@ -49,5 +49,12 @@ def switch(quick: bool):
                        f"median_us={g[trig + '_median_us']:.2f} p99_us={g[trig + '_p99_us']:.2f} "
                        f"n={g[trig + '_n']} (upper bound: from enqueue on an idle stream)")
         last = {"median_us": g["write_median_us"], "p99_us": g["write_p99_us"]}
+    from ..daemon import bench_daemon_added_us  # noqa: PLC0415  (daemon: issue #10)
+
+    d = bench_daemon_added_us(n=1250 if quick else 5000)
+    click.echo(f"daemon_added_us={d['daemon_added_us']:.2f} backend={d['backend']} "
+               f"daemon_median_us={d['daemon_median_us']:.2f} daemon_p99_us={d['daemon_p99_us']:.2f} "
+               f"inprocess_median_us={d['inprocess_median_us']:.3f} n={d['n']} "
+               f"(a lock through `gearshift daemon` minus the same lock in-process)")
     if last is not None:
         click.echo(f"median_us={last['median_us']:.2f} p99_us={last['p99_us']:.2f}")

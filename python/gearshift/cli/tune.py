@@ -77,10 +77,24 @@ def print_power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, ea
 @click.option("--time-tolerance", type=float, default=0.10, show_default=True,
               help="Timing noise allowed when stopping exploration early.")
 @click.option("--no-early-stop", is_flag=True, help="Measure every limit (Zeus's behaviour).")
-def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early_stop):
+@click.option("--log", "log_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Choose from your own windows instead (Zeus profiling-log CSV format).")
+def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early_stop,
+                log_path):
     """Replay the Zeus traces through the online power-limit optimizer."""
     from ..tuning import validation, zeus_trace
 
+    if log_path is not None:
+        from ..tuning.power_limit import optimum_limit, run_optimizer
+
+        ms, n_gpus = zeus_trace.load_profile_windows(log_path)
+        for eta in etas or (0.5,):
+            opt = run_optimizer(ms, eta, world_size=n_gpus, time_tolerance=time_tolerance,
+                                early_stop=not no_early_stop)
+            click.echo(f"eta={eta}: power limit {opt.chosen_limit_w} W (exhaustive optimum "
+                       f"{optimum_limit(ms, eta, n_gpus)} W; {len(opt.measurements)} of "
+                       f"{len(ms)} windows used, {n_gpus} GPU(s))")
+        return
     print_power_limit(trace_dir, etas or validation.DEFAULT_ETAS, gpus or zeus_trace.GPUS,
                       all_batch_sizes, time_tolerance, not no_early_stop)
 
@@ -89,7 +103,7 @@ def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
     import numpy as np
     from ..tuning import recurrence
 
-    rows = []
+    rows, curves = [], []
     for w in workloads:
         rs = [recurrence.simulate(trace_dir, w, gpu, eta, recurrences, seed=s,
                                   state_path=None if state is None else
@@ -103,11 +117,21 @@ def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
                            for r in rs])
         rows.append([w, rs[0].best_fixed_batch_size, f"{best:.4g}", f"{cum:.4g}",
                      f"{cum / best:.2f}", f"{last / best:+.2%}", f"{on_best:.0%}"])
+        per_rec = np.mean([r.regret for r in rs], axis=0) / best
+        cum_rec = np.mean([r.cumulative_regret for r in rs], axis=0) / best
+        edges = list(range(0, recurrences, max(1, recurrences // 5))) + [recurrences]
+        curves.append([w] + [f"{per_rec[a:b].mean():+.1%} / {cum_rec[b - 1]:.2f}"
+                             for a, b in zip(edges, edges[1:]) if b > a])
     _console().print(_table(
         f"Batch-size bandit on {gpu}, eta={eta}, {recurrences} recurrences, "
         f"mean of {len(seeds)} seeds (regret vs best fixed batch size)",
         ["workload", "best bs", "best cost J", "cum regret J", "cum regret / best",
          f"regret/rec last {tail}", f"on best (last {tail})"], rows))
+    _console().print(_table(
+        "Regret over recurrences: mean per-recurrence regret (% of the best fixed cost) / "
+        "cumulative regret (in best-fixed recurrences) at the window's end",
+        ["workload"] + [f"rec {a + 1}-{b}" for a, b in zip(edges, edges[1:]) if b > a],
+        curves))
     return rows
 
 
