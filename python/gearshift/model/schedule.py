@@ -10,7 +10,7 @@ from ._io import Fields, envelope, open_envelope, read_json, write_json
 from .profile import NO_OVERLAP, Overlap
 
 SCHEDULE_VERSION = 1
-OBJECTIVES = ("iso-time", "iso-energy", "max-slowdown", "cost", "manual", "default")
+OBJECTIVES = ("iso-time", "fastest", "iso-energy", "max-slowdown", "cost", "manual", "default")
 
 
 @dataclass(frozen=True)

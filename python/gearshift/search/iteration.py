@@ -16,10 +16,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, FormatError, InfeasibleSelectionError
+from ..errors import FormatError
 from ..model import Choice, Frontier, FrontierPoint, Partitioning, Profile, Schedule, ScheduleEntry
 from .compose import DEFAULT_UNITS, compose
 from .partition_frontier import PartitionFrontier, pareto_indices, profile_frontiers
+from .select import parse_selection, select
 
 REFINE_FACTOR = 4
 REFINE_CELLS = 2_000_000     # DP table cells one refinement pass may use (~20 ms of work)
@@ -65,51 +66,13 @@ def profile_includes_static(profile: Profile) -> bool:
     return not profile.energy_scope.endswith("-dynamic")
 
 
-def parse_objective(objective: str) -> tuple[str, float | None]:
-    """``iso-time``, ``iso-energy``, ``max-slowdown=1.05``, ``cost=0.5`` -> (kind, argument)."""
-    kind, _, arg = objective.partition("=")
-    kind = kind.strip()
-    if kind in ("iso-time", "iso-energy") and not arg:
-        return kind, None
-    if kind in ("max-slowdown", "cost") and arg:
-        try:
-            value = float(arg)
-        except ValueError:
-            value = float("nan")
-        if kind == "max-slowdown" and value >= 1.0:
-            return kind, value
-        if kind == "cost" and 0.0 <= value <= 1.0:
-            return kind, value
-    raise ConfigError(f"unknown objective '{objective}'",
-                      "use iso-time, iso-energy, max-slowdown=X (X >= 1, e.g. 1.05) or "
-                      "cost=ETA (0 <= ETA <= 1)")
-
-
 def _select_index(time_s: np.ndarray, energy_j: np.ndarray, objective: str,
-                  base_t: float, base_e: float, max_power_w: float) -> int:
-    # private stand-in for search.select on the raw arrays the passes work on
-    kind, arg = parse_objective(objective)
-    if kind == "cost":
-        cost = arg * energy_j + (1.0 - arg) * max_power_w * time_s
-        return int(np.argmin(cost))
-    if kind == "iso-energy":
-        ok = np.flatnonzero(energy_j <= base_e * (1 + 1e-12))
-        if ok.size:
-            return int(ok[np.argmin(time_s[ok])])
-        near = int(np.argmin(energy_j))
-        what = f"energy <= {base_e:.6g} J"
-    else:
-        limit = base_t * (arg if kind == "max-slowdown" else 1.0)
-        ok = np.flatnonzero(time_s <= limit * (1 + 1e-12))
-        if ok.size:
-            return int(ok[np.argmin(energy_j[ok])])
-        near = int(np.argmin(time_s))
-        what = f"time <= {limit:.6g} s"
-    raise InfeasibleSelectionError(
-        f"no frontier point has {what} (objective {objective}); nearest: "
-        f"time_s={time_s[near]:.6g}, energy_j={energy_j[near]:.6g}",
-        "relax the objective (a larger max-slowdown) or add faster options to the profile",
-        nearest=(float(time_s[near]), float(energy_j[near])))
+                  base_t: float, base_e: float) -> int:
+    """Index of the point ``search.select`` picks (its semantics, on the passes' raw arrays)."""
+    points = [FrontierPoint(float(a), float(b)) for a, b in zip(time_s, energy_j)]
+    where = {id(p): i for i, p in enumerate(points)}
+    chosen = select(Frontier(points, baseline=FrontierPoint(base_t, base_e)), objective)
+    return where[id(chosen)]
 
 
 def _merge(t, e, by_unit: np.ndarray):
@@ -135,8 +98,7 @@ def _gain(old_t, old_e, new_t, new_e, lo, hi) -> float:
 
 
 def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baseline_time_s: float,
-                     baseline_energy_j: float, *, max_power_w: float = 0.0,
-                     time_quantum_s: float | None = None, refine: bool = True,
+                     baseline_energy_j: float, *, time_quantum_s: float | None = None, refine: bool = True,
                      tolerance: float = 1e-4, max_passes: int = 6,
                      window_frac: float = 0.01) -> IterationSearch:
     """Composition plus multi-pass refinement over partition frontiers (energies total).
@@ -144,12 +106,11 @@ def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baselin
     ``window_frac``: the selected part of the frontier is the points within this fraction of
     the selected point's time on either side.
     """
-    if max_power_w <= 0:
-        max_power_w = baseline_energy_j / baseline_time_s
+    parse_selection(objective)
     started = _time.perf_counter()
     first = compose(parts, time_quantum_s)
     t, e, choice = first.time_s, first.energy_j, first.choice_by_unit
-    sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j, max_power_w)
+    sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j)
     passes = [PassReport(0, first.time_quantum_s, len(parts), int(t.size), 0.0, float(t[sel]),
                          float(e[sel]), first.error_bound_s, _time.perf_counter() - started)]
     q = first.time_quantum_s
@@ -183,7 +144,7 @@ def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baselin
                                           np.concatenate([choice, full], axis=1))
         gain = _gain(t, e, new_t, new_e, lo, hi)
         t, e, choice = new_t, new_e, new_choice
-        sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j, max_power_w)
+        sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j)
         q = q_next
         passes.append(PassReport(len(passes), q, int(moving.size), int(t.size), gain,
                                  float(t[sel]), float(e[sel]), part.error_bound_s,
@@ -243,9 +204,9 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     - ``partitioning``: the cut the profile was made for (start kernels and signatures).
     - ``trace_signature``: the model signature the runtime checks (default: the partitioning's).
     - ``device_name``: the device the schedule is for (default: ``profile.device.name``).
-    - ``objective``: ``iso-time`` (least energy at the all-max-clock time), ``iso-energy`` (least
-      time at its energy), ``max-slowdown=X`` (least energy within X times its time) or
-      ``cost=ETA`` (least ETA*energy + (1-ETA)*TDP*time, Zeus's knob).
+    - ``objective``: a selection of ``search.select``: ``iso-time`` (least energy at the
+      all-max-clock time), ``fastest``, ``iso-energy`` (least time at the all-max energy),
+      ``max-slowdown=X`` (least energy within X times the fastest time) or ``cost=ETA``.
     - ``time_quantum_s``: first pass's quantum (default: frontier span / 4096); later passes
       refine it near the selection. The frontier's ``meta`` states the error bound.
     - ``energy_includes_static``: whether the profile's energies already contain the GPU's
@@ -272,10 +233,9 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     base = baseline_options(profile, energy_includes_static=energy_includes_static)
     base_t = float(sum(b[2] for b in base))
     base_e = float(sum(b[3] for b in base))
-    result = search_iteration(parts, objective, base_t, base_e,
-                              max_power_w=profile.device.tdp_w, time_quantum_s=time_quantum_s,
+    result = search_iteration(parts, objective, base_t, base_e, time_quantum_s=time_quantum_s,
                               refine=refine, tolerance=tolerance, max_passes=max_passes)
-    kind, arg = parse_objective(objective)
+    chosen_sel = parse_selection(objective)
 
     units = [f"p{i}" for i in range(len(parts))]
     table = [[Choice(units[i], int(f), ov) for f, ov in p.options] for i, p in enumerate(parts)]
@@ -288,23 +248,24 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     scope = profile.energy_scope.removesuffix("-dynamic")
     frontier = Frontier(points, energy_scope=scope, source=profile.source, baseline=baseline,
                         meta={"level": "iteration", "objective": objective,
-                              "selected_index": int(np.searchsorted(keep, result.selected)),
                               "error_bound_s": result.error_bound_s,
-                              "energy_includes_static": True,
+                              "includes_static_energy": True,
                               "passes": [asdict(p) for p in result.passes]})
-
-    chosen = result.choice_by_unit[:, result.selected]
+    # the schedule is what search.select picks on the frontier we hand out, by construction
+    chosen = select(frontier, objective)
+    frontier.meta["selected_index"] = next(i for i, p in enumerate(points) if p is chosen)
     entries = []
     for i, part in enumerate(partitioning.partitions):
-        f, ov = parts[i].options[int(chosen[i])]
-        entries.append(ScheduleEntry(i, part.start, int(f), ov, part.signature, part.label))
-    t_sel, e_sel = float(result.time_s[result.selected]), float(result.energy_j[result.selected])
+        c = chosen.choices[i]
+        entries.append(ScheduleEntry(i, part.start, c.freq_mhz, c.overlap, part.signature,
+                                     part.label))
+    t_sel, e_sel = chosen.time_s, chosen.energy_j
     schedule = Schedule(entries, trace_signature or partitioning.trace_signature,
                         device_name or profile.device.name, partitioning.num_kernels,
-                        objective=kind, predicted={
+                        objective=chosen_sel.kind, predicted={
                             "time_s": t_sel, "energy_j": e_sel, "baseline_time_s": base_t,
                             "baseline_energy_j": base_e, "energy_scope": scope,
-                            "source": profile.source, "objective_arg": arg,
+                            "source": profile.source, "objective_arg": chosen_sel.value,
                             "energy_saving": 1.0 - e_sel / base_e,
                             "slowdown": t_sel / base_t,
                             "search_passes": len(result.passes),
