@@ -115,5 +115,7 @@ struct cudaLaunchKernelExC_v11060_params {
 constexpr unsigned int CU_MEMHOSTALLOC_PORTABLE = 0x01;
 constexpr unsigned int CU_MEMHOSTALLOC_DEVICEMAP = 0x02;
 constexpr unsigned int CU_STREAM_WRITE_VALUE_DEFAULT = 0x0;
+// The handle a _ptsz launch on "stream 0" really means (cuda.h: CU_STREAM_PER_THREAD).
+constexpr uint64_t CU_STREAM_PER_THREAD = 0x2;
 
 }  // namespace gearshift::cupti

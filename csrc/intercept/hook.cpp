@@ -25,13 +25,17 @@ GS_TLS int tl_runtime_depth = 0;
 GS_TLS bool tl_counted = false;
 GS_TLS const char* tl_runtime_name = nullptr;
 
+// A per-thread-default-stream launch (_ptsz) on stream 0 runs on the calling thread's stream,
+// not the legacy one: the boundary write must go there too.
+inline uint64_t resolve_stream(uint64_t s, bool ptsz) { return s == 0 && ptsz ? CU_STREAM_PER_THREAD : s; }
+
 bool runtime_info(CUpti_CallbackId cbid, const void* params, LaunchInfo& out) {
   if (params == nullptr) return false;
   switch (cbid) {
     case CBID_cudaLaunchKernel_v7000:
     case CBID_cudaLaunchKernel_ptsz_v7000: {
       auto* p = static_cast<const cudaLaunchKernel_v7000_params*>(params);
-      out.stream = reinterpret_cast<uint64_t>(p->stream);
+      out.stream = resolve_stream(reinterpret_cast<uint64_t>(p->stream), cbid == CBID_cudaLaunchKernel_ptsz_v7000);
       out.grid[0] = p->gridDim.x, out.grid[1] = p->gridDim.y, out.grid[2] = p->gridDim.z;
       out.block[0] = p->blockDim.x, out.block[1] = p->blockDim.y, out.block[2] = p->blockDim.z;
       return true;
@@ -40,7 +44,8 @@ bool runtime_info(CUpti_CallbackId cbid, const void* params, LaunchInfo& out) {
     case CBID_cudaLaunchKernelExC_ptsz_v11060: {
       auto* p = static_cast<const cudaLaunchKernelExC_v11060_params*>(params);
       if (p->config == nullptr) return false;
-      out.stream = reinterpret_cast<uint64_t>(p->config->stream);
+      out.stream = resolve_stream(reinterpret_cast<uint64_t>(p->config->stream),
+                                  cbid == CBID_cudaLaunchKernelExC_ptsz_v11060);
       out.grid[0] = p->config->gridDim.x, out.grid[1] = p->config->gridDim.y, out.grid[2] = p->config->gridDim.z;
       out.block[0] = p->config->blockDim.x, out.block[1] = p->config->blockDim.y, out.block[2] = p->config->blockDim.z;
       return true;
@@ -56,7 +61,7 @@ bool driver_info(CUpti_CallbackId cbid, const void* params, LaunchInfo& out) {
     case CBID_cuLaunchKernel:
     case CBID_cuLaunchKernel_ptsz: {
       auto* p = static_cast<const cuLaunchKernel_params*>(params);
-      out.stream = reinterpret_cast<uint64_t>(p->hStream);
+      out.stream = resolve_stream(reinterpret_cast<uint64_t>(p->hStream), cbid == CBID_cuLaunchKernel_ptsz);
       out.grid[0] = p->gridDimX, out.grid[1] = p->gridDimY, out.grid[2] = p->gridDimZ;
       out.block[0] = p->blockDimX, out.block[1] = p->blockDimY, out.block[2] = p->blockDimZ;
       return true;
@@ -65,7 +70,8 @@ bool driver_info(CUpti_CallbackId cbid, const void* params, LaunchInfo& out) {
     case CBID_cuLaunchKernelEx_ptsz: {
       auto* p = static_cast<const cuLaunchKernelEx_params*>(params);
       if (p->config == nullptr) return false;
-      out.stream = reinterpret_cast<uint64_t>(p->config->hStream);
+      out.stream = resolve_stream(reinterpret_cast<uint64_t>(p->config->hStream),
+                                  cbid == CBID_cuLaunchKernelEx_ptsz);
       out.grid[0] = p->config->gridDimX, out.grid[1] = p->config->gridDimY, out.grid[2] = p->config->gridDimZ;
       out.block[0] = p->config->blockDimX, out.block[1] = p->config->blockDimY, out.block[2] = p->config->blockDimZ;
       return true;

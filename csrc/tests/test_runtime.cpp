@@ -71,6 +71,20 @@ TEST(record_mode_counts_each_launch_once_on_every_api) {
   }
 }
 
+TEST(ptsz_launch_on_stream_zero_means_the_per_thread_stream) {
+  auto b = std::make_shared<clock::DryRunBackend>(1, std::vector<int>{});
+  Runtime rt(b, opts());
+  rt.subscribe();
+  rt.set_mode(Mode::record);
+  uint32_t g[3] = {1, 1, 1};
+  rt.fake_cupti()->launch(LaunchApi::driver_ptsz, "a", 0, g, g, 10);
+  rt.fake_cupti()->launch(LaunchApi::driver, "b", 0, g, g, 10);
+  auto recs = rt.hook().records().snapshot();
+  CHECK_EQ(recs.size(), size_t{2});
+  CHECK_EQ(recs[0].stream, uint64_t{2});
+  CHECK_EQ(recs[1].stream, uint64_t{0});
+}
+
 TEST(runtime_launch_without_nested_driver_is_counted_late) {
   auto b = std::make_shared<clock::DryRunBackend>(1, std::vector<int>{});
   Runtime rt(b, opts());

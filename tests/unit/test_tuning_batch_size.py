@@ -103,3 +103,19 @@ def test_cli_batch_size(shared_data, tmp_path):
     assert "squad/bert_base_uncased" in res.output
     assert list(tmp_path.glob("*.sqlite"))
     sqlite3.connect(next(tmp_path.glob("*.sqlite"))).execute("SELECT * FROM observation")
+
+
+def test_cli_next_and_observe_round_trip(tmp_path, capsys):
+    from gearshift.cli import main
+
+    common = ["--job", "nightly", "--batch-sizes", "32,64,128", "--default", "64",
+              "--state", str(tmp_path / "s.sqlite")]
+    main(["tune", "next-batch-size", *common])
+    assert capsys.readouterr().out.strip() == "64"
+    main(["tune", "observe-batch-size", *common, "--batch-size", "64", "--cost", "100"])
+    main(["tune", "next-batch-size", *common])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "32"
+    with pytest.raises(SystemExit) as ex:
+        main(["tune", "next-batch-size", "--job", "other", *common[2:]])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and "'nightly'" in err and "'other'" in err

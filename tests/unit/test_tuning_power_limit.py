@@ -99,3 +99,45 @@ def test_cli_power_limit_from_own_log(shared_data, capsys):
     main(["tune", "power-limit", "--log", str(log), "--eta", "1.0"])
     out = capsys.readouterr().out
     assert "eta=1.0: power limit 150 W (exhaustive optimum 150 W" in out
+
+
+class CappedGPU:
+    """A GPU whose iteration slows below 200 W and whose energy counter wraps at 300 J."""
+
+    def __init__(self):
+        self.t = self.e = 0.0
+        self.limit_w = 300
+        self.history = []
+
+    def set_limit(self, w):
+        self.limit_w = w
+        self.history.append(w)
+
+    def iteration(self):
+        p = min(self.limit_w, 220.0)
+        dt = 0.1 * max(1.0, 200.0 / self.limit_w) ** 1.5
+        self.t += dt
+        self.e = (self.e + p * dt) % 300.0
+
+    def time_s(self):
+        return self.t
+
+    def energy_j(self):
+        return self.e
+
+
+def test_loop_drives_limits_from_a_training_loop_with_wrapping_counter():
+    from gearshift.tuning.power_limit import PowerLimitLoop
+
+    gpu = CappedGPU()
+    opt = PowerLimitOptimizer([300, 250, 200, 150, 100], eta=1.0, warmup_iterations=2,
+                              profile_iterations=5)
+    loop = PowerLimitLoop(opt, gpu, gpu.set_limit, wrap_j=300.0)
+    for _ in range(200):
+        loop.step()
+        gpu.iteration()
+    assert opt.done and gpu.history[:3] == [300, 250, 200]
+    assert gpu.limit_w == opt.chosen_limit_w == 200       # energy is lowest at 200 W here
+    # the counter wraps every ~14 iterations, so windows straddle wraps: energies still exact
+    by = {m.power_limit_w: m.energy_j for m in opt.measurements}
+    assert by[300] == pytest.approx(5 * 22.0) and by[200] == pytest.approx(5 * 20.0)

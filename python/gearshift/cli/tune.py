@@ -227,3 +227,58 @@ def print_online(iterations, drift_at, preset, eta, seed):
 def online(iterations, drift_at, preset, eta, seed):
     """Online profiling + re-planning vs a stale schedule and default clocks (simulated)."""
     print_online(iterations, drift_at, preset, eta, seed)
+
+
+def _bso(job, batch_sizes, default, state, seed):
+    from ..errors import ConfigError
+    from ..tuning.batch_size import BatchSizeOptimizer
+
+    try:
+        sizes = [int(x) for x in batch_sizes.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--batch-sizes '{batch_sizes}' is not a comma-separated list of "
+                          "integers", "write e.g. --batch-sizes 32,64,128") from None
+    return BatchSizeOptimizer(job, sizes, default, state, seed=seed)
+
+
+def _bso_options(f):
+    for opt in reversed([
+        click.option("--job", required=True, help="Job id; the state file belongs to it."),
+        click.option("--batch-sizes", required=True, help="Arms, e.g. 32,64,128,256."),
+        click.option("--default", "default", type=int, required=True,
+                     help="Batch size exploration starts from."),
+        click.option("--state", type=click.Path(dir_okay=False),
+                     default=".gearshift/batch_size.sqlite", show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+@tune.command("next-batch-size")
+@_bso_options
+def next_batch_size(job, batch_sizes, default, state, seed):
+    """Print the batch size the bandit picks for this recurrence of a job."""
+    bso = _bso(job, batch_sizes, default, state, seed)
+    try:
+        click.echo(bso.predict())
+    finally:
+        bso.close()
+
+
+@tune.command("observe-batch-size")
+@_bso_options
+@click.option("--batch-size", type=int, required=True)
+@click.option("--cost", type=float, required=True, help="Zeus cost of the run (J).")
+@click.option("--reached/--not-reached", default=True, help="Did it reach the target?")
+def observe_batch_size(job, batch_sizes, default, state, seed, batch_size, cost, reached):
+    """Record a finished run's cost in the job's state file."""
+    bso = _bso(job, batch_sizes, default, state, seed)
+    try:
+        n = sum(o.reached for o in bso.store.observations())
+        bso.observe(batch_size, cost, reached, recurrence=n)
+        what = "reached" if reached else "not reached"
+        click.echo(f"recorded {batch_size} -> {cost:.6g} J ({what}); "
+                   f"best so far {bso.best_known()}")
+    finally:
+        bso.close()

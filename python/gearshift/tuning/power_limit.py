@@ -180,3 +180,51 @@ def run_optimizer(measurements: Sequence[PowerLimitMeasurement], eta: float,
     while (p := opt.next_limit()) is not None:
         opt.observe(p, table[p].time_s, table[p].energy_j)
     return opt
+
+
+class PowerLimitLoop:
+    """Drives a ``PowerLimitOptimizer`` from a training loop: call ``step()`` once per iteration.
+
+    ``set_limit(watts)`` applies a limit (NVML needs root or the daemon; pass a logger for a dry
+    run); ``device`` is anything with ``energy_j()`` and ``time_s()`` counters (the Device
+    protocol). Each limit gets ``warmup_iterations`` to settle, then ``profile_iterations``
+    measured; energy is differenced with ``energy_delta_j`` so a wrapping counter is handled
+    and a reset one is a clear error. When exploration ends the chosen limit is applied.
+    """
+
+    def __init__(self, optimizer: PowerLimitOptimizer, device, set_limit,
+                 wrap_j: float | None = None):
+        self.opt, self.device, self.set_limit, self.wrap_j = optimizer, device, set_limit, wrap_j
+        self._limit: int | None = None
+        self._count = 0
+        self._start: tuple[float, float] | None = None
+        self.applied_w: int | None = None
+
+    def _apply(self, watts: int) -> None:
+        if watts != self.applied_w:
+            self.set_limit(int(watts))
+            self.applied_w = int(watts)
+
+    def step(self) -> None:
+        from .iteration import energy_delta_j
+
+        if self.opt.done:
+            return
+        if self._limit is None:
+            self._limit = self.opt.next_limit()
+            self._apply(self._limit)
+            self._count = 0
+            self._start = None
+        self._count += 1
+        w, p = self.opt.warmup_iterations, self.opt.profile_iterations
+        if self._count == w + 1:
+            self._start = (self.device.time_s(), self.device.energy_j())
+        elif self._count == w + p + 1:
+            t0, e0 = self._start
+            self.opt.observe(self._limit, self.device.time_s() - t0,
+                             energy_delta_j(e0, self.device.energy_j(), self.wrap_j))
+            self._limit = None
+            if self.opt.done:
+                self._apply(self.opt.chosen_limit_w)
+            else:
+                self.step()      # this iteration already runs under the next limit
