@@ -86,15 +86,16 @@ def n96_time(model: str = "gpt3-175b", repeats: int = 3) -> dict:
 
     prof = load_stage_profile(DATA / "stage_profile" / f"{model}+a40_bf16.csv", TIME_SCALE,
                               ENERGY_SCALE)
-    best, search = float("inf"), None
+    best, best_cpu, search = float("inf"), float("inf"), None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         prob = PipelineProblem(prof, "1f1b", 8, 96, P_BLOCK_W)
-        search = pipeline_frontier(prob, points=3, between=6, thorough=False)
+        search = pipeline_frontier(prob, points=6, between=4, thorough=False)
         best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
     base = search.baseline
     iso = search.best_within(base.time_s)
-    return {"model": model, "microbatches": 96, "frontier_s": best,
+    return {"model": model, "microbatches": 96, "frontier_s": best, "frontier_cpu_s": best_cpu,
             "frontier_points": len(search.pareto()),
             "iso_saving": 1 - iso.energy_j / base.energy_j,
             "iso_bound_saving": 1 - search.bounds[base.time_s] / base.energy_j}
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
                   f"{r['solve_s']:.2f}")
     Console().print(t)
     r96 = n96_time()
-    print(f"N=96 frontier ({r96['model']}): {r96['frontier_s']:.3f} s, "
+    print(f"N=96 frontier ({r96['model']}): {r96['frontier_s']:.3f} s wall, "
+          f"{r96['frontier_cpu_s']:.3f} s CPU, "
           f"{r96['frontier_points']} points, iso-time saving {r96['iso_saving']:.2%} "
           f"(bound {r96['iso_bound_saving']:.2%})")
     return 0

@@ -48,7 +48,8 @@ def bench_pipeline(args) -> list[dict]:
               f"[{r['refine_gains']}]")
         out += _rows("pipeline", case, r)
     r96 = pv.n96_time()
-    print(f"  {r96['model']}/N=96 frontier: {r96['frontier_s']:.3f} s (best of 3), "
+    print(f"  {r96['model']}/N=96 frontier: {r96['frontier_s']:.3f} s wall, "
+          f"{r96['frontier_cpu_s']:.3f} s CPU (best of 3), "
           f"{r96['frontier_points']} points, iso-time saving {r96['iso_saving']:.2%} "
           f"(bound {r96['iso_bound_saving']:.2%}); load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores")

@@ -112,7 +112,7 @@ void Client::fail_io(const char* what, int err) {
   }
   throw DaemonError(std::string("lost the connection to the gearshift daemon at '") + path_ +
                         "' (" + what + (err ? std::string(": ") + std::strerror(err) : "") +
-                        "); any clock it held for this process has been reset",
+                        "); a running daemon resets any clock this process held",
                     "check that the daemon is running (`gearshift clock --socket " + path_ +
                         " status`) and reconnect");
 }

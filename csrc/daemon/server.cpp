@@ -217,6 +217,7 @@ void Server::open() {
                             ")",
                         "run the daemon as root, or choose another --socket path");
     log("stale-socket-removed path=%s", path.c_str());
+    took_over_ = true;
   } else {
     // Create the socket's own directory (e.g. /run/gearshift) when only it is missing.
     const auto slash = path.find_last_of('/');
@@ -296,6 +297,10 @@ void Server::open() {
     gpus_[i].supported = std::move(mhz);
     describe_clocks(gpus_[i].supported, gpus_[i].clocks_text, sizeof gpus_[i].clocks_text);
   }
+
+  // A daemon that died without its SIGTERM path may have left clocks locked: clear them.
+  if (took_over_)
+    for (uint32_t i = 0; i < gpu_count_; ++i) reset_gpu(i, "previous-daemon-died", nullptr);
 
   // Every connection's buffer is allocated here, once: serving a request allocates nothing.
   conns_.resize(size_t(cfg_.max_clients));

@@ -107,6 +107,7 @@ class Server {
   size_t log_len_ = 0;
   int64_t last_flush_ns_ = 0;
   bool busy_ = false;
+  bool took_over_ = false;
   uint8_t out_[kMaxFrame];
 };
 

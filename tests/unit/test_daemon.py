@@ -258,6 +258,7 @@ def test_stale_socket_is_taken_over_and_live_one_refused(daemon_factory, tmp_pat
         assert path.exists()
         d = daemon_factory(socket_path=path)
         d.wait_event("stale-socket-removed")
+        d.wait_event("reset gpu=0 reason=previous-daemon-died")  # what it may have left locked
         assert d.status()["gpus"][0]["index"] == 0
         # A second daemon on a live socket refuses, and leaves the first one serving.
         out = subprocess.run([sys.executable, "-m", "gearshift", "daemon", "--socket", str(path),

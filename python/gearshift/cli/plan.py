@@ -34,7 +34,7 @@ import click
               help="Multiply every profile time (Perseus's emulation uses 10).")
 @click.option("--energy-scale", type=float, default=1.0, show_default=True,
               help="Multiply every profile energy (Perseus's emulation uses 80).")
-@click.option("--points", type=click.IntRange(2, 10000), default=24, show_default=True,
+@click.option("--points", type=click.IntRange(2, 10000), default=32, show_default=True,
               help="Iteration times the first sweep solves.")
 @click.option("--passes", type=click.IntRange(0, 50), default=3, show_default=True,
               help="Refinement passes over the whole frontier.")

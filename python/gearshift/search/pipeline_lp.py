@@ -90,6 +90,7 @@ class _Relaxation:
         self.seg_len = np.array(seg_len)
         self.tslow, self.cslow = tslow, cslow
         self.n, self.m = n, m
+        self._start_basis = (row_op, np.array(row_pred), sinks, prob)
 
     def solve(self, deadline_s: float) -> tuple[np.ndarray, float]:
         """Relaxed durations, and the relaxed optimum of the energy (sum c_i + P*S*makespan)
@@ -113,6 +114,24 @@ class _Relaxation:
         if res.status != 0:
             raise self._fail(deadline_s, res.message)
         return res.x, res.fun
+
+    def _set_start_basis(self, h, highspy):
+        # a cold dual simplex needs about one pivot per row to bring the finish times into the
+        # basis; this basis (finish times and makespan basic, each held by its tight row) is
+        # optimal at a loose T, so the first solve is nearly free
+        row_op, row_pred, sinks, prob = self._start_basis
+        tight, sink_row, _ = _start_basis_rows(row_op, row_pred, sinks, self.tslow, self.n)
+        nrows = len(row_op) + len(sinks)
+        st = highspy.HighsBasisStatus
+        rows = [st.kBasic] * nrows
+        for r in tight.tolist():
+            rows[r] = st.kUpper
+        rows[len(row_op) + sink_row] = st.kUpper
+        basis = highspy.HighsBasis()
+        basis.col_status = [st.kBasic] * self.n + [st.kLower] * self.m + [st.kBasic]
+        basis.row_status = rows
+        basis.valid = True
+        h.setBasis(basis)
 
     def _solve_highspy(self, deadline_s):
         # one HiGHS instance per problem: a new T only moves the makespan's bound, so the dual simplex
@@ -139,6 +158,7 @@ class _Relaxation:
             lp.a_matrix_.index_ = a.indices
             lp.a_matrix_.value_ = a.data
             h.passModel(lp)
+            self._set_start_basis(h, highspy)
             self._highs = h
         else:
             h.changeColBounds(self.n + self.m, 0.0, deadline_s)
@@ -146,6 +166,22 @@ class _Relaxation:
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             raise self._fail(deadline_s, h.modelStatusToString(h.getModelStatus()))
         return np.asarray(h.getSolution().col_value), h.getInfo().objective_function_value
+
+
+def _start_basis_rows(row_op, row_pred, sinks, tslow, n):
+    """With every z at 0 (slowest useful clocks), the rows that hold each finish time and the
+    makespan: each computation's latest-finishing predecessor (or its source row)."""
+    finish = np.zeros(n)
+    tight = np.full(n, -1)
+    best = np.full(n, -np.inf)
+    # rows are grouped by computation in topological order
+    for r, (i, p) in enumerate(zip(row_op.tolist(), row_pred.tolist())):
+        v = finish[p] if p >= 0 else 0.0
+        if v > best[i]:
+            best[i], tight[i] = v, r
+            finish[i] = v + tslow[i]
+    sink = int(sinks[np.argmax(finish[sinks])])
+    return tight, int(np.flatnonzero(sinks == sink)[0]), finish
 
 
 def _highspy() -> bool:

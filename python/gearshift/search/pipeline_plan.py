@@ -33,7 +33,7 @@ class PipelinePlanning:
 
 
 def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: int,
-                  blocking_power_w: float, selection: str = "iso-time", points: int = 24,
+                  blocking_power_w: float, selection: str = "iso-time", points: int = 32,
                   between: int = 3, passes: int = 3, tol: float = 5e-3,
                   local_passes: int = 2,
                   progress: Callable[[str, int, int], None] | None = None,
