@@ -182,3 +182,21 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(InfeasibleSelectionError) as info:
         _select_index(np.array([2.0, 3.0]), np.array([5.0, 4.0]), "iso-time", 1.0, 9.0)
     assert (info.value.nearest.time_s, info.value.nearest.energy_j) == (2.0, 5.0)
+
+
+@pytest.mark.parametrize("objective", ["iso-time", "fastest", "iso-energy", "max-slowdown=1.03",
+                                       "cost=0.2", "cost=0.8"])
+def test_select_shortcut_agrees_with_select_on_every_point(objective):
+    from gearshift.model import FrontierPoint
+    from gearshift.search.compose import compose
+    from gearshift.search.select import select
+
+    profile, _ = make_profile(12, seed=8)
+    comp = compose(profile_frontiers(profile, energy_includes_static=True))
+    t, e = comp.time_s, comp.energy_j
+    base_t, base_e = float(t[len(t) // 5]) * 1.001, float(e[len(t) // 3])
+    full = Frontier([FrontierPoint(float(a), float(b)) for a, b in zip(t, e)],
+                    baseline=FrontierPoint(base_t, base_e))
+    want = select(full, objective)
+    got = _select_index(t, e, objective, base_t, base_e)
+    assert (t[got], e[got]) == (want.time_s, want.energy_j)

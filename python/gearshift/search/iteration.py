@@ -23,7 +23,7 @@ from .partition_frontier import PartitionFrontier, pareto_indices, profile_front
 from .select import parse_selection, select
 
 REFINE_FACTOR = 4
-REFINE_CELLS = 2_000_000     # DP table cells one refinement pass may use (~20 ms of work)
+REFINE_CELLS = 8_000_000     # DP table cells one refinement pass may fill (~30 ms of work)
 
 
 @dataclass
@@ -68,16 +68,38 @@ def profile_includes_static(profile: Profile) -> bool:
 
 def _select_index(time_s: np.ndarray, energy_j: np.ndarray, objective: str,
                   base_t: float, base_e: float) -> int:
-    """Index of the point ``search.select`` picks (its semantics, on the passes' raw arrays)."""
-    points = [FrontierPoint(float(a), float(b)) for a, b in zip(time_s, energy_j)]
-    where = {id(p): i for i, p in enumerate(points)}
-    chosen = select(Frontier(points, baseline=FrontierPoint(base_t, base_e)), objective)
-    return where[id(chosen)]
+    """Index of the point ``search.select`` picks (its semantics, on the passes' raw arrays).
+
+    ``time_s``/``energy_j`` are a Pareto staircase. Building tens of thousands of points for
+    select would dominate a pass, so select sees only the points any of its objectives can
+    pick (the fastest, the last within each time limit, the first within the energy limit, the
+    least cost) and their neighbours.
+    """
+    sel = parse_selection(objective)
+    t0 = float(time_s[0])
+    limits = [base_t, t0] + ([sel.value * t0] if sel.kind == "max-slowdown" else [])
+    cand = [0, time_s.size - 1]
+    cand += [int(np.searchsorted(time_s, lim * (1 + 1e-9), side="right")) - 1 for lim in limits]
+    cand.append(int(np.searchsorted(-energy_j, -base_e * (1 + 1e-9), side="left")))
+    if sel.kind == "cost":
+        cand.append(int(np.argmin(sel.value * energy_j + (1 - sel.value) * base_e / base_t
+                                  * time_s)))
+    idx = sorted({min(max(c + d, 0), time_s.size - 1) for c in cand for d in (-1, 0, 1)})
+    points = [FrontierPoint(float(time_s[i]), float(energy_j[i])) for i in idx]
+    chosen = select(Frontier(points, baseline=FrontierPoint(base_t, base_e)), sel)
+    return idx[next(k for k, p in enumerate(points) if p is chosen)]
 
 
-def _merge(t, e, by_unit: np.ndarray):
+def _merge(t_old, e_old, choice_old, t_new, e_new, choice_new):
+    """Pareto union of two point sets; choices gathered only for the survivors."""
+    t = np.concatenate([t_old, t_new])
+    e = np.concatenate([e_old, e_new])
     keep = pareto_indices(t, e)
-    return t[keep], e[keep], by_unit[:, keep]
+    old = keep < t_old.size
+    out = np.empty((choice_old.shape[0], keep.size), dtype=choice_old.dtype)
+    out[:, old] = choice_old[:, keep[old]]
+    out[:, ~old] = choice_new[:, keep[~old] - t_old.size]
+    return t[keep], e[keep], out
 
 
 def _gain(old_t, old_e, new_t, new_e, lo, hi) -> float:
@@ -132,16 +154,16 @@ def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baselin
             break
         # at least REFINE_FACTOR finer, and fine enough to resolve the window in detail
         q_next = min(q / REFINE_FACTOR, span / DEFAULT_UNITS)
-        # keep each pass quick: never finer than REFINE_CELLS table cells allow for this window
-        q_next = max(q_next, span * len(sub) / REFINE_CELLS)
+        # keep each pass quick: the table work (options x time steps, summed over partitions)
+        # stays under REFINE_CELLS
+        q_next = max(q_next, span * sum(len(p) for p in sub) / REFINE_CELLS)
         if q_next >= q:
             break
         part = compose(sub, q_next, max_time_s=hi - fixed_t)
         full = np.repeat(choice[:, sel:sel + 1], len(part), axis=1)
         full[moving] = part.choice_by_unit
-        new_t, new_e, new_choice = _merge(np.concatenate([t, part.time_s + fixed_t]),
-                                          np.concatenate([e, part.energy_j + fixed_e]),
-                                          np.concatenate([choice, full], axis=1))
+        new_t, new_e, new_choice = _merge(t, e, choice, part.time_s + fixed_t,
+                                          part.energy_j + fixed_e, full)
         gain = _gain(t, e, new_t, new_e, lo, hi)
         t, e, choice = new_t, new_e, new_choice
         sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j)
