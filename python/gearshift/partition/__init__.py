@@ -10,9 +10,10 @@ communication, then merges partitions too short to be worth a clock switch:
    it). A block with no such work stays one partition.
 2. communication boundaries (``comm``): a cut before every communication kernel, so a collective
    and the compute that follows it (what it can overlap with, e.g. an all-gather and the QKV
-   projection) form one partition. A partition never holds two collectives.
+   projection) form one partition.
 3. minimum duration: partitions shorter than ``min_partition_s`` are merged, shortest first, into
-   the neighbour that shares their phase and block (else the shorter one), so no switch is
+   a neighbour: one that adds no second collective if there is one, then the one that shares
+   their phase and block, then the shorter one. So no switch is
    planned that lasts longer than a good part of what it switches. By default
    ``min_partition_s = MIN_PARTITION_SWITCHES x switch_latency_s`` of the device.
 
@@ -138,7 +139,12 @@ def _attach(group: list[Segment], backward: bool) -> list[Segment]:
 
 
 def _merge_short(segs: list[Segment], min_s: float) -> list[Segment]:
-    """Merge segments shorter than ``min_s``, shortest first, never joining two collectives."""
+    """Merge segments shorter than ``min_s``, shortest first, until none is short.
+
+    Joining two collectives is the last resort, but it is taken: in a tensor-parallel model every
+    part of every block holds a collective, and a partition much shorter than the clock-switch
+    latency would run at the previous partition's clock anyway (the profile's overlap choice then
+    applies to each collective of the partition)."""
     if min_s <= 0 or len(segs) < 2:
         return segs
     alive: dict[int, Segment] = dict(enumerate(segs))
@@ -156,13 +162,14 @@ def _merge_short(segs: list[Segment], min_s: float) -> list[Segment]:
         best, best_score = None, None
         for j in (left[i], right[i]):
             nb = alive.get(j)
-            if nb is None or (s.comm_ops and nb.comm_ops):
+            if nb is None:
                 continue
-            score = (nb.phase == s.phase, bool(set(nb.blocks) & set(s.blocks)), -nb.time_s)
+            score = (not (s.comm_ops and nb.comm_ops), nb.phase == s.phase,
+                     bool(set(nb.blocks) & set(s.blocks)), -nb.time_s)
             if best_score is None or score > best_score:
                 best, best_score = j, score
         if best is None:
-            continue                               # stays short: merging would cost more
+            continue                               # the only segment left
         nb = alive.pop(best)
         del alive[i]
         merged = s.joined(nb)
