@@ -109,6 +109,13 @@ _default: Metrics | None = None
 _default_lock = threading.Lock()
 
 
+def active_metrics() -> Metrics | None:
+    """The process-wide metrics if something created them (:func:`serve_metrics`,
+    :func:`default_metrics`), else None: feeders check this so that a process nobody scrapes
+    pays one global read per iteration and never imports prometheus_client."""
+    return _default
+
+
 def default_metrics() -> Metrics:
     """The process-wide metrics that :func:`serve_metrics` serves unless given others."""
     global _default

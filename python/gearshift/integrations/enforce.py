@@ -10,6 +10,8 @@ device's counters and ``gearshift.measure`` report what the enforced iteration w
 
 from __future__ import annotations
 
+import time
+
 from ..errors import ScheduleMismatchError
 from ..model import Choice, KernelTrace, Partitioning, Schedule
 
@@ -39,6 +41,8 @@ class Enforcer:
         self.iterations = 0
         self.switches = 0
         self.last = None
+        self._step_started_s: float | None = None   # wall clock of the last real-GPU step
+        self._events_seen = 0                        # switch events already counted (real GPU)
         self.session = self._open_session()
 
     def _open_session(self):
@@ -60,12 +64,48 @@ class Enforcer:
         self.iterations += 1
         if not self.simulated:
             self.session.step()
+            self._feed_real_metrics()
             return None
         events = self.session.replay(self.trace, 1)
-        self.switches += sum(e.action == "switched" for e in events)
+        switched = [e for e in events if e.action == "switched"]
+        self.switches += len(switched)
         self.last = self.device.run_iteration(self.trace, self.partitioning,
                                               self._enforced_choices(events))
+        from ..metrics import active_metrics  # noqa: PLC0415
+
+        metrics = active_metrics()
+        if metrics is not None:
+            gpu = self._gpu_index()
+            metrics.observe_iteration(self.last.time_s, self.last.energy_j, gpu=gpu,
+                                      scope="gpu", source="simulated")
+            if switched:
+                metrics.count_switch(gpu, len(switched))
+                metrics.set_clock(gpu, switched[-1].freq_mhz)
         return self.last
+
+    def _gpu_index(self) -> int:
+        index = getattr(self.device, "index", 0)
+        return index if isinstance(index, int) else 0
+
+    def _feed_real_metrics(self) -> None:
+        """On a GPU an iteration is the wall time between two ``step()`` calls; its energy is
+        not known here (gearshift.measure windows read it), so only time and switches go in."""
+        from ..metrics import active_metrics  # noqa: PLC0415
+
+        now = time.perf_counter()
+        started, self._step_started_s = self._step_started_s, now
+        metrics = active_metrics()
+        if metrics is None:
+            return
+        gpu = self._gpu_index()
+        if started is not None:
+            metrics.observe_iteration(now - started, gpu=gpu)
+        events = self.session.switch_events()
+        new = [e for e in events[self._events_seen:] if e.action == "switched"]
+        self._events_seen = len(events)
+        if new:
+            metrics.count_switch(gpu, len(new))
+            metrics.set_clock(gpu, new[-1].freq_mhz)
 
     def _enforced_choices(self, events):
         """Per partition, the clock the runtime's controller left running (a partition without
