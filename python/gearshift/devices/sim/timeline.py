@@ -11,7 +11,9 @@ Model (docs/simulator.md has the equations):
 - Energy = base power (static + leakage at the clock) x wall time + every kernel's dynamic
   energy + stall power for the time contention adds to it + switch energy.
 - The power limit throttles a partition whose average power at its clock exceeds the TDP to
-  the highest supported clock under it.
+  the highest supported clock under it: its serial average power for a serial partition, its
+  overlapped average power (both streams, contention stalls included, over the overlapped
+  duration) for an overlapped one.
 - A clock switch requested at a partition boundary takes effect ``switch_latency_s`` later;
   meanwhile the old clock runs (a partition shorter than that runs wholly at the old clock, and
   the switch carries on into the next).
@@ -87,6 +89,7 @@ class Timeline:
         # partitions that need an event sweep; a search re-runs the same options many times
         self._cost_memo: dict = {}
         self._part_memo: dict = {}
+        self._ov_cap_memo: dict = {}      # (p, requested clock, overlap) -> capped clock
 
     # ---- per-clock costs -------------------------------------------------------------
     def _costs(self, cache: dict, f: int, comm_sms: np.ndarray) -> KernelCost:
@@ -132,6 +135,41 @@ class Timeline:
             hi = np.where(active & ~ok, mid, hi)
         eff[idx] = self.clocks[lo]
         return eff
+
+    def _ov_power(self, cache, comm_sms, p: int, f: int, ov: Overlap) -> float:
+        """Average power of partition ``p`` run overlapped at clock ``f``."""
+        t, st, dy, _, _ = self._partition(cache, comm_sms, p, f, ov)
+        return (st + dy) / t if t > 0 else 0.0
+
+    def _ov_capped(self, cache, comm_sms, p: int, f_req: int, ov: Overlap) -> int:
+        """Clock of an overlapped partition under the TDP.
+
+        Overlap packs the same work into less time, so the partition's power while both
+        streams run is higher than its serial power: the limiter has to see the overlapped
+        average, not the serial one. Bisection over the supported clocks <= ``f_req``; each
+        probe is one (memoised) event sweep, and a partition within the limit costs one probe.
+        """
+        key = (p, f_req, ov)
+        got = self._ov_cap_memo.get(key)
+        if got is not None:
+            return got
+        tdp = self.preset.tdp_w
+        if self._ov_power(cache, comm_sms, p, f_req, ov) <= tdp:
+            out = f_req
+        else:
+            # invariant: clocks[lo] is within the limit (or the lowest clock), clocks[hi] is not
+            lo, hi = 0, int(np.searchsorted(self.clocks, f_req))
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self._ov_power(cache, comm_sms, p, int(self.clocks[mid]), ov) <= tdp:
+                    lo = mid
+                else:
+                    hi = mid
+            out = int(self.clocks[lo])
+        if len(self._ov_cap_memo) > 200_000:
+            self._ov_cap_memo.clear()
+        self._ov_cap_memo[key] = out
+        return out
 
     # ---- one partition -----------------------------------------------------------------
     def _serial_order(self, c: KernelCost, p: int, order: np.ndarray):
@@ -309,6 +347,10 @@ class Timeline:
             self._cost_memo.clear()
         cache = self._cost_memo.setdefault(sms_key, {})
         eff = self._capped(cache, comm_sms, f_req) if power_cap else f_req.copy()
+        overlapped = self.has_comm & np.array([o.mode in ("start", "after") for o in overlaps])
+        if power_cap:
+            for p in np.flatnonzero(overlapped):
+                eff[p] = self._ov_capped(cache, comm_sms, p, int(f_req[p]), overlaps[p])
         capped_at: dict = {}
 
         def eff_of(f_requested: int, p: int) -> int:
@@ -317,6 +359,8 @@ class Timeline:
                 return int(eff[p])
             if not power_cap:
                 return f_requested
+            if overlapped[p]:
+                return self._ov_capped(cache, comm_sms, p, f_requested, overlaps[p])
             if f_requested not in capped_at:
                 capped_at[f_requested] = self._capped(
                     cache, comm_sms, np.full(self.num_partitions, f_requested))
@@ -324,7 +368,6 @@ class Timeline:
 
         # the common case, vectorised: every partition serial at its own clock
         part_t, part_st, part_dy, lstart, lend = self._serial_all(cache, comm_sms, eff)
-        overlapped = self.has_comm & np.array([o.mode in ("start", "after") for o in overlaps])
         for p in np.flatnonzero(overlapped):
             s, e = self.starts[p], self.ends[p]
             part_t[p], part_st[p], part_dy[p], lstart[s:e], lend[s:e] = \
