@@ -9,6 +9,11 @@ Contract (other tools rely on it)::
 FRONTIER.csv: ``time_s,energy_j``; PLAN.csv: ``stage,instruction,microbatch,freq_mhz``, one row
 per computation of the selected point. Times and energies are in the profile's units (after
 --time-scale/--energy-scale).
+
+Single GPU (the files of ``gearshift profile`` and ``gearshift partition``)::
+
+    gearshift plan --profile profile.json --partitioning partitioning.json --trace trace.json \
+        [--select iso-time] --frontier-out frontier.json --schedule-out schedule.json
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ import click
 
 
 @click.command(name="plan")
-@click.option("--stage-profile", "stage_profile", required=True, type=click.Path(dir_okay=False),
-              help="CSV stage,instruction,frequency,time,energy (one microbatch, one GPU).")
+@click.option("--stage-profile", "stage_profile", type=click.Path(dir_okay=False),
+              help="Pipeline: CSV stage,instruction,frequency,time,energy (one microbatch, one GPU).")
 @click.option("--pipeline", "kind", default="1f1b", show_default=True, help="1f1b or gpipe.")
-@click.option("--stages", type=int, required=True, help="Number of pipeline stages S.")
-@click.option("--microbatches", type=int, required=True, help="Microbatches per iteration N.")
-@click.option("--blocking-power-w", type=float, required=True,
-              help="Power of one stage while it waits, charged for every idle second (W).")
+@click.option("--stages", type=int, help="Pipeline: number of stages S.")
+@click.option("--microbatches", type=int, help="Pipeline: microbatches per iteration N.")
+@click.option("--blocking-power-w", type=float,
+              help="Pipeline: power of one stage while it waits, charged per idle second (W).")
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False),
+              help="Single GPU: a profile file of `gearshift profile` (instead of --stage-profile).")
+@click.option("--partitioning", "partitioning_path", type=click.Path(dir_okay=False),
+              help="Single GPU: the partitioning the profile was made for.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
+              help="Single GPU: the kernel trace (its signature binds the schedule to the model).")
+@click.option("--schedule-out", type=click.Path(dir_okay=False), default=None,
+              help="Single GPU: write the selected schedule here (JSON).")
 @click.option("--frontier-out", type=click.Path(dir_okay=False), default=None,
               help="Write the frontier here (CSV time_s,energy_j; .json: with the baseline).")
 @click.option("--select", "selection", default="iso-time", show_default=True,
@@ -41,17 +54,33 @@ import click
 @click.option("--tolerance", type=click.FloatRange(0, 1), default=5e-3, show_default=True,
               help="Stop refining when a pass improves no point by more than this fraction.")
 @click.option("--quiet", is_flag=True, help="Only the result lines.")
-def plan(stage_profile, kind, stages, microbatches, blocking_power_w, frontier_out, selection,
-         plan_out, time_scale, energy_scale, points, passes, tolerance, quiet):
-    """Search the pipeline time-energy frontier and select a plan.
+def plan(stage_profile, kind, stages, microbatches, blocking_power_w, profile_path,
+         partitioning_path, trace_path, schedule_out, frontier_out, selection, plan_out,
+         time_scale, energy_scale, points, passes, tolerance, quiet):
+    """Search the time-energy frontier and select a plan: of a pipeline (--stage-profile) or of
+    one GPU's iteration (--profile).
 
     Last line: time_s=<float> energy_j=<float> of the selected plan, re-scored exactly."""
     import time
 
+    from ..errors import ConfigError
+
+    if (stage_profile is None) == (profile_path is None):
+        raise ConfigError("give either --stage-profile (a pipeline) or --profile (one GPU)",
+                          "see `gearshift plan --help`")
+    if profile_path is not None:
+        _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, frontier_out,
+                         schedule_out, quiet)
+        return
+    missing = [n for n, v in (("--stages", stages), ("--microbatches", microbatches),
+                              ("--blocking-power-w", blocking_power_w)) if v is None]
+    if missing:
+        raise ConfigError(f"a pipeline plan needs {', '.join(missing)}",
+                          "pass the pipeline's shape and one stage's blocking power")
+
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..errors import ConfigError
     from ..pipeline import KINDS, load_stage_profile
     from ..search.pipeline_plan import plan_pipeline
     from ..search.select import parse_selection
@@ -102,3 +131,42 @@ def plan(stage_profile, kind, stages, microbatches, blocking_power_w, frontier_o
         if plan_out:
             click.echo(f"wrote plan {plan_out}")
     click.echo(got.line())
+
+
+def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, frontier_out,
+                     schedule_out, quiet) -> None:
+    from ..errors import ConfigError
+    from ..model import KernelTrace, Partitioning, Profile
+    from ..search.iteration import plan_iteration
+
+    if partitioning_path is None:
+        raise ConfigError("--profile needs --partitioning (the cut the profile was made for)",
+                          "pass the partitioning file of `gearshift partition`")
+    if frontier_out is None and schedule_out is None:
+        raise ConfigError("nothing to write", "pass --frontier-out and/or --schedule-out")
+    prof, parts = Profile.load(profile_path), Partitioning.load(partitioning_path)
+    signature = parts.trace_signature
+    if trace_path is not None:
+        trace = KernelTrace.load(trace_path)
+        parts.check_trace(trace)
+        signature = trace.signature()
+    frontier, schedule = plan_iteration(prof, parts, signature, prof.device.name,
+                                        objective=selection)
+    if frontier_out:
+        frontier.save(frontier_out)
+    if schedule_out:
+        schedule.save(schedule_out)
+    pred = schedule.predicted
+    if not quiet:
+        base_t, base_e = pred.get("baseline_time_s"), pred.get("baseline_energy_j")
+        click.echo(f"{len(parts)} partitions on {prof.device.name} ({prof.source} profile); "
+                   f"frontier of {len(frontier)} points")
+        if base_t and base_e:
+            click.echo(f"all-max clocks : time {base_t:.6g} s, energy {base_e:.6g} J")
+            click.echo(f"selected ({selection}): time {pred['time_s']:.6g} s "
+                       f"({pred['time_s'] / base_t - 1:+.2%}), energy {pred['energy_j']:.6g} J "
+                       f"({pred['energy_j'] / base_e - 1:+.2%})")
+        for path, what in ((frontier_out, "frontier"), (schedule_out, "schedule")):
+            if path:
+                click.echo(f"wrote {what} {path}")
+    click.echo(f"time_s={pred['time_s']!r} energy_j={pred['energy_j']!r}")
