@@ -14,17 +14,13 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
-
-from search_synth import make_profile  # noqa: E402
-
-from gearshift.search.compose import compose  # noqa: E402
-from gearshift.search.iteration import plan_iteration  # noqa: E402
-from gearshift.search.partition_frontier import profile_frontiers  # noqa: E402
+from gearshift.search.compose import compose
+from gearshift.search.iteration import plan_iteration
+from gearshift.search.partition_frontier import profile_frontiers
+from gearshift.search.synthetic import make_profile
 
 
 def best_of(fn, repeat=3):

@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --compare base       # and print the change against base
     .venv/bin/python bench/run.py --only pipeline --no-lowtime
     .venv/bin/python bench/run.py --lowtime all        # lowtime on N=24 too (minutes more)
+    .venv/bin/python bench/run.py --only sampling --sampling-full --sampling-fractions 0.05 0.2
 
 A benchmark is a function returning rows ``{"bench", "case", "metric", "value"}``; add one to
 BENCHES. Every figure is measured in this run (nothing is copied from an earlier one).
@@ -99,7 +100,52 @@ def bench_switch(args) -> list[dict]:
     return out
 
 
-BENCHES = {"pipeline": bench_pipeline, "lowtime": bench_lowtime, "switch": bench_switch}
+def bench_compose(args) -> list[dict]:
+    """Composing many synthetic partition frontiers: speed and the stated error bound."""
+    import partition_compose as pc
+
+    out = []
+    print("composition of partition frontiers (synthetic H100-like partitions), best of 3")
+    for n in args.compose_partitions:
+        r = pc.case(n)
+        print(f"  {n:5d} partitions: frontiers {r['frontiers_s']:.3f} s, compose "
+              f"{r['compose_s']:.3f} s -> {r['points']} points, bound {r['bound_s'] * 1e3:.3f} ms "
+              f"(measured vs {r['finer']}x finer: {r['excess_vs_fine_s'] * 1e3:.3f} ms); "
+              f"plan_iteration {r['plan_s']:.3f} s, saving {r['saving']:.1%}")
+        out += _rows("compose", f"N={n}", r)
+    return out
+
+
+def bench_sampling(args) -> list[dict]:
+    """GP + EHVI partition sampling on the simulated H100: hypervolume vs fraction measured."""
+    import partition_sampling as ps
+
+    out = []
+    print("partition sampling on the simulated H100 (hypervolume as a fraction of exhaustive)"
+          + ("" if args.sampling_full else "; one workload (--sampling-full for both)"))
+    for frac in args.sampling_fractions:
+        for r in ps.evaluate(frac, quick=not args.sampling_full):
+            print(f"  {r['case']:8s} budget {frac:.0%}: measured at most "
+                  f"{r['measured_frac_max']:.1%}, HV space min {r['hv_space_min']:.2%} mean "
+                  f"{r['hv_space_mean']:.2%}, HV front mean {r['hv_front_mean']:.2%} (oracle "
+                  f"{r['oracle_front_mean']:.2%}), iteration HV {r['iteration_hv_front']:.2%}, "
+                  f"{r['seconds_per_partition']:.2f} s/partition")
+            out += _rows("sampling", f"{r['case']}/{frac:.0%}", r)
+    return out
+
+
+def bench_trace(args) -> list[dict]:
+    """The op-level tracer and partitioner per zoo preset (warm), and the cold CLI."""
+    import trace_speed as ts
+
+    print(f"op-level tracer, meta device (load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores)")
+    rows = ts.warm(list(ts.PRESETS), 2) + [ts.cold("gpt-1.3b")]
+    return [row for r in rows for row in _rows("trace", r["case"], r)]
+
+
+BENCHES = {"pipeline": bench_pipeline, "lowtime": bench_lowtime, "switch": bench_switch,
+           "compose": bench_compose, "sampling": bench_sampling, "trace": bench_trace}
 
 
 def write(rows: list[dict], label: str) -> Path:
@@ -141,6 +187,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-lowtime", dest="lowtime", action="store_const", const="none")
     ap.add_argument("--lowtime-limit-s", type=float, default=None,
                     help="Cap lowtime's solver time per problem (its frontier is then partial).")
+    ap.add_argument("--compose-partitions", type=int, nargs="+", default=[100, 300, 1000],
+                    help="Partition counts for the compose bench.")
+    ap.add_argument("--sampling-fractions", type=float, nargs="+", default=[0.10, 0.15],
+                    help="Measured-option budgets for the sampling bench.")
+    ap.add_argument("--sampling-full", action="store_true",
+                    help="Sampling bench on both workloads (the default runs the TP=8 one).")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     rows: list[dict] = []

@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pytest
-from search_synth import STATIC_W, make_profile
 
 from gearshift.errors import ConfigError, FormatError, InfeasibleSelectionError
 from gearshift.model import Frontier, Schedule
@@ -17,6 +16,7 @@ from gearshift.search.partition_frontier import (
     partition_frontier,
     profile_frontiers,
 )
+from gearshift.search.synthetic import STATIC_W, make_profile
 
 
 @pytest.mark.parametrize("seed", range(8))

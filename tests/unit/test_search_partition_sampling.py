@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from search_synth import OVERLAPS, STATIC_W, make_profile
 
 from gearshift.errors import ConfigError
 from gearshift.search.partition_frontier import hypervolume, partition_frontier
 from gearshift.search.sampling import _hv_improvement, sample_frontier
+from gearshift.search.synthetic import OVERLAPS, STATIC_W, make_profile
 
 FREQS = tuple(range(990, 1981, 30))      # 34 clocks
 

@@ -1,4 +1,4 @@
-"""Synthetic, physically plausible profiles for the search tests (no simulator needed).
+"""Synthetic, physically plausible profiles for the search tests and benches (no simulator).
 
 Compute-bound time scales as 1/f, memory-bound time is flat, the two meet in a smooth
 roofline; power = static + activity * c * V(f)^2 * f with V flat below a knee and rising above
