@@ -210,26 +210,51 @@ def round_down(prob: PipelineProblem, durations: np.ndarray) -> np.ndarray:
     return out
 
 
+def _durations(prob: PipelineProblem, choice: np.ndarray):
+    """Each kind of computation's clock times (lists: the passes below index them in pure
+    Python, which beats numpy on one element at a time), and each computation's duration."""
+    times = {k: o.time_s.tolist() for k, o in prob.options.items()}
+    keys = prob.op_key
+    return times, [times[keys[i]][choice[i]] for i in range(prob.num_ops)]
+
+
+def _earliest_finish(dur: list[float], preds) -> list[float]:
+    """Earliest finish of each computation (topological order) with these durations."""
+    ef = [0.0] * len(dur)
+    for i in range(len(dur)):
+        t = 0.0
+        for q in preds[i]:
+            if ef[q] > t:
+                t = ef[q]
+        ef[i] = t + dur[i]
+    return ef
+
+
+def _latest_start(dur: list[float], succ, limit: float) -> list[float]:
+    """Latest start of each computation that still finishes everything by ``limit``."""
+    ls = [0.0] * len(dur)
+    for i in range(len(dur) - 1, -1, -1):
+        lf = limit
+        for q in succ[i]:
+            if ls[q] < lf:
+                lf = ls[q]
+        ls[i] = lf - dur[i]
+    return ls
+
+
 def fill_slack(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
                max_passes: int = 8) -> np.ndarray:
     """Lengthen computations into the slack a plan leaves below ``deadline_s`` (stays feasible)."""
     choice = choice.copy()
     n = prob.num_ops
-    times = {k: o.time_s.tolist() for k, o in prob.options.items()}
+    times, dur = _durations(prob, choice)
     keys, preds, succ = prob.op_key, prob.preds, prob.succ
-    dur = [times[keys[i]][choice[i]] for i in range(n)]
     limit = deadline_s * (1 + 1e-12)
     for p in range(max_passes):
         changed = False
         if p % 2 == 0:
             # earliest finishes with current durations, then latest starts from the sink back
-            ef = [0.0] * n
-            for i in range(n):
-                t = 0.0
-                for q in preds[i]:
-                    if ef[q] > t:
-                        t = ef[q]
-                ef[i] = t + dur[i]
+            ef = _earliest_finish(dur, preds)
             start = [0.0] * n
             for i in range(n - 1, -1, -1):
                 lf = limit
@@ -245,13 +270,7 @@ def fill_slack(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
                 start[i] = lf - dur[i]
         else:
             # latest starts with current durations, then earliest finishes from the source on
-            ls = [0.0] * n
-            for i in range(n - 1, -1, -1):
-                lf = limit
-                for q in succ[i]:
-                    if ls[q] < lf:
-                        lf = ls[q]
-                ls[i] = lf - dur[i]
+            ls = _latest_start(dur, succ, limit)
             end = [0.0] * n
             for i in range(n):
                 es = 0.0
@@ -298,20 +317,13 @@ def crash(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
     it cannot get there (already all-fastest on a critical path)."""
     choice = choice.copy()
     n = prob.num_ops
-    times = {k: o.time_s.tolist() for k, o in prob.options.items()}
+    times, dur = _durations(prob, choice)
     costs = {k: o.cost_j.tolist() for k, o in prob.options.items()}
     keys, preds, succ = prob.op_key, prob.preds, prob.succ
-    dur = [times[keys[i]][choice[i]] for i in range(n)]
     limit = deadline_s * (1 + 1e-12)
     steps = max_steps if max_steps is not None else 4 * n
     for _ in range(steps):
-        ef = [0.0] * n
-        for i in range(n):
-            t = 0.0
-            for q in preds[i]:
-                if ef[q] > t:
-                    t = ef[q]
-            ef[i] = t + dur[i]
+        ef = _earliest_finish(dur, preds)
         mk = max(ef)
         if mk <= limit:
             return choice
