@@ -6,7 +6,6 @@ per computation, instruction forward|backward.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
+from ._csv import Row, read_rows, write_rows
 from .order import INSTRUCTIONS, check_shape
 
 COLUMNS = ("stage", "instruction", "microbatch", "freq_mhz")
@@ -55,44 +55,25 @@ class PipelinePlan:
         return self
 
     def save(self, path: str | Path) -> None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with p.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(COLUMNS)
-            for s in range(self.stages):
-                for k, name in enumerate(INSTRUCTIONS):
-                    for m in range(self.microbatches):
-                        w.writerow([s, name, m, int(self.freq_mhz[s, k, m])])
+        write_rows(path, COLUMNS, ([s, name, m, int(self.freq_mhz[s, k, m])]
+                                   for s in range(self.stages)
+                                   for k, name in enumerate(INSTRUCTIONS)
+                                   for m in range(self.microbatches)))
 
     @classmethod
     def load(cls, path: str | Path, stages: int | None = None,
              microbatches: int | None = None) -> "PipelinePlan":
         """Read a plan CSV; with ``stages``/``microbatches`` every computation must be present."""
-        p = Path(path)
-        if not p.exists():
-            raise FormatError(str(p), "<file>", "does not exist", "check the path of the plan")
-        with p.open(newline="") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in (next(reader, None) or [])]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise FormatError(str(p), "<header>",
-                                  f"missing column(s) {', '.join(missing)} "
-                                  f"(found {', '.join(header) or 'nothing'})",
-                                  "a plan has the columns stage,instruction,microbatch,freq_mhz")
-            col = {c: header.index(c) for c in COLUMNS}
-            cells: dict[tuple[int, int, int], int] = {}
-            for lineno, row in enumerate(reader, start=2):
-                if not row or all(not x.strip() for x in row):
-                    continue
-                key, f = _parse_row(row, col, lineno, str(p))
-                if key in cells:
-                    raise FormatError(str(p), f"row {lineno}",
-                                      f"stage {key[0]} {INSTRUCTIONS[key[1]]} microbatch {key[2]} "
-                                      "appears twice", "keep one row per computation")
-                cells[key] = f
-        return cls.from_cells(cells, stages, microbatches, str(p))
+        cells: dict[tuple[int, int, int], int] = {}
+        for row in read_rows(path, COLUMNS, "plan", "a plan has the columns "
+                             "stage,instruction,microbatch,freq_mhz"):
+            key, f = _parse_row(row)
+            if key in cells:
+                raise FormatError(row.path, f"row {row.lineno}",
+                                  f"stage {key[0]} {INSTRUCTIONS[key[1]]} microbatch {key[2]} "
+                                  "appears twice", "keep one row per computation")
+            cells[key] = f
+        return cls.from_cells(cells, stages, microbatches, str(Path(path)))
 
     @classmethod
     def from_cells(cls, cells: dict, stages: int | None = None, microbatches: int | None = None,
@@ -123,29 +104,19 @@ class PipelinePlan:
         return cls(freq, source)
 
 
-def _parse_row(row, col, lineno, path):
-    def cell(name):
-        if col[name] >= len(row):
-            raise FormatError(path, f"row {lineno} column '{name}'", "is missing",
-                              "give every row all four columns")
-        return row[col[name]].strip()
-
+def _parse_row(row: Row):
     def whole(name, minimum):
-        text = cell(name)
-        try:
-            v = float(text)
-        except ValueError:
-            raise FormatError(path, f"row {lineno} column '{name}'", f"'{text}' is not a number",
-                              "write a whole number") from None
+        text = row.cell(name)
+        v = row.number(name, "write a whole number")
         if not (math.isfinite(v) and v.is_integer() and v >= minimum):
-            raise FormatError(path, f"row {lineno} column '{name}'",
+            raise FormatError(row.path, row.where(name),
                               f"{text} is not a whole number >= {minimum}",
                               "write a whole number" + (" of MHz" if name == "freq_mhz" else ""))
         return int(v)
 
-    instr = cell("instruction").lower()
+    instr = row.cell("instruction").lower()
     if instr not in INSTRUCTIONS:
-        raise FormatError(path, f"row {lineno} column 'instruction'",
+        raise FormatError(row.path, row.where("instruction"),
                           f"'{instr}' is not an instruction", "write forward or backward")
     key = (whole("stage", 0), INSTRUCTIONS.index(instr), whole("microbatch", 0))
     return key, whole("freq_mhz", 1)

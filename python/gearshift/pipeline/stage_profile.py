@@ -7,7 +7,6 @@ in MHz, time in s, energy in J of one GPU), one row per (stage, instruction, fre
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
+from ._csv import Row, read_rows, write_rows
 from .order import INSTRUCTIONS
 
 COLUMNS = ("stage", "instruction", "frequency", "time", "energy")
@@ -93,13 +93,8 @@ class StageProfile:
                         float(self.energy_j[s, k, i])
 
     def save(self, path: str | Path) -> None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with p.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(COLUMNS)
-            for s, name, f, t, e in self.rows():
-                w.writerow([s, name, f, repr(t), repr(e)])
+        write_rows(path, COLUMNS, ([s, name, f, repr(t), repr(e)]
+                                   for s, name, f, t, e in self.rows()))
 
     @classmethod
     def from_records(cls, records, source: str = "") -> "StageProfile":
@@ -109,56 +104,31 @@ class StageProfile:
 
 def load_stage_profile(path: str | Path, time_scale: float = 1.0,
                        energy_scale: float = 1.0) -> StageProfile:
-    p = Path(path)
-    if not p.exists():
-        raise FormatError(str(p), "<file>", "does not exist", "check the path of the stage profile")
-    with p.open(newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise FormatError(str(p), "<header>", "the file is empty",
-                              "write the header stage,instruction,frequency,time,energy and rows")
-        header = [h.strip() for h in header]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise FormatError(str(p), "<header>",
-                              f"missing column(s) {', '.join(missing)} (found {', '.join(header)})",
-                              "a stage profile has the columns stage,instruction,frequency,time,energy")
-        col = {c: header.index(c) for c in COLUMNS}
-        records = []
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not x.strip() for x in row):
-                continue
-            records.append(_parse_row(row, col, lineno, str(p)))
-    prof = _build(records, str(p))
+    records = [_parse_row(row) for row in read_rows(
+        path, COLUMNS, "stage profile",
+        "a stage profile has the columns stage,instruction,frequency,time,energy",
+        "write the header stage,instruction,frequency,time,energy and rows")]
+    prof = _build(records, str(Path(path)))
     if time_scale != 1.0 or energy_scale != 1.0:
         prof = prof.scaled(time_scale, energy_scale)
     return prof
 
 
-def _parse_row(row, col, lineno, path):
-    def cell(name):
-        if col[name] >= len(row):
-            raise FormatError(path, f"row {lineno} column '{name}'", "is missing",
-                              "give every row all five columns")
-        return row[col[name]].strip()
+def _parse_row(row: Row):
+    path, lineno = row.path, row.lineno
 
     def number(name, integer=False):
-        text = cell(name)
-        try:
-            v = float(text)
-        except ValueError:
-            raise FormatError(path, f"row {lineno} column '{name}'", f"'{text}' is not a number",
-                              "write a number") from None
+        text = row.cell(name)
+        v = row.number(name, "write a number")
         if not math.isfinite(v):
-            raise FormatError(path, f"row {lineno} column '{name}'", f"{text} is not finite",
+            raise FormatError(path, row.where(name), f"{text} is not finite",
                               "write a finite number (re-measure that clock)")
         if integer and not float(v).is_integer():
-            raise FormatError(path, f"row {lineno} column '{name}'",
+            raise FormatError(path, row.where(name),
                               f"{text} is not a whole number of MHz", "write the clock in MHz")
         return v
 
-    instr = cell("instruction").lower()
+    instr = row.cell("instruction").lower()
     if instr not in INSTRUCTIONS:
         raise FormatError(path, f"row {lineno} column 'instruction'",
                           f"'{instr}' is not an instruction", "write forward or backward")
