@@ -1,4 +1,5 @@
-"""Options and helpers shared by the stage subcommands (profile, run, report)."""
+"""Options and helpers shared by subcommands: the device ones (profile, run) and the pipeline
+ones (plan, sim pipeline)."""
 
 from __future__ import annotations
 
@@ -16,3 +17,24 @@ def open_device(kind: str, sim_preset: str | None):
     from ..integrations.device import resolve_device  # noqa: PLC0415
 
     return resolve_device(kind, sim_preset)
+
+
+# pipeline subcommands (plan, sim pipeline) read the same stage profile the same way
+pipeline_kind_option = click.option("--pipeline", "kind", default="1f1b", show_default=True,
+                                    help="1f1b or gpipe.")
+time_scale_option = click.option("--time-scale", type=float, default=1.0, show_default=True,
+                                 help="Multiply every profile time (Perseus's emulation uses 10).")
+energy_scale_option = click.option(
+    "--energy-scale", type=float, default=1.0, show_default=True,
+    help="Multiply every profile energy (Perseus's emulation uses 80).")
+
+
+def pipeline_kind(kind: str) -> str:
+    """``--pipeline``'s value, checked and lower-cased."""
+    from ..errors import ConfigError  # noqa: PLC0415
+    from ..pipeline import KINDS  # noqa: PLC0415
+
+    kind = kind.lower()
+    if kind not in KINDS:
+        raise ConfigError(f"unknown pipeline kind '{kind}'", f"use --pipeline {' or '.join(KINDS)}")
+    return kind

@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import click
 
+from ._common import (
+    energy_scale_option,
+    pipeline_kind,
+    pipeline_kind_option,
+    time_scale_option,
+)
+
 
 @click.command(name="plan")
 @click.option("--stage-profile", "stage_profile", type=click.Path(dir_okay=False),
               help="Pipeline: CSV stage,instruction,frequency,time,energy (one microbatch, one GPU).")
-@click.option("--pipeline", "kind", default="1f1b", show_default=True, help="1f1b or gpipe.")
+@pipeline_kind_option
 @click.option("--stages", type=int, help="Pipeline: number of stages S.")
 @click.option("--microbatches", type=int, help="Pipeline: microbatches per iteration N.")
 @click.option("--blocking-power-w", type=float,
@@ -43,10 +50,8 @@ import click
               help="iso-time | fastest | iso-energy | max-slowdown=X | cost=ETA.")
 @click.option("--plan-out", type=click.Path(dir_okay=False), default=None,
               help="Write the selected plan here (CSV stage,instruction,microbatch,freq_mhz).")
-@click.option("--time-scale", type=float, default=1.0, show_default=True,
-              help="Multiply every profile time (Perseus's emulation uses 10).")
-@click.option("--energy-scale", type=float, default=1.0, show_default=True,
-              help="Multiply every profile energy (Perseus's emulation uses 80).")
+@time_scale_option
+@energy_scale_option
 @click.option("--points", type=click.IntRange(2, 10000), default=32, show_default=True,
               help="Iteration times the first sweep solves.")
 @click.option("--passes", type=click.IntRange(0, 50), default=3, show_default=True,
@@ -81,13 +86,11 @@ def plan(stage_profile, kind, stages, microbatches, blocking_power_w, profile_pa
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..pipeline import KINDS, load_stage_profile
+    from ..pipeline import load_stage_profile
     from ..search.pipeline_plan import plan_pipeline
     from ..search.select import parse_selection
 
-    kind = kind.lower()
-    if kind not in KINDS:
-        raise ConfigError(f"unknown pipeline kind '{kind}'", f"use --pipeline {' or '.join(KINDS)}")
+    kind = pipeline_kind(kind)
     parse_selection(selection)
     if frontier_out is None and plan_out is None:
         raise ConfigError("nothing to write", "pass --frontier-out and/or --plan-out")
