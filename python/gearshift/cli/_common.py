@@ -13,10 +13,18 @@ preset_option = click.option(
     help="Simulated GPU: h100-sxm, a100-sxm, a40 (default GEARSHIFT_SIM_PRESET or h100-sxm).")
 
 
-def open_device(kind: str, sim_preset: str | None):
+def open_device(kind: str, sim_preset: str | None, *, needs: str | None = None,
+                refusal: str = "", fix: str = ""):
+    """The device ``--device`` names; with ``needs``, refuse (``refusal`` formatted with the
+    device's ``name``, and ``fix``) a device without that capability, e.g. a real GPU where
+    only the simulator can replay or profile from the command line."""
+    from ..errors import ConfigError  # noqa: PLC0415
     from ..integrations.device import resolve_device  # noqa: PLC0415
 
-    return resolve_device(kind, sim_preset)
+    dev = resolve_device(kind, sim_preset)
+    if needs is not None and not hasattr(dev, needs):
+        raise ConfigError(refusal.format(name=dev.name), fix)
+    return dev
 
 
 # pipeline subcommands (plan, sim pipeline) read the same stage profile the same way

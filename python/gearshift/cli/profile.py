@@ -32,11 +32,11 @@ def profile(trace_path, partitioning_path, output, device, sim_preset, freqs, mi
 
     trace = KernelTrace.load(trace_path)
     parts = Partitioning.load(partitioning_path)
-    dev = open_device(device, sim_preset)
-    if not hasattr(dev, "profile_options"):
-        raise ConfigError(f"`gearshift profile` cannot run your training step on {dev.name}",
-                          "profile a real GPU from your training script: gearshift.compile(model, "
-                          "device='nvml') profiles it on the first step; or profile --device sim")
+    dev = open_device(device, sim_preset, needs="profile_options",
+                      refusal="`gearshift profile` cannot run your training step on {name}",
+                      fix="profile a real GPU from your training script: gearshift.compile("
+                      "model, device='nvml') profiles it on the first step; "
+                      "or profile --device sim")
     try:
         freq_list = [int(f) for f in freqs.split(",")] if freqs else None
     except ValueError as exc:

@@ -27,18 +27,16 @@ def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, outpu
     On the simulated GPU every figure is simulated. On a real GPU the schedule is enforced
     inside your training script (gearshift.compile(model, schedule_path=...)).
     """
-    from ..errors import ConfigError
     from ..integrations.run import run_schedule
     from ..model import Frontier, KernelTrace, Schedule
     from ..report import format_table, savings_rows
 
     schedule = Schedule.load(schedule_path)
     trace = KernelTrace.load(trace_path)
-    dev = open_device(device, sim_preset)
-    if not hasattr(dev, "run_iteration"):
-        raise ConfigError(f"`gearshift run` replays traces on the simulated GPU, not on {dev.name}",
-                          "on a real GPU enforce the schedule in your training script: "
-                          "gearshift.compile(model, device='nvml', schedule_path=...)")
+    dev = open_device(device, sim_preset, needs="run_iteration",
+                      refusal="`gearshift run` replays traces on the simulated GPU, not on {name}",
+                      fix="on a real GPU enforce the schedule in your training script: "
+                      "gearshift.compile(model, device='nvml', schedule_path=...)")
     schedule.check_compatible(trace.signature(), dev.facts.name)
     schedule.validate(schedule_path, dev.facts.supported_freqs_mhz)
     baseline = None
