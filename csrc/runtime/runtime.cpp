@@ -31,8 +31,10 @@ Runtime::Runtime(clock::BackendPtr backend, RuntimeOptions opt)
   copt.spin_ns = opt_.spin_ns;
   copt.sleep_poll_ns = opt_.sleep_poll_ns;
   controller_ = std::make_unique<signal::Controller>(backend_, sink_.get(), opt_.gpu, copt);
-  if (sim) {
-    auto tb = sim->time_base();
+  // Fake paths stamp every boundary with the fake device's time (the sim backend shares it),
+  // so partition times are measurable whatever clock backend runs (dry-run included).
+  if (sim || fake_gpu_) {
+    auto tb = sim ? sim->time_base() : fake_gpu_->time_base();
     controller_->set_device_clock([tb] { return tb->now_ns(); });
   }
   if (fake_gpu_) {

@@ -142,6 +142,7 @@ void Controller::deliver(uint32_t w, int64_t detect_ns) {
   e.enqueue_ns = s.enqueue_ns;
   e.signal_ns = sink_->signal_time_ns(w);
   e.detect_ns = detect_ns;
+  if (device_clock_) e.device_ns = device_clock_();  // when the boundary was seen (fakes)
   if (disabled_.load(std::memory_order_acquire)) {
     e.action = Action::ignored;
   } else if (s.seq.load(std::memory_order_acquire) != w) {

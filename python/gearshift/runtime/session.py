@@ -28,7 +28,7 @@ class SwitchEvent:
     iteration: int
     freq_mhz: int           # target clock; 0 for a reset
     action: str             # switched | skipped_same | superseded | reset | failed | ignored
-    device_time_s: float | None  # simulated device time of the switch (sim backend), else None
+    device_time_s: float | None  # fake device time when the boundary was seen (fake paths)
     signal_ns: int          # the device reached the boundary (fakes know; 0 on a real GPU)
     detect_ns: int
     call_ns: int
@@ -103,6 +103,7 @@ class Session:
                               "pass microseconds, e.g. poll_spin_us=200, poll_sleep_us=10")
         self._poll = dict(spin_us=float(poll_spin_us), sleep_poll_us=float(poll_sleep_us))
         self._rt = None
+        self._path = ""
         self.backend = None
         self.cupti_active = False
         self.cupti_error = ""
@@ -124,7 +125,7 @@ class Session:
 
         C = native()
         self.backend = make_backend(self._backend_kind, gpu=self.gpu, **self._backend_args)
-        path = self._signal_path or self._default_signal_path(library_status)
+        path = self._path = self._signal_path or self._default_signal_path(library_status)
         hashes = self._expected_hashes(C) if self.mode == "apply" else []
         if self.mode == "apply":
             supported = self.backend.supported_sm_mhz(self.gpu)
@@ -217,7 +218,7 @@ class Session:
             return []
         out = []
         for e in rt.switch_events():
-            dev = e["device_ns"] / 1e9 if self._is_sim() and e["call_ns"] else None
+            dev = e["device_ns"] / 1e9 if self._fake_device() and e["detect_ns"] else None
             out.append(SwitchEvent(e["partition"], e["ordinal"], e["iteration"], e["freq_mhz"],
                                    e["action"], dev, e["signal_ns"], e["detect_ns"],
                                    e["call_ns"], e["done_ns"]))
@@ -262,6 +263,11 @@ class Session:
         if self._rt is None:
             raise ConfigError("the session is not running", "use it inside `with Session(...)`")
         return self._rt
+
+    def _fake_device(self) -> bool:
+        """A fake signal path (or the sim backend): events carry the fake device's time."""
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return self._is_sim() or (rt is not None and self._path.startswith("fake"))
 
     def _is_sim(self) -> bool:
         return self.backend is not None and self.backend.name == "sim"

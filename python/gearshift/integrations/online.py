@@ -1,0 +1,324 @@
+"""The GPU path inside the training loop: record -> profile -> plan -> enforce (drift -> profile).
+
+``OnlinePath.on_step()`` runs at the start of every training step (the wrapped model's forward).
+It first closes the step before (on the fake GPU: plays it), then moves the phase machine:
+
+- record: one step under a record-mode runtime session; the CUPTI launch hook records the real
+  kernel sequence into a KernelTrace (its signature is what the runtime checks later);
+- profile: partition that trace, then run rounds of steps, each with every partition at the
+  clock the sample-efficient search asks for, until the energy counter's error is <= 1 %
+  (``gearshift.profile.online``); without permission to lock clocks, only the default clock
+  runs and the other clocks are predicted from the simulated GPU's response fitted to it;
+- plan: search the frontier and select by the objective (one step runs untouched meanwhile);
+  the schedule is saved to ``schedule_path``, so the next run goes from record to enforce;
+- enforce: every step under the schedule; partitions whose measured time drifts from the
+  profile by more than ``DRIFT_TOLERANCE`` for ``DRIFT_STEPS`` steps are profiled again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..model import Schedule
+from ..profile.progress import Stage
+
+log = logging.getLogger("gearshift.online")
+
+DRIFT_TOLERANCE = 0.10
+DRIFT_STEPS = 3
+
+
+def _say(config, text: str) -> None:
+    if config.progress:
+        from rich.console import Console  # noqa: PLC0415
+
+        Console(stderr=True).print(f"[bold]gearshift[/]: {text}")
+
+
+class OnlinePath:
+    """Phases on a device with a runtime (fake-gpu, nvml, dry-run, daemon)."""
+
+    def __init__(self, runner):
+        self.r = runner
+        self.device = runner.device
+        self.config = runner.config
+        self.phase = "record"
+        self.session = None
+        self.session_schedule: Schedule | None = None
+        self.trace = None                 # the recorded KernelTrace
+        self.partitioning = None
+        self.search = None
+        self.round = None
+        self.profile = None
+        self.predicted = not getattr(self.device, "may_lock_clocks", True)
+        self.drifted: list[int] = []
+        self._drift_count: dict[int, int] = {}
+        self._enforce_prev = None
+        self.op_trace = None
+
+    # ------------------------------------------------------------------ step boundary
+    def on_step(self, example_inputs) -> None:
+        sample = self._finish_previous()
+        if self.phase == "record":
+            if self.session is None:
+                self._start_record(example_inputs)
+            else:
+                self._end_record()
+        elif self.phase == "profile":
+            self._profile_step(sample)
+        elif self.phase == "plan":
+            self._plan()
+        elif self.phase == "enforce":
+            self._check_drift(sample)
+        if self.session is not None:
+            self.session.step()
+
+    def _finish_previous(self):
+        if self.session is None:
+            return None
+        return self.device.play_step(self.session, self.session_schedule)
+
+    # ------------------------------------------------------------------ sessions
+    def _open(self, schedule=None, mode="apply", trace=None) -> None:
+        from ..runtime import Session  # noqa: PLC0415
+
+        self._close_session()
+        opts = self.device.session_options()
+        self.session = Session(schedule, mode=mode, trace=trace, **opts).start()
+        self.session_schedule = schedule
+        self.device.session_started(self.session)
+
+    def _close_session(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+            self.session_schedule = None
+
+    def close(self) -> None:
+        if self.session is not None and self.op_trace is not None:
+            try:
+                self._finish_previous()
+            finally:
+                self._close_session()
+        self._close_session()
+
+    # ------------------------------------------------------------------ record
+    def _start_record(self, example_inputs) -> None:
+        attach = getattr(self.device, "attach", None)
+        if attach is not None:                 # the fake GPU runs the step's torch ops
+            from ..trace import trace_step  # noqa: PLC0415
+
+            self.op_trace = trace_step(self.r.model, example_inputs, self.r.loss_fn,
+                                       self.r.optimizer_factory, model_name=self.r.model_name)
+            attach(self.op_trace)
+        _say(self.config, f"record: CUPTI launch hook recording one step of {self.r.model_name}")
+        self._open(mode="record")
+
+    def _end_record(self) -> None:
+        trace = self.session.to_trace(-1, model=self.r.model_name, device=self.device.facts.name)
+        durations = getattr(self.device, "last_kernel_durations_s", None)
+        if durations is not None and len(durations) == len(trace):
+            from dataclasses import replace  # noqa: PLC0415
+
+            trace.kernels = [replace(k, duration_s=float(d)) for k, d in zip(trace.kernels,
+                                                                           durations)]
+        self._close_session()
+        self.trace = trace
+        _say(self.config, f"record: {len(trace)} kernel launches, signature {trace.signature()}")
+        path = self.config.schedule_path
+        if path and Path(path).exists():
+            schedule = Schedule.load(path)
+            schedule.check_compatible(trace.signature(), self.device.facts.name)
+            schedule.validate(path, self.device.facts.supported_freqs_mhz)
+            self.r.loaded_from = str(path)
+            self.r.schedule = schedule
+            self._start_enforce()
+            return
+        from ..integrations.planner import switch_latency_s  # noqa: PLC0415
+        from ..partition import partition  # noqa: PLC0415
+
+        with Stage(f"partition: {len(trace)} kernels", self.config.progress):
+            self.partitioning = partition(trace, switch_latency_s=switch_latency_s(self.device))
+        self._start_profile(list(range(len(self.partitioning))))
+
+    # ------------------------------------------------------------------ profile
+    def _start_profile(self, partitions: list[int]) -> None:
+        from ..profile.online import ClockSearch  # noqa: PLC0415
+        from ..profile.options import candidate_freqs  # noqa: PLC0415
+
+        self.phase = "profile"
+        self.drifted = partitions
+        freqs = candidate_freqs(self.device.facts, min_freq_mhz=self.config.min_freq_mhz,
+                                step_mhz=self.config.freq_step_mhz or 90)
+        self.search = ClockSearch(freqs, len(self.partitioning), only_top=self.predicted)
+        self.r.options_total = self.search.options_total
+        _say(self.config, f"profile: {len(self.partitioning)} partitions x {len(freqs)} clocks "
+             + ("(default clock measured, the others predicted: no permission to lock clocks)"
+                if self.predicted else "(sample-efficient search, measured online)"))
+        self._next_round()
+
+    def _probe(self, freq_mhz: int) -> Schedule:
+        """A schedule that runs every partition at ``freq_mhz`` (the round's option)."""
+        from ..model.schedule import ScheduleEntry  # noqa: PLC0415
+
+        parts = self.partitioning
+        entries = [ScheduleEntry(p.index, p.start, int(freq_mhz), signature=p.signature,
+                                 label=p.label) for p in parts.partitions]
+        return Schedule(entries, self.trace.signature(), self.device.facts.name,
+                        parts.num_kernels, objective="profile")
+
+    def _next_round(self) -> None:
+        from ..profile.online import Round  # noqa: PLC0415
+
+        f = self.search.next_clock()
+        if f is None:
+            self._close_session()
+            self.round = None
+            self.phase = "plan"
+            return
+        self.round = Round(f, len(self.partitioning))
+        self._open(self._probe(f), trace=self.trace)
+
+    def _profile_step(self, sample) -> None:
+        if sample is not None and self.round is not None:
+            self.round.add(sample)
+        if self.round is None or not self.round.done:
+            return
+        t, e, err = self.round.estimate()
+        if e is None:  # the counter never moved twice: give up on this clock, say so
+            log.warning("profile: no energy reading at %d MHz after %d steps",
+                        self.round.freq_mhz, self.round.steps)
+            self.search.measured[self.round.freq_mhz] = (t, t * 0 + np.nan, err,
+                                                         self.round.steps)
+            raise RuntimeError(f"the energy counter did not update during {self.round.steps} "
+                               f"steps at {self.round.freq_mhz} MHz")
+        self.search.record(self.round.freq_mhz, t, e, err, self.round.steps)
+        self.r.options_measured = self.search.options_measured
+        _say(self.config, f"profile: {self.round.freq_mhz} MHz measured in {self.round.steps} "
+             f"steps (energy error bound {err * 100:.2f} %)")
+        self._next_round()
+
+    # ------------------------------------------------------------------ plan
+    def _plan(self) -> None:
+        from ..search.iteration import plan_iteration  # noqa: PLC0415
+
+        predict = self._predictor() if self.predicted else None
+        prof = self.search.profile(self.device.facts, self.partitioning.signature(), "measured",
+                                   extra={"device": self.device.kind,
+                                          "trace_signature": self.trace.signature()},
+                                   predict=predict)
+        if self.profile is not None and self.drifted:
+            prof = _merge_profiles(self.profile, prof, self.drifted)
+        self.profile = prof
+        with Stage(f"plan: searching the time-energy frontier ({self.config.objective})",
+                   self.config.progress):
+            frontier, schedule = plan_iteration(prof, self.partitioning, self.trace.signature(),
+                                                self.device.facts.name,
+                                                objective=self.config.objective)
+        schedule.extra.setdefault("model", self.trace.model)
+        label = "predicted" if self.predicted else "planned from measured profile"
+        schedule.extra["saving_label"] = label
+        schedule.extra["steps_per_option"] = self.search.steps_per_option()
+        self.r.frontier = frontier
+        self.r.schedule = schedule
+        if self.config.schedule_path and not self.predicted:
+            schedule.save(self.config.schedule_path)
+        saving = schedule.predicted.get("energy_saving")
+        _say(self.config, f"plan: {len(schedule.entries)} partitions, energy saving "
+             f"{(saving or 0) * 100:.1f} % ({label})")
+        self._start_enforce()
+
+    def _predictor(self):
+        """The simulated GPU's response, fitted to what the default clock measured: each
+        partition's time and energy scale with the simulated whole-step ratios to the top
+        clock, anchored on the measurement."""
+        from ..devices.sim import SimDevice  # noqa: PLC0415
+        from ..partition import partition  # noqa: PLC0415
+        from ..trace import trace_step  # noqa: PLC0415
+
+        top = self.search.candidates[0]
+        t0, e0 = self.search.measured[top][0], self.search.measured[top][1]
+        op = self.op_trace or trace_step(self.r.model, self.r.last_inputs, self.r.loss_fn,
+                                         self.r.optimizer_factory, model_name=self.r.model_name)
+        sim = SimDevice(_closest_preset(self.device.facts.name))
+        whole = partition(op, min_partition_s=float("inf"))
+        clocks = [f for f in self.search.candidates if f in set(sim.facts.supported_freqs_mhz)]
+        times, energies = sim.profile_options(op, whole, [(f, "none") for f in clocks] +
+                                              [(sim.facts.max_freq_mhz, "none")])
+        ref_t, ref_e = times[-1].sum(), energies[-1].sum()
+        table = {f: (times[i].sum() / ref_t, energies[i].sum() / ref_e)
+                 for i, f in enumerate(clocks)}
+
+        def predict(f):
+            near = min(table, key=lambda g: abs(g - f))
+            rt, re = table[near]
+            return t0 * rt, e0 * re
+        return predict
+
+    # ------------------------------------------------------------------ enforce
+    def _start_enforce(self) -> None:
+        from .enforce import partitioning_of  # noqa: PLC0415
+
+        schedule = self.r.schedule
+        self.partitioning = self.partitioning or partitioning_of(schedule, self.trace)
+        self.phase = "enforce"
+        self._drift_count = {}
+        self._open(schedule, trace=self.trace)
+        _say(self.config, "enforce: clocks switched at partition boundaries by the runtime"
+             + (" (dry-run: no clock is changed, switches are logged)" if self.predicted
+                else ""))
+
+    def _check_drift(self, sample) -> None:
+        if sample is None or self.profile is None:
+            self._enforce_prev = sample
+            return
+        prev, self._enforce_prev = self._enforce_prev, sample
+        end = sample.end_s if sample.end_s is not None else None
+        src = sample if end is not None else prev
+        end = end if end is not None else (sample.boundary_s[0] if sample.boundary_s else None)
+        if src is None or end is None or any(b is None for b in src.boundary_s):
+            return
+        times = np.diff(np.asarray(list(src.boundary_s) + [end], dtype=np.float64))
+        if len(times) != len(self.r.schedule.entries):
+            return
+        by = {(e.partition, e.freq_mhz): e.time_s for e in self.profile.entries}
+        top = self.device.facts.max_freq_mhz
+        drifted = []
+        for entry, t in zip(self.r.schedule.entries, times):
+            f = entry.freq_mhz if not self.predicted else self.search.candidates[0]
+            want = by.get((entry.partition, f)) or by.get((entry.partition, top))
+            if not want:
+                continue
+            if abs(t / want - 1) > DRIFT_TOLERANCE:
+                self._drift_count[entry.partition] = self._drift_count.get(entry.partition, 0) + 1
+            else:
+                self._drift_count[entry.partition] = 0
+            if self._drift_count[entry.partition] >= DRIFT_STEPS:
+                drifted.append(entry.partition)
+        if drifted:
+            _say(self.config, f"enforce: partitions {drifted} drifted from their profile; "
+                 "profiling them again")
+            self.r.drift_events += 1
+            self._close_session()
+            self._start_profile(drifted)
+
+
+def _merge_profiles(old, new, partitions: list[int]):
+    """Keep ``old``'s entries except for ``partitions``, taken from ``new``."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    keep = [e for e in old.entries if e.partition not in set(partitions)]
+    fresh = [e for e in new.entries if e.partition in set(partitions)]
+    return replace(old, entries=keep + fresh).validate()
+
+
+def _closest_preset(name: str) -> str:
+    n = name.lower()
+    if "a100" in n:
+        return "a100-sxm"
+    if "a40" in n:
+        return "a40"
+    return "h100-sxm"
