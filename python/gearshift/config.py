@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-DEVICE_KINDS = ("auto", "sim", "nvml", "dry-run")
+DEVICE_KINDS = ("auto", "sim", "nvml", "dry-run", "fake-gpu")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ def validate_device(device: str) -> str:
         return device
     raise ConfigError(
         f"unknown device '{device}'",
-        "use one of auto, sim, nvml, dry-run, or daemon:/path/to.sock",
+        "use one of auto, sim, nvml, dry-run, fake-gpu, or daemon:/path/to.sock",
     )
 
 

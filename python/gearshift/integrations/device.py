@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..config import environment, validate_device
 from ..errors import ClockPermissionError, DeviceError
 
@@ -11,6 +13,9 @@ def auto_kind() -> tuple[str, str]:
     env = environment()
     if env.device != "auto":
         return env.device, "set by GEARSHIFT_DEVICE"
+    if os.environ.get("GEARSHIFT_FAKE_GPU"):
+        return "fake-gpu", (f"GEARSHIFT_FAKE_GPU={os.environ['GEARSHIFT_FAKE_GPU']}: the "
+                            "simulated GPU played behind fake CUPTI/NVML")
     from ..devices import nvml_query  # noqa: PLC0415
 
     rep = nvml_query.query()
@@ -34,6 +39,12 @@ def resolve_device(kind: str = "auto", sim_preset: str | None = None):
         from ..devices.sim import SimDevice  # noqa: PLC0415
 
         return SimDevice(sim_preset or environment().sim_preset)
+    if kind == "fake-gpu":
+        from ..devices.fake_gpu import FakeGpuDevice  # noqa: PLC0415
+
+        lock = os.environ.get("GEARSHIFT_FAKE_GPU_LOCK", "1") != "0"
+        return FakeGpuDevice(sim_preset or os.environ.get("GEARSHIFT_FAKE_GPU") or
+                             environment().sim_preset, may_lock_clocks=lock)
     if kind == "nvml":
         from ..devices import nvml_query  # noqa: PLC0415
 

@@ -48,3 +48,36 @@ class GpuDevice:
 
     def reset_sm_clock(self) -> None:
         self.backend.reset(self.index)
+
+    # ---- the runtime's view (integrations.online drives these) ----------------------------
+    @property
+    def may_lock_clocks(self) -> bool:
+        return self.kind != "dry-run"
+
+    def energy_counter_mj(self) -> int:
+        return int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.nvml_handle))
+
+    def session_options(self) -> dict:
+        """The real signal path (stream writes), this device's clock backend; iterations are
+        begun by the runner (``auto_wrap=False``) so each step's launch count is checked."""
+        return dict(backend=self.backend, gpu=self.index, auto_wrap=False)
+
+    def session_started(self, session) -> None:
+        self._events_seen = 0
+
+    def play_step(self, session, schedule=None):
+        """The GPU ran the step already: read what it left. Boundary times are when the
+        runtime's controller saw each boundary signal (host steady clock, the base of
+        ``time.monotonic``); one energy-counter read per step, at its end."""
+        from ..devices.fake_gpu import StepSample  # noqa: PLC0415
+
+        events = session.switch_events()
+        new = events[getattr(self, "_events_seen", 0):]
+        self._events_seen = len(events)
+        first: dict[int, float] = {}
+        for e in new:
+            if e.detect_ns:
+                first.setdefault(e.partition, e.detect_ns * 1e-9)
+        n = len(schedule.entries) if schedule is not None else 1
+        bounds = [first.get(i) for i in range(n)] if first else []
+        return StepSample(bounds, [(time.monotonic(), self.energy_counter_mj())], None)

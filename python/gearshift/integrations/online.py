@@ -35,7 +35,7 @@ def _say(config, text: str) -> None:
     if config.progress:
         from rich.console import Console  # noqa: PLC0415
 
-        Console(stderr=True).print(f"[bold]gearshift[/]: {text}")
+        Console(stderr=True, soft_wrap=True).print(f"[bold]gearshift[/]: {text}")
 
 
 class OnlinePath:
@@ -137,7 +137,7 @@ class OnlinePath:
             self.r.schedule = schedule
             self._start_enforce()
             return
-        from ..integrations.planner import switch_latency_s  # noqa: PLC0415
+        from ..plan import switch_latency_s  # noqa: PLC0415
         from ..partition import partition  # noqa: PLC0415
 
         with Stage(f"partition: {len(trace)} kernels", self.config.progress):

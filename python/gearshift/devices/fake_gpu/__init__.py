@@ -64,6 +64,7 @@ class FakeGpuDevice:
         self._session_t0_s = 0.0
         self.slowdown = 1.0             # tests: a drifted workload runs this much slower
         self.steps_played = 0
+        self.last_kernel_durations_s = None
 
     # ---- Device protocol -------------------------------------------------------------------
     @property
@@ -138,6 +139,7 @@ class FakeGpuDevice:
         start = np.asarray(res.kernel_start_s, dtype=np.float64) * self.slowdown
         total = res.time_s * self.slowdown
         dur = np.diff(np.append(start, total)).clip(min=0.0)
+        self.last_kernel_durations_s = dur      # what CUPTI's activity records would time
         kernels = [SimpleNamespace(name=n, stream=s, grid=g, block=b, duration_s=float(d))
                    for (n, s, g, b), d in zip(self._launches, dur)]
         before = len(session.switch_events())
