@@ -111,8 +111,12 @@ class OnlinePath:
         if attach is not None:                 # the fake GPU runs the step's torch ops
             from ..trace import trace_step  # noqa: PLC0415
 
-            self.op_trace = trace_step(self.r.model, example_inputs, self.r.loss_fn,
-                                       self.r.optimizer_factory, model_name=self.r.model_name)
+            import torch  # noqa: PLC0415
+
+            with torch.random.fork_rng(devices=[]):   # the user's random stream is untouched
+                self.op_trace = trace_step(self.r.model, example_inputs, self.r.loss_fn,
+                                           self.r.optimizer_factory,
+                                           model_name=self.r.model_name)
             attach(self.op_trace)
         _say(self.config, f"record: CUPTI launch hook recording one step of {self.r.model_name}")
         self._open(mode="record")

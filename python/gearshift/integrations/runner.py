@@ -86,8 +86,9 @@ class Runner:
         from ..trace import trace_step  # noqa: PLC0415
 
         with Stage(f"tracing one training step of {self.model_name}", self.config.progress):
-            trace = trace_step(self.model, example_inputs, self.loss_fn, self.optimizer_factory,
-                               model_name=self.model_name)
+            with torch.random.fork_rng(devices=[]):   # the user's random stream is untouched
+                trace = trace_step(self.model, example_inputs, self.loss_fn,
+                                   self.optimizer_factory, model_name=self.model_name)
         path = self.config.schedule_path
         baseline = None
         if path and Path(path).exists():
