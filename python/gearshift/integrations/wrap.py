@@ -8,6 +8,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model import Schedule
+from . import overlap_pass
 from .config import GearshiftConfig
 from .device import resolve_device
 from .enforce import Enforcer, partitioning_of
@@ -94,6 +95,11 @@ class Runner:
                                       "baseline_energy_j", "energy_saving", "slowdown",
                                       "energy_scope", "source")}
 
+    def status(self) -> dict:
+        """What is applied to the step now (keys by owner: OWNERS.md); overlap_pass adds the
+        overlap half's keys."""
+        return overlap_pass.state_of(self).status()
+
     def close(self) -> None:
         if self.enforcer is not None:
             self.enforcer.close()
@@ -111,6 +117,8 @@ class GearshiftModule(torch.nn.Module):
         if self.training and torch.is_grad_enabled():
             inputs = kwargs if kwargs and not args else args if len(args) != 1 else args[0]
             self.gearshift.on_step(inputs)
+            # the schedule's overlap half: the module compiled with the overlap pass, or itself
+            return overlap_pass.module_call(self.gearshift, self.module)(*args, **kwargs)
         return self.module(*args, **kwargs)
 
 
