@@ -14,7 +14,7 @@ import torch
 
 from . import overlap_pass
 from .config import GearshiftConfig
-from .wrap import Runner
+from .runner import Runner
 
 _active: list[Runner] = []
 
