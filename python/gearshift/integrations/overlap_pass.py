@@ -195,10 +195,12 @@ def state_of(runner) -> OverlapState:
 
 
 def _is_data_input(node: fx.Node) -> bool:
-    """A step argument (dynamo's LocalSource), not a parameter or buffer of the module."""
-    arg = node.meta.get("grapharg")
-    src = getattr(arg, "source", None)
-    if src is None or type(src).__name__ != "LocalSource":
+    """A tensor the step was called with (its dynamo source starts at a local other than the
+    module: ``L['x']``, ``L['args'][0]``), not a parameter or buffer (``L['self']...``)."""
+    src = getattr(node.meta.get("grapharg"), "source", None)
+    while getattr(src, "base", None) is not None:
+        src = src.base
+    if type(src).__name__ != "LocalSource" or getattr(src, "local_name", "") in ("self", "fn"):
         return False
     val = node.meta.get("example_value")
     return isinstance(val, torch.Tensor) and not isinstance(val, torch.nn.Parameter)
@@ -327,12 +329,10 @@ def check_split(gm: fx.GraphModule, split: fx.GraphModule, example_inputs) -> No
     ok = len(want) == len(got) and all(
         w.shape == g.shape and torch.allclose(w.float(), g.float(), rtol=1e-4, atol=1e-5)
         for w, g in zip(want, got))
-    if not ok:
-        log.debug("split check: %s\n%s", [(tuple(w.shape), tuple(g.shape)) for w, g in zip(want, got)], split.code)
     import torch.distributed as dist  # noqa: PLC0415
 
     if dist.is_available() and dist.is_initialized():
-        dev = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        dev = "cpu" if "gloo" in str(dist.get_backend()) else "cuda"
         flag = torch.tensor([1 if ok else 0], device=dev)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         ok = bool(flag.item())
@@ -543,13 +543,15 @@ def place_collectives(gm: fx.GraphModule, phase: str, plan, offset: int, groups=
                     changed = True
         nd = pop()
         if nd is not None:
-            put(nd)
             if is_compute(nd):
-                if record:
-                    events.append((nd, ("op", phase)))
+                # a window op of every collective whose input is already there (not of the one
+                # it produces)
                 for c in colls:
                     if c.ready_ops is not None and not c.waited:
                         c.ready_ops += 1
+            put(nd)
+            if record and is_compute(nd):
+                events.append((nd, ("op", phase)))
             continue
         # nothing independent is left: data dependencies force the next launch or wait
         pending = [c for c in colls if c.ready_ops is not None and not c.launched]
@@ -693,7 +695,9 @@ def module_call(runner, module: torch.nn.Module):
     if call is None:
         from ..runtime.comm_groups import CommGroups  # noqa: PLC0415
 
-        compiled = torch.compile(module, backend=overlap_backend(runner, state, CommGroups()))
+        runner._overlap_groups = CommGroups()
+        compiled = torch.compile(module, backend=overlap_backend(runner, state,
+                                                                 runner._overlap_groups))
         first = [True]
 
         def call(*args, **kwargs):
@@ -728,7 +732,9 @@ def compiled_step(runner, gm: fx.GraphModule, example_inputs, default):
 
                 for nd, meta in saved.items():
                     nd.meta.update({k: v for k, v in meta.items() if k not in nd.meta})
-                transformed = overlap_backend(runner, state, CommGroups())(gm, example_inputs)
+                runner._overlap_groups = CommGroups()
+                transformed = overlap_backend(runner, state, runner._overlap_groups)(
+                    gm, example_inputs)
                 fn = transformed if state.applied else default
             box["fn"] = fn
         return fn(*args)
