@@ -13,42 +13,11 @@ fx = pytest.importorskip("torch.fx")
 dist = pytest.importorskip("torch.distributed")
 
 from gearshift.integrations import overlap_pass as op  # noqa: E402
-from gearshift.integrations.overlap_pass import OverlapChoice, SkipOverlap  # noqa: E402
+from gearshift.integrations.overlap_pass import SkipOverlap  # noqa: E402
+from gearshift.model import Overlap  # noqa: E402
 
 aten = torch.ops.aten
 funcol = torch.ops._c10d_functional
-
-
-# ---------------------------------------------------------------------------- the contract
-
-
-@pytest.mark.parametrize("text,want", [
-    ("serial", OverlapChoice("serial")),
-    ("none", OverlapChoice("none")),
-    ("window2-5/sms=12/block=512", OverlapChoice("window", 2, 5, 12, 512)),
-    ("window0-0", OverlapChoice("window", 0, 0)),
-    ("serial/sms=8", OverlapChoice("serial", comm_sms=8)),
-])
-def test_choice_round_trips_the_contract(text, want):
-    got = OverlapChoice.parse(text)
-    assert got == want and got.key() == text
-
-
-@pytest.mark.parametrize("text", ["window5-2", "window2", "after3", "parallel", "window1-2/sms="])
-def test_choice_refuses_what_the_contract_does_not_say(text):
-    with pytest.raises(ValueError, match="overlap choice|comes after"):
-        OverlapChoice.parse(text)
-
-
-def test_choice_of_old_and_new_overlap_types():
-    from gearshift.model import Overlap
-
-    # the schedule's own type, whichever fields it has today
-    assert OverlapChoice.of(Overlap.parse("serial")).mode == "serial"
-    new_style = type("O", (), {"mode": "window", "launch_op": 1, "complete_op": 4,
-                               "comm_sms": 8, "block_size": 0})()
-    assert OverlapChoice.of(new_style) == OverlapChoice("window", 1, 4, 8)
-    assert OverlapChoice.of("window1-3") == OverlapChoice("window", 1, 3)
 
 
 # ---------------------------------------------------------------------------- placement
@@ -75,6 +44,10 @@ def _graph(nanobatches=2):
     return fx.GraphModule(torch.nn.Module(), g)
 
 
+def _plan(*choices):
+    return op.CollectivePlan.per_collective(list(choices))
+
+
 def _order(gm):
     out = []
     for n in gm.graph.nodes:
@@ -96,7 +69,7 @@ def _check_dependencies(gm):
 
 def test_serial_keeps_each_wait_right_after_its_launch():
     gm = _graph()
-    applied, per_nb = op.place_collectives(gm, "forward", [(1, op.SERIAL)], 0)
+    applied, per_nb = op.place_collectives(gm, "forward", _plan((1, op.SERIAL)), 0)
     _check_dependencies(gm)
     order = _order(gm)
     for i, (kind, _) in enumerate(order):
@@ -108,7 +81,7 @@ def test_serial_keeps_each_wait_right_after_its_launch():
 
 def test_window_runs_the_other_nanobatchs_ops_beside_the_collective():
     gm = _graph()
-    applied, _ = op.place_collectives(gm, "forward", [(3, OverlapChoice("window", 0, 1))], 0)
+    applied, _ = op.place_collectives(gm, "forward", _plan((3, Overlap.parse("window0-1"))), 0)
     _check_dependencies(gm)
     order = [k for k, _ in _order(gm)]
     # nb0: mm mm launch | nb1: mm mm (window ops 0, 1) | wait nb0 ...
@@ -119,7 +92,7 @@ def test_window_runs_the_other_nanobatchs_ops_beside_the_collective():
 
 def test_window_launch_op_delays_the_launch_and_data_clamps_the_wait():
     gm = _graph()
-    applied, _ = op.place_collectives(gm, "forward", [(1, OverlapChoice("window", 1, 40))], 0)
+    applied, _ = op.place_collectives(gm, "forward", _plan((1, Overlap.parse("window1-40"))), 0)
     _check_dependencies(gm)
     a0 = next(a for a in applied if a["nanobatch"] == 0)
     assert a0["launch_op"] == 1           # one of nanobatch 1's mms ran before the launch
@@ -131,7 +104,7 @@ def test_window_launch_op_delays_the_launch_and_data_clamps_the_wait():
 
 def test_recording_inserts_runtime_events_in_the_placed_order():
     gm = _graph()
-    op.place_collectives(gm, "forward", [(1, OverlapChoice("window", 0, 1))], 0, record=True)
+    op.place_collectives(gm, "forward", _plan((1, Overlap.parse("window0-1"))), 0, record=True)
     op.recorded_events(clear=True)
     w = torch.randn(3, 3)
     # run with a stand-in collective: the graph only needs all_reduce to return a tensor
@@ -154,12 +127,12 @@ def test_non_functional_collective_is_not_moved():
     g.output(ar)
     gm = fx.GraphModule(torch.nn.Module(), g)
     with pytest.raises(SkipOverlap, match="not a functional collective"):
-        op.place_collectives(gm, "forward", [(1, op.SERIAL)], 0)
+        op.place_collectives(gm, "forward", _plan((1, op.SERIAL)), 0)
 
 
 def test_more_collectives_than_the_traced_step_is_refused():
     with pytest.raises(SkipOverlap, match="more collectives than the traced step"):
-        op.place_collectives(_graph(), "backward", [(1, op.SERIAL)], 1)
+        op.place_collectives(_graph(), "backward", _plan((1, op.SERIAL)), 1)
 
 
 # ---------------------------------------------------------------------------- the split
@@ -295,10 +268,34 @@ def test_collective_plan_maps_comm_kernels_to_their_partitions():
 
     kinds = ["compute", "comm", "compute", "compute", "comm", "comm"]
     trace = SimpleNamespace(kernels=[SimpleNamespace(kind=k) for k in kinds])
-    entries = [SimpleNamespace(start_kernel=0, overlap="none"),
-               SimpleNamespace(start_kernel=1, overlap="window0-2/sms=8"),
-               SimpleNamespace(start_kernel=4, overlap="none")]
-    sched = SimpleNamespace(entries=entries, extra={"nanobatches": 2})
+    entries = [SimpleNamespace(start_kernel=0, overlap=Overlap.parse("none")),
+               SimpleNamespace(start_kernel=1, overlap=Overlap.parse("window0-2/sms=8")),
+               SimpleNamespace(start_kernel=4, overlap=Overlap.parse("none"))]
+    sched = SimpleNamespace(entries=entries, nanobatches=2)
     plan = op.collective_plan(sched, trace)
-    assert plan == [(1, OverlapChoice("window", 0, 2, 8)), (2, op.SERIAL), (2, op.SERIAL)]
+    assert plan.per_nanobatch == 3
+    assert [plan.get(k, nb) for k in range(3) for nb in (0, 1)] == [
+        (1, Overlap.window(0, 2, 8))] * 2 + [(2, op.SERIAL)] * 4     # unsplit trace: any nb
     assert op.nanobatches_of(sched) == 2 and op.wants_overlap(sched)
+    sched1 = SimpleNamespace(entries=[SimpleNamespace(start_kernel=0,
+                                                      overlap=Overlap.parse("serial"))],
+                             nanobatches=1)
+    assert not op.wants_overlap(sched1)
+
+
+def test_collective_plan_of_a_nanobatch_split_trace():
+    from types import SimpleNamespace
+
+    # C0(nb0) M0(nb0) | C0(nb1) M0(nb1) | ...: each nanobatch's own k-th collective
+    ks = [("compute", 0), ("comm", 0), ("compute", 1), ("comm", 1), ("compute", 0),
+          ("comm", 0), ("compute", 1), ("comm", 1)]
+    trace = SimpleNamespace(nanobatches=2, kernels=[SimpleNamespace(kind=k, nanobatch=nb)
+                                                    for k, nb in ks])
+    entries = [SimpleNamespace(start_kernel=s, overlap=Overlap.parse(o)) for s, o in
+               [(0, "none"), (1, "window0-1"), (3, "window0-2"), (5, "serial"), (7, "window1-1")]]
+    plan = op.collective_plan(SimpleNamespace(entries=entries, nanobatches=2), trace)
+    assert plan.per_nanobatch == 2
+    assert plan.get(0, 0) == (1, Overlap.window(0, 1)) and plan.get(0, 1) == (2, Overlap.window(0, 2))
+    assert plan.get(1, 0) == (3, op.SERIAL) and plan.get(1, 1) == (4, Overlap.window(1, 1))
+    with pytest.raises(SkipOverlap, match="split into 2 nanobatches, the schedule into 3"):
+        op.collective_plan(SimpleNamespace(entries=entries, nanobatches=3), trace)

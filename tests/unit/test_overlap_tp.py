@@ -91,14 +91,7 @@ class TPBlock(torch.nn.Module):
 
 def _fixed_plan(overlaps, nanobatches):
     """A planner that cuts the traced step at each collective and gives each the next overlap."""
-    from gearshift.integrations.overlap_pass import OverlapChoice
     from gearshift.model import Overlap, Partitioning, Schedule, ScheduleEntry
-
-    def overlap(text):
-        try:
-            return Overlap.parse(text)
-        except ValueError:     # an Overlap type that predates window<L>-<C>
-            return OverlapChoice.parse(text)
 
     def plan_for(trace, device, config, **_):
         comm = [i for i, k in enumerate(trace.kernels) if k.kind == "comm"]
@@ -107,13 +100,10 @@ def _fixed_plan(overlaps, nanobatches):
         parts = Partitioning.from_cuts(trace, cuts)
         top = device.facts.max_freq_mhz
         entries = [ScheduleEntry(p.index, p.start, top,
-                                 overlap("none") if p.index == 0 else overlap(overlaps[p.index - 1]),
+                                 Overlap.parse("none" if p.index == 0 else overlaps[p.index - 1]),
                                  p.signature, p.label) for p in parts.partitions]
-        sched = Schedule(entries, trace.signature(), device.facts.name, len(trace))
-        if hasattr(sched, "nanobatches"):
-            sched.nanobatches = nanobatches
-        else:
-            sched.extra["nanobatches"] = nanobatches
+        sched = Schedule(entries, trace.signature(), device.facts.name, len(trace),
+                         nanobatches=nanobatches)
         return SimpleNamespace(schedule=sched, partitioning=parts,
                                frontier=SimpleNamespace(baseline=None))
 

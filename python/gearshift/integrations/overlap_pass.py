@@ -28,15 +28,15 @@ import heapq
 import logging
 import operator
 import os
-import re
 import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
 
+from ..model import Overlap
+
 RECORD_ENV = "GEARSHIFT_OVERLAP_RECORD"   # "1": the transformed graphs log what they run
-_CHOICE_RE = re.compile(r"^(none|serial|window(\d+)-(\d+))(?:/sms=(\d+))?(?:/block=(\d+))?$")
 _COLLECTIVE_NAMESPACES = ("_c10d_functional", "_c10d_functional_autograd")
 _WAIT = "wait_tensor"
 _NB_KEY = "gearshift_nanobatch"
@@ -51,101 +51,68 @@ class SkipOverlap(Exception):
 # The schedule side: what each collective of the step should do
 
 
-@dataclass(frozen=True)
-class OverlapChoice:
-    """One partition's overlap as the pass applies it (the contract of docs/overlap.md).
-
-    ``mode``: none | serial | window. ``window``: launch before compute op ``launch_op`` of the
-    collective's window, complete after compute op ``complete_op``. ``comm_sms``: CTAs for the
-    collective (0 = library default); ``block_size``: threads per block (0 = default).
-    """
-
-    mode: str = "none"
-    launch_op: int = 0
-    complete_op: int = 0
-    comm_sms: int = 0
-    block_size: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> "OverlapChoice":
-        m = _CHOICE_RE.match(str(text).strip())
-        if not m:
-            raise ValueError(f"'{text}' is not an overlap choice; expected none, serial or "
-                             "window<L>-<C> (L <= C), optionally /sms=N and /block=B")
-        mode = "window" if m.group(2) is not None else m.group(1)
-        launch, complete = int(m.group(2) or 0), int(m.group(3) or 0)
-        if launch > complete:
-            raise ValueError(f"'{text}': the launch op {launch} comes after the completion op "
-                             f"{complete}; write window<L>-<C> with L <= C")
-        return cls(mode, launch, complete, int(m.group(4) or 0), int(m.group(5) or 0))
-
-    @classmethod
-    def of(cls, overlap) -> "OverlapChoice":
-        """From the schedule's Overlap (model/profile.py), whichever fields it has."""
-        if isinstance(overlap, cls):
-            return overlap
-        if hasattr(overlap, "launch_op"):
-            mode = str(getattr(overlap, "mode", "none"))
-            return cls(mode, int(overlap.launch_op or 0),
-                       int(getattr(overlap, "complete_op", 0) or 0),
-                       int(getattr(overlap, "comm_sms", 0) or 0),
-                       int(getattr(overlap, "block_size", 0) or 0))
-        text = overlap.key() if hasattr(overlap, "key") else str(overlap)
-        try:
-            return cls.parse(text)
-        except ValueError:
-            # the older start/afterK choices are not dependency-true windows: run them serial
-            # with their SM count
-            return cls("serial", comm_sms=int(getattr(overlap, "comm_sms", 0) or 0))
-
-    def key(self) -> str:
-        base = f"window{self.launch_op}-{self.complete_op}" if self.mode == "window" else self.mode
-        return (base + (f"/sms={self.comm_sms}" if self.comm_sms else "")
-                + (f"/block={self.block_size}" if self.block_size else ""))
-
-    def __str__(self) -> str:
-        return self.key()
-
-
-SERIAL = OverlapChoice("serial")
+SERIAL = Overlap("serial")
 
 
 def nanobatches_of(schedule) -> int:
-    n = getattr(schedule, "nanobatches", None)
-    if n is None:
-        n = (getattr(schedule, "extra", None) or {}).get("nanobatches", 1)
-    return max(1, int(n))
+    return max(1, int(getattr(schedule, "nanobatches", 1) or 1))
 
 
 def wants_overlap(schedule) -> bool:
     """Whether the schedule asks the program for anything beyond the framework's default."""
     if schedule is None:
         return False
-    if nanobatches_of(schedule) > 1:
-        return True
-    for e in schedule.entries:
-        c = OverlapChoice.of(e.overlap)
-        if c.mode == "window" or c.comm_sms:
-            return True
-    return False
+    return nanobatches_of(schedule) > 1 or any(
+        e.overlap.mode == "window" or e.overlap.comm_sms for e in schedule.entries)
 
 
-def collective_plan(schedule, trace) -> list[tuple[int, OverlapChoice]]:
-    """Per collective of the (unsplit) step, in program order: (partition, choice).
+@dataclass
+class CollectivePlan:
+    """(partition, overlap) of collective ``k`` of nanobatch ``nb`` of the step.
 
-    The k-th collective of the step is the k-th communication kernel of the traced step; the
-    partition holding that kernel gives its overlap. A partition with ``none`` but a collective
-    runs it serial.
+    ``per_nanobatch``: collectives one nanobatch's step launches (forward, then backward in
+    autograd's order). ``traced_nanobatches`` 1: the trace was not split, so every nanobatch's
+    copy of collective k takes the same choice.
     """
+
+    choices: dict[tuple[int, int], tuple[int, Overlap]]
+    per_nanobatch: int
+    traced_nanobatches: int = 1
+
+    @classmethod
+    def per_collective(cls, choices: list[tuple[int, Overlap]]) -> "CollectivePlan":
+        return cls({(k, 0): c for k, c in enumerate(choices)}, len(choices))
+
+    def get(self, k: int, nanobatch: int) -> tuple[int, Overlap] | None:
+        return self.choices.get((k, nanobatch if self.traced_nanobatches > 1 else 0))
+
+
+def collective_plan(schedule, trace) -> CollectivePlan:
+    """The k-th collective of a nanobatch's step is that nanobatch's k-th communication kernel
+    of the traced step (of nanobatch 0 when the trace is not split); the partition holding that
+    kernel gives its overlap. A partition with ``none`` that holds a collective runs it serial.
+    """
+    traced = int(getattr(trace, "nanobatches", 1) or 1)
+    if traced > 1 and traced != nanobatches_of(schedule):
+        raise SkipOverlap(f"the trace is split into {traced} nanobatches, the schedule into "
+                          f"{nanobatches_of(schedule)}; re-plan for this model")
     starts = [e.start_kernel for e in schedule.entries]
-    out = []
-    for i, k in enumerate(trace.kernels):
-        if k.kind != "comm":
+    choices: dict[tuple[int, int], tuple[int, Overlap]] = {}
+    counts: dict[int, int] = {}
+    p = 0
+    for i, kr in enumerate(trace.kernels):
+        while p + 1 < len(starts) and starts[p + 1] <= i:
+            p += 1
+        if kr.kind != "comm":
             continue
-        p = max(j for j, s in enumerate(starts) if s <= i)
-        choice = OverlapChoice.of(schedule.entries[p].overlap)
-        out.append((p, SERIAL if choice.mode == "none" else choice))
-    return out
+        nb = int(getattr(kr, "nanobatch", 0) or 0) if traced > 1 else 0
+        k = counts.get(nb, 0)
+        counts[nb] = k + 1
+        choice = schedule.entries[p].overlap
+        choices[(k, nb)] = (p, SERIAL if choice.mode == "none" else choice)
+    if len(set(counts.values())) > 1:
+        raise SkipOverlap("the traced nanobatches launch different numbers of collectives")
+    return CollectivePlan(choices, max(counts.values(), default=0), traced)
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,7 +380,7 @@ class _Coll:
     collective: int            # index of the collective in the unsplit step
     nanobatch: int
     partition: int
-    choice: OverlapChoice
+    choice: Overlap
     waits: list
     extras: list               # getitem nodes of a coalesced collective's outputs
     ready_ops: int | None = None   # compute ops placed since its input was produced
@@ -428,8 +395,8 @@ def place_collectives(gm: fx.GraphModule, phase: str, plan, offset: int, groups=
                       record: bool = False) -> tuple[list[dict], int]:
     """Re-order ``gm`` so each collective launches and completes where ``plan`` says.
 
-    ``plan[offset + k]`` = (partition, OverlapChoice) of the k-th collective of one nanobatch
-    of this graph. Returns the applied placements and the collectives per nanobatch.
+    ``plan.get(offset + k, nb)`` = (partition, Overlap) of the k-th collective of nanobatch
+    ``nb`` in this graph. Returns the applied placements and the collectives per nanobatch.
     """
     graph = gm.graph
     graph.eliminate_dead_code()
@@ -456,10 +423,11 @@ def place_collectives(gm: fx.GraphModule, phase: str, plan, offset: int, groups=
         nb = nb_of[nd] or 0
         k = per_nb.get(nb, 0)
         per_nb[nb] = k + 1
-        if offset + k >= len(plan):
+        got = plan.get(offset + k, nb)
+        if got is None:
             raise SkipOverlap(f"the {phase} graph has more collectives than the traced step "
-                              f"({len(plan)}); re-plan for this model")
-        part, choice = plan[offset + k]
+                              f"({plan.per_nanobatch} per nanobatch); re-plan for this model")
+        part, choice = got
         colls.append(_Coll(nd, len(colls), offset + k, nb, part, choice, waits, extras))
     counts = set(per_nb.values())
     if len(counts) > 1:
@@ -662,9 +630,10 @@ def overlap_backend(runner, state: OverlapState, groups=None):
 
         def bw_compiler(g, _ex):
             done, per_nb = place_collectives(g, "backward", plan, fw_count[0], groups, record)
-            if fw_count[0] + per_nb != len(plan):
-                raise SkipOverlap(f"the traced step has {len(plan)} collectives, the captured "
-                                  f"step {fw_count[0] + per_nb}; re-plan for this model")
+            if fw_count[0] + per_nb != plan.per_nanobatch:
+                raise SkipOverlap(f"the traced step has {plan.per_nanobatch} collectives per "
+                                  f"nanobatch, the captured step {fw_count[0] + per_nb}; "
+                                  "re-plan for this model")
             applied.extend(done)
             return make_boxed_func(g.forward)
 
