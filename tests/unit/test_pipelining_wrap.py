@@ -66,7 +66,7 @@ def _train(schedule, opt, mine, num_stages, steps):
             kw = {"target": y, "losses": mb_losses}
         schedule.step(*args, **kw)
         opt.step()
-        losses.append([float(v) for v in mb_losses])
+        losses.append([float(v.detach()) for v in mb_losses])
     return losses
 
 
@@ -115,7 +115,11 @@ def runs(tmp_path_factory):
     import torch.multiprocessing as mp  # noqa: PLC0415
 
     out = tmp_path_factory.mktemp("pipelining")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=RANKS, join=True)
+    # fork: the children inherit the imported torch and gearshift (spawning 4 fresh
+    # interpreters costs about a minute on a loaded CPU)
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=RANKS, join=True,
+                       start_method=method)
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(RANKS)]
     return out, ranks
 
