@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import ConfigError, UnsupportedClockError
 from ...model import NO_OVERLAP, Overlap
+from . import overlap as ovl
 from .kernel import KernelArrays, KernelCost, kernel_costs
 from .presets import GPUPreset
 
@@ -194,21 +195,11 @@ class Timeline:
         after = ov.after_kernels if ov.mode == "after" else 0
         if len(comp) == 0 or after >= len(comp):
             return self._serial_order(c, p, np.concatenate([comp, comm]))
-        bw = pr.mem_bw_bytes_s * pr.mem_efficiency
-        # contention factors of every compute kernel against every comm kernel
-        sig_c = np.ones((len(comm), len(comp)))
-        sig_m = np.ones((len(comm), len(comp)))
-        busy_c = np.maximum(c.busy_s[comp], 1e-30)
-        for j, m in enumerate(comm):
-            sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
-            sm_frac = max(pr.sm_count - sms, 1) / pr.sm_count
-            rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
-            avail = max(bw - rate, 0.1 * bw)
-            tc = c.t_c[comp] / sm_frac
-            tm = c.t_m[comp] * bw / avail
-            busy2 = np.maximum(tc, tm) + pr.overlap_alpha * np.minimum(tc, tm)
-            sig_c[j] = (busy2 + pr.launch_s) / (busy_c + pr.launch_s)
-            sig_m[j] = 1.0 + np.minimum(c.t_m[comp] / busy_c, 1.0) * min(rate / bw, 1.0)
+        # contention factors of every compute kernel against every comm kernel (overlap.py)
+        sms = np.where(comm_sms[comm] > 0, comm_sms[comm], pr.comm_sms_default)
+        sig_c, sig_m = ovl.pair_stretch(ovl.params_for(pr), pr, c.t_c[comp], c.t_m[comp],
+                                       c.busy_s[comp], sms, self.ka.mem_bytes[comm],
+                                       c.busy_s[comm])
         start = np.zeros(e - s)
         end = np.zeros(e - s)
         extra = np.zeros(e - s)
