@@ -141,14 +141,14 @@ def run_cmd(trace_path, part_path, sched_path, freq_mhz, overlap, preset, switch
     """Run one iteration of a trace on the simulated GPU; last line: time_s=... energy_j=..."""
     import csv  # noqa: PLC0415
 
-    from ..devices import get_device  # noqa: PLC0415
+    from ..devices import open_device  # noqa: PLC0415
     from ..errors import ConfigError  # noqa: PLC0415
     from ..model import KernelTrace, Overlap, Partitioning, Schedule  # noqa: PLC0415
 
     trace = KernelTrace.load(trace_path)
     part = Partitioning.load(part_path) if part_path else \
         Partitioning.from_cuts(trace, [0], ["all"], strategy="whole")
-    dev = get_device("sim", preset=preset)
+    dev = open_device("sim", preset=preset)
     n = len(part.partitions)
     if sched_path:
         if not part_path:
