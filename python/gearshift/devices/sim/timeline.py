@@ -34,6 +34,7 @@ import numpy as np
 
 from ...errors import ConfigError, UnsupportedClockError
 from ...model import NO_OVERLAP, Overlap
+from . import overlap as om
 from .kernel import KernelArrays, KernelCost, kernel_costs
 from .presets import GPUPreset
 
@@ -94,6 +95,7 @@ class Timeline:
         # compute stream 0, communication stream 1 (collectives keep to theirs, serial or not)
         self.stream = ka.is_comm.astype(np.int64)
         self._segs: dict = {}
+        self._overlap_params = None
         self.part_of = np.repeat(np.arange(self.num_partitions), self.ends - self.starts)
         self.has_comm = np.add.reduceat(ka.is_comm.astype(np.int64), self.starts) > 0
         self.clocks = np.array(sorted(preset.freqs_mhz), dtype=np.int64)
@@ -226,22 +228,26 @@ class Timeline:
         got = self._segs[p] = (np.array(pre, dtype=np.int64), out)
         return got
 
-    def _contention(self, c: KernelCost, m: int, ops: np.ndarray, comm_sms: np.ndarray):
+    def _contention(self, c: KernelCost, m: int, ops: np.ndarray, comm_sms: np.ndarray,
+                    block_size: int = 0):
         """Slow-down factors of compute ``ops`` (sig_c) and of collective ``m`` (sig_m) while
-        they run together."""
+        they run together: devices/sim/overlap.py's contention model (calibrated on Kareus's
+        measured A100 overlap)."""
         pr = self.preset
+        if self._overlap_params is None:
+            self._overlap_params = om.load_params()
         bw = pr.mem_bw_bytes_s * pr.mem_efficiency
         busy_c = np.maximum(c.busy_s[ops], 1e-30)
         sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
-        sm_frac = max(pr.sm_count - sms, 1) / pr.sm_count
         rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
-        avail = max(bw - rate, 0.1 * bw)
-        tc = c.t_c[ops] / sm_frac
-        tm = c.t_m[ops] * bw / avail
-        busy2 = np.maximum(tc, tm) + pr.overlap_alpha * np.minimum(tc, tm)
-        sig_c = (busy2 + pr.launch_s) / (busy_c + pr.launch_s)
-        sig_m = 1.0 + np.minimum(c.t_m[ops] / busy_c, 1.0) * min(rate / bw, 1.0)
-        return sig_c, sig_m
+        stretch = om.compute_stretch(c.t_c[ops], c.t_m[ops], sms, pr.sm_count, rate, bw,
+                                     pr.overlap_alpha)
+        # the launch gap does not stretch
+        sig_c = (stretch * busy_c + pr.launch_s) / (busy_c + pr.launch_s)
+        sig_m = om.comm_stretch(self._overlap_params, np.minimum(c.t_c[ops] / busy_c, 1.0),
+                                np.minimum(c.t_m[ops] / busy_c, 1.0),
+                                block_size or om.DEFAULT_BLOCK_THREADS)
+        return sig_c, np.broadcast_to(sig_m, sig_c.shape)
 
     def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
         """Event sweep of one partition whose collectives run in their windows."""
@@ -267,7 +273,7 @@ class Timeline:
             m_end = None
             j = launch
             if j < wait:
-                sig_c, sig_m = self._contention(c, m, ops[j:wait], comm_sms)
+                sig_c, sig_m = self._contention(c, m, ops[j:wait], comm_sms, ov.block_size)
             while j < wait and m_end is None:
                 i = ops[j]
                 sc, sm_ = sig_c[j - launch], sig_m[j - launch]
