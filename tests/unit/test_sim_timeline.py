@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gearshift.devices import get_device
+from gearshift.devices import open_device
 from gearshift.devices.base import Device
 from gearshift.devices.sim import SimDevice
 from gearshift.devices.sim.kernel import KernelArrays, kernel_costs
@@ -119,7 +119,7 @@ def test_switch_latency_runs_the_old_clock():
 def test_switch_energy_and_counting():
     tr = small_trace()
     part = Partitioning.from_cuts(tr, [0, 2, 4])
-    dev = SimDevice(get_device("sim", preset="h100-sxm").preset.with_(switch_energy_j=0.5))
+    dev = SimDevice(open_device("sim", preset="h100-sxm").preset.with_(switch_energy_j=0.5))
     r = dev.run_iteration(tr, part, [(1980, SERIAL), (990, SERIAL), (1980, NO_OVERLAP)],
                           advance=False)
     assert r.num_switches == 2 and r.switch_energy_j == pytest.approx(1.0)
@@ -139,7 +139,7 @@ def test_bad_choices():
 
 
 def test_device_protocol_and_counters():
-    dev = get_device("sim", preset="a40")
+    dev = open_device("sim", preset="a40")
     assert isinstance(dev, Device) and dev.kind == "sim" and "simulated" in dev.name
     assert dev.energy_j() == 0.0 and dev.time_s() == 0.0
     dev.idle(2.0)

@@ -33,7 +33,7 @@ def profile(trace_path, partitioning_path, output, device, sim_preset, freqs, mi
 
     trace = KernelTrace.load(trace_path)
     parts = Partitioning.load(partitioning_path)
-    dev = open_device(device, sim_preset, needs="profile_options",
+    dev = open_device(device, sim_preset, simulated_only=True,
                       refusal="`gearshift profile` cannot run your training step on {name}",
                       fix="profile a real GPU from your training script: gearshift.compile("
                       "model, device='nvml') profiles it on the first step; "

@@ -37,7 +37,7 @@ def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, outpu
 
     schedule = Schedule.load(schedule_path)
     trace = KernelTrace.load(trace_path)
-    dev = open_device(device, sim_preset, needs="run_iteration",
+    dev = open_device(device, sim_preset, simulated_only=True,
                       refusal="`gearshift run` replays traces on the simulated GPU, not on {name}",
                       fix="on a real GPU enforce the schedule in your training script: "
                       "gearshift.compile(model, device='nvml', schedule_path=...)")

@@ -34,7 +34,7 @@ import numpy as np
 
 from ...errors import ConfigError, UnsupportedClockError
 from ...model import NO_OVERLAP, Overlap
-from . import overlap as om
+from . import overlap as ovl
 from .kernel import KernelArrays, KernelCost, kernel_costs
 from .presets import GPUPreset
 
@@ -95,7 +95,6 @@ class Timeline:
         # compute stream 0, communication stream 1 (collectives keep to theirs, serial or not)
         self.stream = ka.is_comm.astype(np.int64)
         self._segs: dict = {}
-        self._overlap_params = None
         self.part_of = np.repeat(np.arange(self.num_partitions), self.ends - self.starts)
         self.has_comm = np.add.reduceat(ka.is_comm.astype(np.int64), self.starts) > 0
         self.clocks = np.array(sorted(preset.freqs_mhz), dtype=np.int64)
@@ -234,20 +233,13 @@ class Timeline:
         they run together: devices/sim/overlap.py's contention model (calibrated on Kareus's
         measured A100 overlap)."""
         pr = self.preset
-        if self._overlap_params is None:
-            self._overlap_params = om.load_params()
-        bw = pr.mem_bw_bytes_s * pr.mem_efficiency
-        busy_c = np.maximum(c.busy_s[ops], 1e-30)
+        # the stretch of each op beside the collective and of the collective (overlap.py)
         sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
-        rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
-        stretch = om.compute_stretch(c.t_c[ops], c.t_m[ops], sms, pr.sm_count, rate, bw,
-                                     pr.overlap_alpha)
-        # the launch gap does not stretch
-        sig_c = (stretch * busy_c + pr.launch_s) / (busy_c + pr.launch_s)
-        sig_m = om.comm_stretch(self._overlap_params, np.minimum(c.t_c[ops] / busy_c, 1.0),
-                                np.minimum(c.t_m[ops] / busy_c, 1.0),
-                                block_size or om.DEFAULT_BLOCK_THREADS)
-        return sig_c, np.broadcast_to(sig_m, sig_c.shape)
+        sig_c, sig_m = ovl.pair_stretch(ovl.params_for(pr), pr, c.t_c[ops], c.t_m[ops],
+                                        c.busy_s[ops], [sms], [self.ka.mem_bytes[m]],
+                                        [c.busy_s[m]],
+                                        block_size or ovl.DEFAULT_BLOCK_THREADS)
+        return sig_c[0], sig_m[0]
 
     def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
         """Event sweep of one partition whose collectives run in their windows."""
