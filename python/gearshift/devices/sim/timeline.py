@@ -109,7 +109,8 @@ class Timeline:
     def _costs(self, cache: dict, f: int, comm_sms: np.ndarray) -> KernelCost:
         c = cache.get(f)
         if c is None:
-            c = cache[f] = kernel_costs(self.ka, self.preset, float(f), comm_sms, power_cap=False)
+            c = cache[f] = kernel_costs(self.ka, self.preset, float(f), comm_sms, power_cap=False,
+                                        comm_block=cache.get("comm_block"))
         return c
 
     def _pavg(self, cache, f: int, comm_sms) -> np.ndarray:
@@ -397,10 +398,12 @@ class Timeline:
             raise ConfigError(f"switch latency {latency} s is negative", "pass a latency >= 0")
         applied = int(pr.max_freq_mhz if initial_freq_mhz is None else initial_freq_mhz)
         comm_sms = np.array([o.comm_sms for o in overlaps], dtype=np.float64)[self.part_of]
-        sms_key = comm_sms[self.ka.is_comm].tobytes()
+        comm_block = np.array([o.block_size for o in overlaps], dtype=np.float64)[self.part_of]
+        sms_key = (comm_sms[self.ka.is_comm].tobytes(), comm_block[self.ka.is_comm].tobytes())
         if len(self._cost_memo) > 64:
             self._cost_memo.clear()
-        cache = self._cost_memo.setdefault(sms_key, {})
+        # per (comm SMs, block size) assignment: kernel costs per clock, and the block sizes
+        cache = self._cost_memo.setdefault(sms_key, {"comm_block": comm_block})
         eff = self._capped(cache, comm_sms, f_req) if power_cap else f_req.copy()
         overlapped = self.has_comm & np.array([o.overlapped for o in overlaps])
         if power_cap:
