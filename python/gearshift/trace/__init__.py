@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..model import KernelTrace
 
 
-def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="meta",
+def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="auto",
                **options) -> KernelTrace:
     """One training step of ``module`` as a KernelTrace (see tracer.trace_step)."""
     from .tracer import trace_step as _trace  # noqa: PLC0415
