@@ -326,7 +326,7 @@ def _default_optimizer(params):
 
 def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="auto", *,
                model_name: str = "", fused_attention: bool = True,
-               meta: dict | None = None) -> KernelTrace:
+               meta: dict | None = None, data_parallel: dict | None = None) -> KernelTrace:
     """Trace one training step (forward, loss, backward, optimizer step) of ``module``.
 
     ``example_inputs``: a tensor, a tuple of positional inputs or a dict of keyword inputs.
@@ -338,7 +338,12 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
     of any size traces without memory) while inputs, masks and small factory results stay real;
     "cpu" runs a real step on a full copy; "auto" (default) is meta, then cpu when the step needs
     a value computed from the weights and the model is at most 2 GiB. The module passed in is
-    never modified.
+    never modified. ``data_parallel`` adds the data-parallel collectives the step launches:
+    ``{"kind": "ddp", "bucket_bytes", "first_bucket_bytes", "world_size"}`` (DDP's bucketed
+    gradient all-reduce, each launched when its bucket's last gradient is accumulated) or
+    ``{"kind": "fsdp", "world_size"}`` (FSDP2: per sharded unit an all-gather of its
+    parameters before its forward and its backward, a reduce-scatter of its gradients after).
+    A DistributedDataParallel passed in is traced as the model inside it with ``ddp``.
     """
     if not isinstance(module, torch.nn.Module):
         raise TraceError(f"trace_step needs a torch.nn.Module, got {type(module).__name__}",
@@ -346,13 +351,19 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
     if device not in ("auto", "meta", "cpu"):
         raise TraceError(f"cannot trace on device {device!r}",
                          "use device='auto' (default), 'meta' or 'cpu'")
+    from .data_parallel import ddp_spec  # noqa: PLC0415
+
+    data_parallel = data_parallel or ddp_spec(module)
     module = unwrap_data_parallel(module)
+    if data_parallel:
+        meta = dict(meta or {}, data_parallel=data_parallel["kind"],
+                    world_size=data_parallel["world_size"])
     if device == "cpu":
         return _trace(module, example_inputs, loss_fn, optimizer_factory, "cpu", model_name,
-                      fused_attention, meta)
+                      fused_attention, meta, data_parallel)
     try:
         return _trace(module, example_inputs, loss_fn, optimizer_factory, "meta", model_name,
-                      fused_attention, meta)
+                      fused_attention, meta, data_parallel)
     except TraceError as exc:
         needs_data = isinstance(exc.__cause__, _NeedsData)
         size = sum(_nbytes(p) for p in module.parameters())
@@ -360,7 +371,7 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
             raise
         info = dict(meta or {}, retraced_on_cpu=exc.problem)
         return _trace(module, example_inputs, loss_fn, optimizer_factory, "cpu", model_name,
-                      fused_attention, info)
+                      fused_attention, info, data_parallel)
 
 
 def unwrap_data_parallel(module: torch.nn.Module) -> torch.nn.Module:
@@ -382,7 +393,7 @@ def _place_input(x, dev: torch.device):
 
 
 def _trace(module, example_inputs, loss_fn, optimizer_factory, device, model_name,
-           fused_attention, meta) -> KernelTrace:
+           fused_attention, meta, data_parallel=None) -> KernelTrace:
     t0 = time.perf_counter()
     dev = torch.device(device)
     if dev.type == "meta":
@@ -413,7 +424,10 @@ def _trace(module, example_inputs, loss_fn, optimizer_factory, device, model_nam
     rec = _Recorder(stack, placed=dev.type == "meta")
     phase = "forward"
     try:
-        with _ModuleHooks(module, stack), rec, _Tagger(rec, fused_attention):
+        from .data_parallel import collective_hooks  # noqa: PLC0415
+
+        with _ModuleHooks(module, stack), rec, _Tagger(rec, fused_attention), \
+                collective_hooks(module, rec, data_parallel):
             output = module(*args, **kwargs)
             rec.default_module = LOSS_MODULE
             loss = loss_fn(output)
