@@ -31,7 +31,7 @@ def run_demo(model: str = DEMO_MODEL, gpu: str = DEMO_GPU, iterations: int = 5,
     from ..profile.progress import Stage  # noqa: PLC0415
     from ..report import report  # noqa: PLC0415
     from ..trace import trace_preset  # noqa: PLC0415
-    from .planner import plan_for  # noqa: PLC0415
+    from ..plan import plan_for  # noqa: PLC0415
     from .run import run_schedule  # noqa: PLC0415
 
     out = Path(out_dir)

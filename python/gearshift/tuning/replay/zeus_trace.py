@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, FormatError
-from .power_limit import PowerLimitMeasurement
+from ...errors import ConfigError, FormatError
+from ..power_limit import PowerLimitMeasurement
 
 GPUS = ("a40", "v100", "p100", "rtx6000")
 TRACE_DIR = "zeus_nsdi23_traces"
