@@ -123,7 +123,7 @@ class Runner:
 
     def _explain(self) -> None:
         from .explain import explain_plan, frontier_summary  # noqa: PLC0415
-        from .planner import switch_latency_s  # noqa: PLC0415
+        from ..plan import switch_latency_s  # noqa: PLC0415
 
         self.explanation = explain_plan(self.plan, self.config.objective,
                                         switch_latency_s(self.device))
