@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "sim": ("sim", "sim", "The simulated GPU: pipeline execution and validation."),
     "daemon": ("daemon", "daemon", "Privileged daemon that owns the GPUs' clocks."),
     "clock": ("clock", "clock", "Talk to the clock daemon (status, hold)."),
+    "measure": ("measure", "measure", "Wall time and energy of a whole command: measure -- CMD."),
     "tune": ("tune", "tune", "Job-level tuning (power limit, batch size) and online adaptation."),
 }
 
