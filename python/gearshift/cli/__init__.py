@@ -61,6 +61,15 @@ def main(argv=None) -> None:
         if exc.fix:
             click.echo(f"  fix: {exc.fix}", err=True)
         sys.exit(2)
+    except ModuleNotFoundError as exc:
+        from .._deps import missing  # noqa: PLC0415
+
+        err = missing(exc, f"`gearshift {' '.join((argv or sys.argv[1:])[:1])}`")
+        if err is None:
+            raise
+        click.secho(f"error: {err.problem}", fg="red", err=True)
+        click.echo(f"  fix: {err.fix}", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
