@@ -39,14 +39,13 @@ def who() -> str:
 
 
 def _find_ddp(model):
-    """The DistributedDataParallel holding ``model`` (compile first, then DDP(model))."""
+    """The DistributedDataParallel holding ``model`` (compile first, then DDP(model)): DDP
+    calls the model's forward without saying so; found once, at the first step."""
     from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
 
-    for holder in gc.get_referrers(model):
-        if isinstance(holder, dict):
-            for owner in gc.get_referrers(holder):
-                if isinstance(owner, DistributedDataParallel) and owner.module is model:
-                    return owner
+    for o in gc.get_objects():
+        if isinstance(o, DistributedDataParallel) and o.module is model:
+            return o
     return None
 
 
@@ -60,8 +59,9 @@ def data_parallel_spec(runner) -> dict | None:
     model = runner.model
     from torch.distributed.fsdp import FSDPModule  # noqa: PLC0415
 
-    if any(isinstance(m, FSDPModule) for m in model.modules()):
-        return {"kind": "fsdp", "world_size": dist.get_world_size()}
+    units = [n for n, m in model.named_modules() if isinstance(m, FSDPModule)]
+    if units:
+        return {"kind": "fsdp", "world_size": dist.get_world_size(), "units": units}
     ddp = runner.data_parallel or _find_ddp(model)
     if ddp is None:
         return None

@@ -35,11 +35,16 @@ def explain_plan(plan, objective: str, switch_latency_s: float | None = None) ->
     saving, slowdown = p.get("energy_saving") or 0.0, p.get("slowdown") or 1.0
     src = f"{p.get('source', 'simulated')}, {p.get('energy_scope', 'gpu')} energy"
     n = len(plan.partitioning)
-    top = max(e.freq_mhz for e in plan.schedule.entries)
+    base = plan.frontier.baseline
+    top = max(c.freq_mhz for c in base.choices) if base is not None and base.choices else \
+        max(e.freq_mhz for e in plan.schedule.entries)
     lowered = sum(1 for e in plan.schedule.entries if e.freq_mhz < top)
+    overlapped = sum(1 for e in plan.schedule.entries
+                     if str(e.overlap).split("/")[0] not in ("none", "serial"))
     if saving > 0.005:
         return (f"{objective}: {100 * saving:.1f} % less energy at {100 * (slowdown - 1):+.1f} % "
-                f"time ({src}); {lowered} of {n} partitions run below {top} MHz")
+                f"time ({src}); {lowered} of {n} partitions run below {top} MHz"
+                + (f", {overlapped} overlap a collective with other work" if overlapped else ""))
     better = [(s, v) for s in SLACKS[1:] if (v := saving_at(plan.frontier, s, "fastest")) is not None]
     offer = "; ".join(f"max-slowdown={1 + s:.2f} would save {100 * v:.1f} %" for s, v in better
                       if v > 0.005)

@@ -69,7 +69,7 @@ def collective_hooks(module: torch.nn.Module, rec, spec: dict | None):
                                                            for p in b),
                 b[0].dtype, "ddp", "backward"))
     elif spec["kind"] == "fsdp":
-        handles += _fsdp_hooks(module, rec)
+        handles += _fsdp_hooks(module, rec, spec["units"])
     try:
         yield
     finally:
@@ -91,23 +91,23 @@ def _when_all_ready(params, fire) -> list:
     return [p.register_post_accumulate_grad_hook(hook) for p in params]
 
 
-def _fsdp_hooks(module: torch.nn.Module, rec) -> list:
-    from torch.distributed.fsdp import FSDPModule  # noqa: PLC0415
-
-    names = {id(m): n for n, m in module.named_modules()}
-    units = [m for m in module.modules() if isinstance(m, FSDPModule)]
+def _fsdp_hooks(module: torch.nn.Module, rec, unit_names: list[str]) -> list:
+    """Hooks on the traced copy's modules named as FSDP2 units in the original model."""
+    by_name = dict(module.named_modules())
+    units = [by_name[n] for n in unit_names if n in by_name]
+    unit_ids = {id(u) for u in units}
     owned: dict[int, list] = {}
     for unit in units:   # a unit's parameters are those not in a nested unit
-        inner = {id(p) for u in unit.modules() if u is not unit and isinstance(u, FSDPModule)
+        inner = {id(p) for u in unit.modules() if u is not unit and id(u) in unit_ids
                  for p in u.parameters()}
         owned[id(unit)] = [p for p in unit.parameters() if id(p) not in inner]
     handles = []
-    for unit in units:
+    for name, unit in zip([n for n in unit_names if n in by_name], units):
         ps = owned[id(unit)]
         if not ps:
             continue
         nbytes = sum(p.numel() * p.element_size() for p in ps)
-        name, dtype = names.get(id(unit), ""), ps[0].dtype
+        dtype = ps[0].dtype
 
         def gather(_m, _inputs, n=nbytes, name=name, dtype=dtype):
             _comm(rec, "_c10d_functional::all_gather_into_tensor", "all_gather", n, dtype,
@@ -117,7 +117,7 @@ def _fsdp_hooks(module: torch.nn.Module, rec) -> list:
         # backward: the parameters are gathered again (reshard_after_forward) before the
         # unit's backward, and its gradients reduce-scattered when all are accumulated
         handles.append(unit.register_full_backward_pre_hook(
-            lambda m, g, gather=gather: gather(m, g) and None))
+            lambda m, g, gather=gather: gather(m, g)))
         handles += _when_all_ready([p for p in ps if p.requires_grad], lambda n=nbytes, name=name,
                                    dtype=dtype: _comm(
             rec, "_c10d_functional::reduce_scatter_tensor", "reduce_scatter", n, dtype, name,

@@ -308,7 +308,48 @@ def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
     for b in module.buffers():
         memo[id(b)] = (b.detach().to(_CPU, copy=True) if not b.is_meta and _small(b)
                        else torch.empty(b.shape, dtype=b.dtype, device=_META))
+    if _is_sharded(module):
+        return _plain_copy(module, memo)
     return copy.deepcopy(module, memo)
+
+
+def _is_sharded(module: torch.nn.Module) -> bool:
+    try:
+        from torch.distributed.fsdp import FSDPModule  # noqa: PLC0415
+    except ImportError:
+        return False
+    return any(isinstance(m, FSDPModule) for m in module.modules())
+
+
+def _plain_class(cls: type) -> type:
+    """The model's own class under gearshift's and FSDP2's subclasses of it."""
+    from torch.distributed.fsdp import FSDPModule  # noqa: PLC0415
+
+    cls = getattr(cls, "_gearshift_base", cls)
+    while issubclass(cls, FSDPModule):
+        cls = next(b for b in cls.__bases__ if b is not FSDPModule)
+    return cls
+
+
+def _plain_copy(module: torch.nn.Module, memo: dict) -> torch.nn.Module:
+    """A copy of an FSDP2-sharded model as the plain model it shards (FSDP2 refuses deepcopy,
+    and its hooks and process groups are not part of the traced step; their collectives are
+    added by trace.data_parallel): same classes, parameters from ``memo``, no hooks. Other
+    attributes (configs, flags) are shared with the original, not copied."""
+    new = object.__new__(_plain_class(type(module)))
+    d = dict(module.__dict__)
+    for k, v in d.items():
+        if k.endswith("_hooks") or k.endswith("_hooks_with_kwargs") or \
+                k.endswith("_hooks_always_called"):
+            d[k] = type(v)()
+    d["_parameters"] = {n: (memo.get(id(p), p) if p is not None else None)
+                        for n, p in module._parameters.items()}
+    d["_buffers"] = {n: (memo.get(id(b), b) if b is not None else None)
+                     for n, b in module._buffers.items()}
+    d["_modules"] = {n: (_plain_copy(m, memo) if m is not None else None)
+                     for n, m in module._modules.items()}
+    new.__dict__.update(d)
+    return new
 
 
 def _default_loss(output):
