@@ -46,6 +46,11 @@ def seen(runner):
             "comm_ops": sorted({k.comm_op for k in comm}),
             "comm_bytes": sum(k.comm_bytes or 0 for k in comm),
             "comm_phases": sorted({k.phase for k in comm}),
+            # every collective waits for the kernels it reads, and something waits for it
+            "comm_have_deps": all(k.deps for k in comm),
+            "comm_awaited": all(any(i in (k.deps or ()) for k in trace.kernels)
+                                for i, c in enumerate(trace.kernels) if c.kind == "comm")
+            if trace else False,
             "signature": trace.signature() if trace else None,
             "world_size": trace.meta.get("world_size") if trace else None,
             "schedule": runner.schedule.to_json() if runner.schedule else None}

@@ -41,6 +41,7 @@ def test_ddp_either_way_round(ranks, case):
         assert r["status"]["phase"] == "enforce" and r["status"]["iterations"] == 2
         assert r["comm_ops"] == ["all_reduce"] and r["comm_phases"] == ["backward"]
         assert r["world_size"] == 2
+        assert r["comm_have_deps"] and r["comm_awaited"]
         # the gradients all-reduced are exactly the parameters (fp32): 16*256+256 + ...
         n_params = 16 * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4
         assert r["comm_bytes"] == 4 * n_params
@@ -71,5 +72,6 @@ def test_fsdp2_collectives_are_traced(ranks):
         assert r["status"]["phase"] == "enforce"
         assert r["comm_ops"] == ["all_gather", "reduce_scatter"]
         assert r["comm_phases"] == ["backward", "forward"]
+        assert r["comm_awaited"]
         assert r["losses"] == pytest.approx(rank["eager_losses"], abs=1e-5)
     assert res[0]["fsdp"]["schedule"] == res[1]["fsdp"]["schedule"]

@@ -33,12 +33,17 @@ def ddp_spec(module) -> dict | None:
             "world_size": group.size() if group is not None else 1}
 
 
-def _comm(rec, op: str, comm_op: str, nbytes: int, dtype, module: str, phase: str):
+def _comm(rec, op: str, comm_op: str, nbytes: int, dtype, module: str, phase: str,
+          reads=(), writes=()):
+    """Append a collective that reads ``reads`` (its deps: the kernels that wrote them) and
+    writes ``writes`` (kernels reading them later depend on it)."""
     tag = _DTYPES.get(dtype, "")
+    deps = rec._reads([t for t in reads if t is not None])
     rec.records.append(KernelRecord(
         name=f"{op}({nbytes // max(1, torch.empty((), dtype=dtype).element_size())}){tag}",
         kind="comm", comm_op=comm_op, comm_bytes=float(nbytes), bytes_read=float(nbytes),
-        bytes_written=float(nbytes), phase=phase, module=module, op=op))
+        bytes_written=float(nbytes), phase=phase, module=module, op=op, deps=deps))
+    rec._wrote([t for t in writes if t is not None], (len(rec.records) - 1,))
 
 
 def _buckets(params, first_bytes: int, bytes_cap: int) -> list[list]:
@@ -64,10 +69,13 @@ def collective_hooks(module: torch.nn.Module, rec, spec: dict | None):
     params = [p for p in module.parameters() if p.requires_grad]
     if spec["kind"] == "ddp":
         for bucket in _buckets(params, spec["first_bucket_bytes"], spec["bucket_bytes"]):
+            # in place on the bucket's gradients: reads what backward wrote, and the
+            # optimizer's reads of them wait for it
             handles += _when_all_ready(bucket, lambda b=bucket: _comm(
                 rec, "c10d::allreduce_", "all_reduce", sum(p.numel() * p.element_size()
                                                            for p in b),
-                b[0].dtype, "ddp", "backward"))
+                b[0].dtype, "ddp", "backward", reads=[p.grad for p in b],
+                writes=[p.grad for p in b]))
     elif spec["kind"] == "fsdp":
         handles += _fsdp_hooks(module, rec, spec["units"])
     try:
@@ -109,9 +117,10 @@ def _fsdp_hooks(module: torch.nn.Module, rec, unit_names: list[str]) -> list:
         nbytes = sum(p.numel() * p.element_size() for p in ps)
         dtype = ps[0].dtype
 
-        def gather(_m, _inputs, n=nbytes, name=name, dtype=dtype):
+        def gather(_m, _inputs, n=nbytes, name=name, dtype=dtype, ps=ps):
+            # the unit's kernels read the gathered parameters: they wait for the gather
             _comm(rec, "_c10d_functional::all_gather_into_tensor", "all_gather", n, dtype,
-                  name, rec.phase if rec.phase != "optimizer" else "forward")
+                  name, rec.phase if rec.phase != "optimizer" else "forward", writes=ps)
 
         handles.append(unit.register_forward_pre_hook(gather))
         # backward: the parameters are gathered again (reshard_after_forward) before the
@@ -119,7 +128,7 @@ def _fsdp_hooks(module: torch.nn.Module, rec, unit_names: list[str]) -> list:
         handles.append(unit.register_full_backward_pre_hook(
             lambda m, g, gather=gather: gather(m, g)))
         handles += _when_all_ready([p for p in ps if p.requires_grad], lambda n=nbytes, name=name,
-                                   dtype=dtype: _comm(
+                                   dtype=dtype, ps=ps: _comm(
             rec, "_c10d_functional::reduce_scatter_tensor", "reduce_scatter", n, dtype, name,
-            "backward"))
+            "backward", reads=[p.grad for p in ps], writes=[p.grad for p in ps]))
     return handles
