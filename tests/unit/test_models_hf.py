@@ -181,6 +181,12 @@ def test_gradient_accumulation_counts_optimizer_steps():
     # the first window is counted per forward until the first optimizer step is seen
     assert g.gearshift.enforcer.iterations == 4 + 2
     assert g.gearshift.status()["iterations_count"] == "optimizer steps"
+    # a batch of another shape is priced as the traced one, and the status says so
+    longer = torch.randint(3, V, (B, S + 4))
+    _loss(g(input_ids=longer, labels=longer)).backward()
+    opt.step()
+    st = g.gearshift.status()
+    assert st["steps_unlike_traced_batch"] == 1 and "price the traced batch" in st["explanation"]
 
 
 def test_a_failing_device_falls_back_with_one_warning(monkeypatch):

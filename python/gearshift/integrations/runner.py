@@ -41,6 +41,8 @@ class Runner:
         self.role: int = 0                  # which distinct rank role's schedule this rank runs
         self.count_on_optimizer = False     # iterations = optimizer steps (grad accumulation)
         self.micro_steps = 0                # forward calls since the last counted iteration
+        self.traced_shapes = None           # input shapes of the traced step
+        self.steps_unlike_trace = 0         # steps whose batch had other shapes
         self.device = None
         try:
             self.device = resolve_device(config.device, config.sim_preset)
@@ -187,6 +189,12 @@ class Runner:
         self.micro_steps += 1
         if self.count_on_optimizer and self.ready and self.micro_steps > 1:
             return                        # a further micro-step of the same optimizer step
+        shapes = _shapes(example_inputs)
+        if self.traced_shapes is None:
+            self.traced_shapes = shapes
+        elif shapes and shapes != self.traced_shapes:
+            # the simulated figures price the traced step; say so rather than pass it off
+            self.steps_unlike_trace += 1
         try:
             self.on_step(example_inputs)
         except Exception as exc:  # noqa: BLE001
@@ -205,6 +213,11 @@ class Runner:
              "iterations": self.enforcer.iterations if self.enforcer else 0,
              "iterations_count": "optimizer steps" if self.count_on_optimizer else
              "training forward calls", "role": self.role}
+        if self.steps_unlike_trace:
+            s["steps_unlike_traced_batch"] = self.steps_unlike_trace
+            s["explanation"] += (f"; {self.steps_unlike_trace} steps ran batches shaped unlike "
+                                 f"the traced one {self.traced_shapes}: simulated figures price "
+                                 "the traced batch")
         if self.schedule is not None:
             s["planned_energy_saving_pct"] = 100 * (self.schedule.predicted.get(
                 "energy_saving") or 0.0)
@@ -226,6 +239,12 @@ class Runner:
     def close(self) -> None:
         if self.enforcer is not None:
             self.enforcer.close()
+
+
+def _shapes(inputs) -> tuple:
+    from torch.utils._pytree import tree_leaves  # noqa: PLC0415
+
+    return tuple(tuple(t.shape) for t in tree_leaves(inputs) if isinstance(t, torch.Tensor))
 
 
 def _who() -> str:
