@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .errors import ConfigError
 
-INSTALL = {"torch": "pip install 'gearshift[torch]' (or torch itself, e.g. "
-                    "pip install torch --index-url https://download.pytorch.org/whl/cpu)"}
+INSTALL = {"torch": "pip install 'gearshift[torch]' (or the torch build of your choice: "
+                    "CPU or CUDA)"}
 
 
 def missing(exc: ModuleNotFoundError, what: str) -> ConfigError | None:
