@@ -340,7 +340,7 @@ class _ModuleHooks:
 def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
     """The module with its parameters on meta, without copying their data; small buffers
     (positions, rotary frequencies, token-type ids) keep their values, on the CPU."""
-    memo: dict = {}
+    memo = _attached_memo(module)
     for p in module.parameters():
         # torch.empty(shape): a DTensor's (FSDP2's) shape is the full, unsharded one
         memo[id(p)] = torch.nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device=_META),
@@ -351,6 +351,13 @@ def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
     if _is_sharded(module):
         return _plain_copy(module, memo)
     return copy.deepcopy(module, memo)
+
+
+def _attached_memo(module: torch.nn.Module) -> dict:
+    """A deepcopy memo that leaves out what gearshift attached to the model (the runner of
+    ``torch.compile(model, backend="gearshift")``): the copy is the plain model."""
+    return {id(r): None for m in module.modules()
+            if (r := m.__dict__.get("gearshift")) is not None}
 
 
 def _is_sharded(module: torch.nn.Module) -> bool:
@@ -482,7 +489,7 @@ def _trace(module, example_inputs, loss_fn, optimizer_factory, device, model_nam
                 not b.is_meta and not _small(b) for b in module.buffers()):
             module = _meta_copy(module)
     else:  # a real step changes weights: run it on a copy
-        module = copy.deepcopy(module).to(dev)
+        module = copy.deepcopy(module, _attached_memo(module)).to(dev)
     inputs = tree_map(lambda x: _place_input(x, dev), example_inputs)
     if isinstance(inputs, dict):
         args, kwargs = (), inputs
