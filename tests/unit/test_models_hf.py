@@ -196,7 +196,7 @@ def test_a_failing_device_falls_back_with_one_warning(monkeypatch):
     def broken(*a, **k):
         raise DeviceError("the simulated GPU is broken", "use another device")
 
-    monkeypatch.setattr(runner_mod, "resolve_device", broken)
+    monkeypatch.setattr(runner_mod, "open_device", broken)
     model, kind = _model("bert")
     eager_model = copy.deepcopy(model)
     eager = _train(eager_model, eager_model.parameters(), kind)

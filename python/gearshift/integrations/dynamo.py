@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from . import overlap_pass
 from .config import GearshiftConfig
 from .runner import Runner
 
@@ -97,9 +98,16 @@ def backend(config: GearshiftConfig | None = None, *, loss_fn=None, optimizer_fa
                                  optimizer_factory)
         opt_mod, args, kwargs = found
         model = opt_mod._orig_mod
-        if not isinstance(model.__dict__.get("gearshift"), Runner):
-            _attach(opt_mod, model, config, loss_fn, optimizer_factory, args, kwargs)
-        return compiled   # every graph of the step, graph breaks included, runs as compiled
+        runner = model.__dict__.get("gearshift")
+        if not isinstance(runner, Runner):
+            runner = _attach(opt_mod, model, config, loss_fn, optimizer_factory, args, kwargs)
+        runner._graphs = getattr(runner, "_graphs", 0) + 1
+        if runner._graphs > 1:
+            # clocks cover the whole step whatever its graphs; overlap needs the one graph
+            overlap_pass.graph_break(runner)
+            return compiled
+        # the schedule's overlap half: the transformed step once the schedule asks for it
+        return overlap_pass.compiled_step(runner, gm, example_inputs, compiled)
 
     return gearshift_backend
 
@@ -132,12 +140,15 @@ def _graph_runner(gm, example_inputs, compiled, config, loss_fn, optimizer_facto
     runner = Runner(lifted, config, loss_fn or _sum_outputs, optimizer_factory,
                     model_name="compiled graph")
     _active.append(runner)
+    step = overlap_pass.compiled_step(runner, gm, example_inputs, compiled)
 
     def run(*args):
         if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad
                                            for a in args):
             data = lifted.data_inputs(args)
             runner.guarded_step(data if len(data) != 1 else data[0])
+            if runner.fallback_reason is None:
+                return step(*args)
         return compiled(*args)
 
     run.gearshift = runner

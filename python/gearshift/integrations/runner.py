@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from ..devices import open_device
 from ..errors import ConfigError
 from ..model import Schedule
 from .config import GearshiftConfig
-from .device import resolve_device
 from .enforce import Enforcer, partitioning_of
 from ..plan import Plan, plan_for
 
@@ -28,8 +28,6 @@ class Runner:
         self.config = config
         self.loss_fn = loss_fn
         self.optimizer_factory = optimizer_factory
-        self.model_name = model_name or getattr(type(model), "_gearshift_base",
-                                                type(model)).__name__
         self.plan: Plan | None = None
         self.schedule: Schedule | None = None
         self.enforcer: Enforcer | None = None
@@ -45,7 +43,7 @@ class Runner:
         self.steps_unlike_trace = 0         # steps whose batch had other shapes
         self.device = None
         try:
-            self.device = resolve_device(config.device, config.sim_preset)
+            self.device = open_device(config.device, preset=config.sim_preset)
         except Exception as exc:  # noqa: BLE001 (never break training: fall back)
             self._fail("opening the device", exc)
             return
@@ -96,7 +94,7 @@ class Runner:
             schedule.validate(path, self.device.facts.supported_freqs_mhz)
             partitioning = partitioning_of(schedule, trace)
             self.loaded_from = str(path)
-        elif not hasattr(self.device, "profile_options"):
+        elif not self.device.capabilities.simulated:
             # profiling a real GPU means driving the user's loop clock by clock with boundary
             # timing from the runtime; until that is wired in, plan where it is cheap and safe
             raise ConfigError(
@@ -223,6 +221,9 @@ class Runner:
                 "energy_saving") or 0.0)
         if self.frontier_summary:
             s["frontier"] = self.frontier_summary
+        from . import overlap_pass  # noqa: PLC0415  (the overlap half's keys)
+
+        s.update(overlap_pass.state_of(self).status())
         return s
 
     def savings(self) -> dict:

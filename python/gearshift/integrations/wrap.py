@@ -16,6 +16,7 @@ import weakref
 import torch
 
 from ..errors import ConfigError
+from . import overlap_pass
 from .config import GearshiftConfig
 from .runner import Runner
 
@@ -50,6 +51,12 @@ def _wrapped_class(cls: type) -> type:
         runner = _RUNNERS.get(self)
         if runner is not None and self.training and torch.is_grad_enabled():
             runner.guarded_step(_example(args, kwargs))
+            call = _overlap_call(runner, self, orig_forward)
+            if call is not None:
+                try:
+                    return call(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 (never break training)
+                    runner._fail("running the step with overlap", exc)
         return orig_forward(self, *args, **kwargs)
 
     # the original name, so that save_pretrained's "architectures" and reprs stay as they were
@@ -59,6 +66,34 @@ def _wrapped_class(cls: type) -> type:
                                                       "_gearshift_base": cls})
     _CLASSES[cls] = new
     return new
+
+
+class _PlainStep(torch.nn.Module):
+    """The model's own forward, without gearshift's, for the overlap pass to compile."""
+
+    def __init__(self, model: torch.nn.Module, forward):
+        super().__init__()
+        self.model = model
+        self._forward = forward
+
+    def forward(self, *args, **kwargs):
+        return self._forward(self.model, *args, **kwargs)
+
+
+def _overlap_call(runner, model, orig_forward):
+    """The schedule's overlap half: the model compiled with the overlap pass, or None when the
+    schedule asks for no overlap (the model runs as it is)."""
+    if runner.fallback_reason is not None:
+        return None
+    try:
+        plain = runner.__dict__.get("_plain_step")
+        if plain is None:
+            plain = runner._plain_step = _PlainStep(model, orig_forward)
+        call = overlap_pass.module_call(runner, plain)
+    except Exception as exc:  # noqa: BLE001 (never break training)
+        runner._fail("applying the overlap", exc)
+        return None
+    return None if call is plain else call
 
 
 def _example(args, kwargs):
