@@ -44,7 +44,8 @@ def _find_ddp(model):
     from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
 
     for o in gc.get_objects():
-        if isinstance(o, DistributedDataParallel) and o.module is model:
+        # type(), not isinstance(): a dead weak proxy among the objects raises on the latter
+        if issubclass(type(o), DistributedDataParallel) and o.module is model:
             return o
     return None
 
@@ -121,7 +122,7 @@ def agree(runner, trace, failed: BaseException | None = None):
     if errors:
         r, g = errors[0]
         raise ConfigError(f"planning on rank {r} failed: {g['error']}",
-                          g.get("fix") or "see rank {r}'s log")
+                          g.get("fix") or f"see rank {r}'s log")
     mine = got[leader]
     schedule = Schedule.from_json(mine["schedule"])
     note = f" (rank role {role + 1} of {len(order)}, planned on rank {leader})"

@@ -105,9 +105,10 @@ def backend(config: GearshiftConfig | None = None, *, loss_fn=None, optimizer_fa
         if runner._graphs > 1:
             # clocks cover the whole step whatever its graphs; overlap needs the one graph
             overlap_pass.graph_break(runner)
-            return compiled
+            return _first_call_prepares(runner, compiled)
         # the schedule's overlap half: the transformed step once the schedule asks for it
-        return overlap_pass.compiled_step(runner, gm, example_inputs, compiled)
+        return _first_call_prepares(
+            runner, overlap_pass.compiled_step(runner, gm, example_inputs, compiled))
 
     return gearshift_backend
 
@@ -130,9 +131,22 @@ def _attach(opt_mod, model, config, loss_fn, optimizer_factory, args, kwargs) ->
 
     runner._hook = opt_mod.register_forward_pre_hook(pre, with_kwargs=True)
     if model.training:
-        example = kwargs if kwargs and not args else args if len(args) != 1 or kwargs else args[0]
-        runner.guarded_step(example)     # this call is the first iteration
+        # this call is the first iteration; it is traced when its first graph runs, outside
+        # dynamo's compilation (whose tracing state the tracer must not run under)
+        runner._first_example = (kwargs if kwargs and not args else
+                                 args if len(args) != 1 or kwargs else args[0])
     return runner
+
+
+def _first_call_prepares(runner, fn):
+    """``fn``, which first runs the pending first iteration of ``runner`` if there is one."""
+    def call(*args):
+        example = runner.__dict__.pop("_first_example", None)
+        if example is not None and torch.is_grad_enabled():
+            runner.guarded_step(example)
+        return fn(*args)
+
+    return call
 
 
 def _graph_runner(gm, example_inputs, compiled, config, loss_fn, optimizer_factory):

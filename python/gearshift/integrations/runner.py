@@ -28,6 +28,8 @@ class Runner:
         self.config = config
         self.loss_fn = loss_fn
         self.optimizer_factory = optimizer_factory
+        self.model_name = model_name or getattr(type(model), "_gearshift_base",
+                                                type(model)).__name__
         self.plan: Plan | None = None
         self.schedule: Schedule | None = None
         self.enforcer: Enforcer | None = None
@@ -123,10 +125,9 @@ class Runner:
 
     def _explain(self) -> None:
         from .explain import explain_plan, frontier_summary  # noqa: PLC0415
-        from ..plan import switch_latency_s  # noqa: PLC0415
-
+        caps = getattr(self.device, "capabilities", None)
         self.explanation = explain_plan(self.plan, self.config.objective,
-                                        switch_latency_s(self.device))
+                                        getattr(caps, "switch_latency_s", None))
         self.frontier_summary = frontier_summary(self.plan.frontier)
         if self.config.progress:
             import sys  # noqa: PLC0415
@@ -164,6 +165,10 @@ class Runner:
     def _fail(self, what: str, exc: BaseException) -> None:
         if self.config.strict:
             raise exc
+        import logging  # noqa: PLC0415
+
+        logging.getLogger("gearshift").debug("%s failed", what, exc_info=exc)
+
         from ..errors import GearshiftError  # noqa: PLC0415
 
         if isinstance(exc, GearshiftError):
