@@ -11,7 +11,7 @@ from gearshift.integrations import GearshiftConfig
 
 def test_config_round_trips_through_json(tmp_path):
     cfg = GearshiftConfig(objective="max-slowdown=1.05", device="sim", sim_preset="a100-sxm",
-                          schedule_path="s.json", overlaps=("serial", "start"), progress=False)
+                          schedule_path="s.json", overlaps=("serial", "window0-99"), progress=False)
     again = GearshiftConfig.from_json(json.loads(json.dumps(cfg.to_json())))
     assert again == cfg
     cfg.save(tmp_path / "c.json")
@@ -43,16 +43,16 @@ def test_public_api_is_lazy():
 def test_a_device_that_cannot_lock_clocks_says_what_to_do(monkeypatch):
     from gearshift.devices import nvml_query
     from gearshift.errors import ClockPermissionError, DeviceError
-    from gearshift.integrations.device import resolve_device
+    from gearshift.devices import open_device
 
     monkeypatch.setattr(nvml_query, "query",
                         lambda: nvml_query.NvmlReport(False, "NVML unavailable: no driver"))
     with pytest.raises(DeviceError, match="needs an NVIDIA GPU") as exc:
-        resolve_device("nvml")
+        open_device("nvml")
     assert "device='sim'" in exc.value.fix
     gpu = nvml_query.GpuInfo(0, "NVIDIA H100 80GB HBM3", supported_sm_mhz=[1980, 1965],
                              may_lock_clocks=False, why_not="needs root")
     monkeypatch.setattr(nvml_query, "query", lambda: nvml_query.NvmlReport(True, gpus=[gpu]))
     with pytest.raises(ClockPermissionError, match="may not lock the SM clocks") as exc:
-        resolve_device("nvml")
+        open_device("nvml")
     assert "gearshift daemon" in exc.value.fix and "dry-run" in exc.value.fix

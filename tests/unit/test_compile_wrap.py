@@ -80,13 +80,60 @@ def test_saved_schedule_for_another_model_or_device_is_refused(tmp_path):
     assert g.gearshift.ready
     with pytest.raises(ScheduleMismatchError, match="another model") as exc:
         gearshift.compile(Small(width=64), device="sim", schedule_path=str(path),
-                          progress=False, example_inputs=torch.randn(8, 32))
+                          progress=False, example_inputs=torch.randn(8, 32), strict=True)
     assert "re-plan" in exc.value.fix
     with pytest.raises(ScheduleMismatchError, match="another device"):
         gearshift.compile(Small(), device="sim", sim_preset="a100-sxm", schedule_path=str(path),
-                          progress=False, example_inputs=torch.randn(8, 32))
+                          progress=False, example_inputs=torch.randn(8, 32), strict=True)
+    # without strict, training goes on untouched: one warning that names the fix, phase fallback
+    torch.manual_seed(0)
+    eager = train(Small(width=64), steps=2)
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match="loading the saved schedule.*another model.*re-plan"):
+        g = gearshift.compile(Small(width=64), device="sim", schedule_path=str(path),
+                              progress=False, example_inputs=torch.randn(8, 32))
+    assert train(g, steps=2) == eager
+    st = g.gearshift.status()
+    assert st["phase"] == "fallback" and "another model" in st["fallback_reason"]
+    assert "fell back" in st["explanation"]
 
 
 def test_compile_rejects_non_modules():
     with pytest.raises(ConfigError, match="nn.Module"):
         gearshift.compile(lambda x: x)
+
+
+def test_compile_with_a_daemon_device_enforces_through_the_daemon(tmp_path):
+    """`device="daemon:/path.sock"` from gearshift.compile: plan on the simulated H100, then
+    enforce the saved schedule with clocks switched by a dry-run daemon (the documented way to
+    run without root). On a CPU no kernels launch, so the test replays the traced step's
+    launches through the runtime's hook; each boundary's clock request reaches the daemon."""
+    from test_daemon import Daemon
+
+    path = tmp_path / "sched.json"
+    x = torch.randn(8, 32)
+    gearshift.compile(Small(), device="sim", sim_preset="h100-sxm", schedule_path=str(path),
+                      progress=False, example_inputs=x)
+    d = Daemon(backend="dry-run")
+    try:
+        g = gearshift.compile(Small(), device=f"daemon:{d.socket}", sim_preset="h100-sxm",
+                              schedule_path=str(path), progress=False, example_inputs=x)
+        run = g.gearshift
+        assert run.device.kind == "daemon" and run.loaded_from == str(path)
+        session = run.enforcer.session
+        assert session.backend.name == "daemon"
+        assert session.backend is run.device.clock_backend()   # one connection to the daemon
+        events = session.replay(run.enforcer.trace, 1)
+        switched = [e for e in events if e.action == "switched"]
+        assert switched, events
+        for e in switched:
+            d.wait_event(rf"lock gpu=0 mhz={e.freq_mhz}")
+        # Training on the CPU launches no CUDA kernels: the runtime sees the mismatch, says so
+        # once, restores the clocks, and the user's steps still run.
+        with pytest.warns(RuntimeWarning, match="launched 0 kernels"):
+            losses = train(g, steps=2)
+        assert losses[-1] < losses[0]
+        run.enforcer.close()
+        d.wait_event(r"reset gpu=0")
+    finally:
+        d.close()

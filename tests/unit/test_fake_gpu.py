@@ -211,7 +211,7 @@ def test_drift_reenters_profile_and_a_failure_falls_back():
     st = g.gearshift.status()
     assert st["phase"] == "fallback" and "lost the GPU" in st["fallback_reason"]
     assert st["steps_by_phase"]["fallback"] == 3 and len(losses) == 3
-    assert sum("falling back" in str(w.message) for w in caught) == 1
+    assert sum("training continues without gearshift" in str(w.message) for w in caught) == 1
 
 
 def test_status_has_the_same_keys_on_the_simulated_gpu():

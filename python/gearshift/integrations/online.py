@@ -141,11 +141,11 @@ class OnlinePath:
             self.r.schedule = schedule
             self._start_enforce()
             return
-        from ..plan import switch_latency_s  # noqa: PLC0415
         from ..partition import partition  # noqa: PLC0415
 
         with Stage(f"partition: {len(trace)} kernels", self.config.progress):
-            self.partitioning = partition(trace, switch_latency_s=switch_latency_s(self.device))
+            self.partitioning = partition(
+                trace, switch_latency_s=self.device.capabilities.switch_latency_s)
         self._start_profile(list(range(len(self.partitioning))))
 
     # ------------------------------------------------------------------ profile
@@ -228,6 +228,10 @@ class OnlinePath:
         schedule.extra["steps_per_option"] = self.search.steps_per_option()
         self.r.frontier = frontier
         self.r.schedule = schedule
+        self.r.explanation = (f"{label}: {(schedule.predicted.get('energy_saving') or 0) * 100:.1f}"
+                              f" % energy at {((schedule.predicted.get('slowdown') or 1) - 1) * 100:+.1f}"
+                              f" % time, from {self.search.options_measured} of "
+                              f"{self.search.options_total} options measured online")
         if self.config.schedule_path and not self.predicted:
             schedule.save(self.config.schedule_path)
         saving = schedule.predicted.get("energy_saving")
@@ -308,6 +312,25 @@ class OnlinePath:
             self.r.drift_events += 1
             self._close_session()
             self._start_profile(drifted)
+
+
+def gpu_mode(choice) -> tuple[str, str]:
+    """(mode, why) a training run gets on this machine, for ``gearshift info``: ``measured``
+    (every option profiled with clocks locked), ``predicted`` (the default clock measured, the
+    others predicted, enforcement dry-run) or ``simulated`` (no GPU: the simulated GPU)."""
+    import os  # noqa: PLC0415
+
+    kind = choice.kind
+    if kind == "sim":
+        return "simulated", "no GPU path: plans and figures come from the simulated GPU"
+    if kind == "dry-run" or (kind == "fake-gpu" and
+                             os.environ.get("GEARSHIFT_FAKE_GPU_LOCK", "1") == "0"):
+        return "predicted", ("this process may not lock clocks (" + choice.why + "): each "
+                             "partition is measured at the default clock, the other clocks are "
+                             "predicted by the simulated GPU fitted to it, and the schedule is "
+                             "enforced in dry-run (switches logged, never made)")
+    return "measured", ("clocks can be locked (" + choice.why + "): every profiled option is "
+                        "measured online in the training loop, then enforced")
 
 
 def _merge_profiles(old, new, partitions: list[int]):

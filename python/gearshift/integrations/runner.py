@@ -1,33 +1,28 @@
 """The gearshift side of a wrapped model (``model.gearshift``): device, plan, schedule, enforcer.
 
-Its phase machine (``status()["phase"]``): record -> profile -> plan -> enforce, or fallback.
-On the simulated GPU the first training step traces, profiles and plans at once (the
-simulator needs no steps), so every step is an enforce step. On a device with a runtime
+Its phases (``status()["phase"]``): record -> profile -> plan -> enforce, or fallback. On the
+simulated GPU the first training step traces, profiles and plans at once (the simulator needs
+no steps), so every step is an enforce step. On a device whose profile needs the training step
 (fake-gpu, nvml, dry-run, daemon) the phases run inside the training loop
-(``integrations.online``). Whatever fails inside gearshift during a step makes the runner fall
-back: that step and every later one run untouched, with one warning.
+(``integrations.online``). Whatever fails inside gearshift makes the runner fall back: that
+step and every later one run untouched, with one warning.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import torch
 
+from ..devices import open_device
 from ..errors import ConfigError
 from ..model import Schedule
 from .config import GearshiftConfig
-from .device import resolve_device
 from .enforce import Enforcer, partitioning_of
 from ..plan import Plan, plan_for
 
-log = logging.getLogger("gearshift")
 
 PHASES = ("record", "profile", "plan", "enforce", "fallback")
-# devices whose phases run inside the training loop through the runtime
-ONLINE_KINDS = ("fake-gpu", "nvml", "dry-run")
 
 
 class Runner:
@@ -44,26 +39,38 @@ class Runner:
         self.config = config
         self.loss_fn = loss_fn
         self.optimizer_factory = optimizer_factory
-        self.model_name = model_name or type(model).__name__
-        self.device = resolve_device(config.device, config.sim_preset)
-        from ..monitor import set_current_device  # noqa: PLC0415
-
-        set_current_device(self.device)
+        self.model_name = model_name or getattr(type(model), "_gearshift_base",
+                                                type(model)).__name__
         self.plan: Plan | None = None
         self.schedule: Schedule | None = None
         self.enforcer: Enforcer | None = None
         self.loaded_from: str | None = None
-        self.frontier = None
-        self.phase = "record"
-        self.steps_by_phase = dict.fromkeys(PHASES, 0)
-        self.options_measured = 0
-        self.options_total = 0
         self.fallback_reason: str | None = None
+        self.explanation: str = "no schedule yet: it is made on the first training step"
+        self.frontier_summary: str | None = None
+        self.data_parallel = None           # the DistributedDataParallel around the model
+        self.role: int = 0                  # which distinct rank role's schedule this rank runs
+        self.count_on_optimizer = False     # iterations = optimizer steps (grad accumulation)
+        self.micro_steps = 0                # forward calls since the last counted iteration
+        self.traced_shapes = None           # input shapes of the traced step
+        self.steps_unlike_trace = 0         # steps whose batch had other shapes
+        self.steps_by_phase = dict.fromkeys(PHASES, 0)
+        self.options_measured = 0           # (partition, option) pairs profiled
+        self.options_total = 0
         self.drift_events = 0
+        self.frontier = None
         self.last_inputs = None
-        kind = getattr(self.device, "kind", "sim")
-        self.online = None
-        if kind in ONLINE_KINDS or str(kind).startswith("daemon:"):
+        self.online = None                  # the in-loop phases on a device with a runtime
+        self.device = None
+        try:
+            self.device = open_device(config.device, preset=config.sim_preset)
+        except Exception as exc:  # noqa: BLE001 (never break training: fall back)
+            self._fail("opening the device", exc)
+            return
+        from ..monitor import set_current_device  # noqa: PLC0415
+
+        set_current_device(self.device)
+        if self.device.capabilities.needs_step and hasattr(self.device, "play_step"):
             from .online import OnlinePath  # noqa: PLC0415
 
             self.online = OnlinePath(self)
@@ -75,8 +82,8 @@ class Runner:
         return self.enforcer is not None
 
     def prepare(self, example_inputs) -> Schedule:
-        """Trace, then load or plan the schedule; idempotent. On a device with a runtime the
-        phases need training steps: this only remembers the inputs."""
+        """Trace, then load or plan the schedule; idempotent. On a device whose profile needs
+        training steps, the phases run in the loop: this only remembers the inputs."""
         if self.ready:
             return self.schedule
         self.last_inputs = example_inputs
@@ -85,19 +92,40 @@ class Runner:
         from ..profile.progress import Stage  # noqa: PLC0415
         from ..trace import trace_step  # noqa: PLC0415
 
-        with Stage(f"tracing one training step of {self.model_name}", self.config.progress):
-            with torch.random.fork_rng(devices=[]):   # the user's random stream is untouched
-                trace = trace_step(self.model, example_inputs, self.loss_fn,
-                                   self.optimizer_factory, model_name=self.model_name)
-        path = self.config.schedule_path
+        from . import distributed  # noqa: PLC0415
+
+        self._stage = "tracing the training step"
+        dp = distributed.data_parallel_spec(self)
+        try:
+            with Stage(f"tracing one training step of {self.model_name}", self.config.progress):
+                with torch.random.fork_rng(devices=[]):   # the user's random stream stays
+                    trace = trace_step(self.model, example_inputs, self.loss_fn,
+                                       self.optimizer_factory, device=self.config.trace_device,
+                                       model_name=self.model_name, data_parallel=dp)
+        except Exception as exc:
+            if distributed.active():   # the other ranks wait in agree(): tell them
+                distributed.agree(self, None, exc)
+            raise
+        self._stage = "planning"
+        if distributed.active():
+            # one plan per distinct rank role, made by that role's first rank, shared by all
+            self.schedule, self.explanation, self.frontier_summary, self.role = \
+                distributed.agree(self, trace)
+            self.enforcer = Enforcer(self.device, trace, self.schedule)
+            return self.schedule
+        return self._prepare_local(trace)
+
+    def _prepare_local(self, trace, path=None):
+        path = path or self.config.schedule_path
         baseline = None
         if path and Path(path).exists():
+            self._stage = f"loading the saved schedule {path}"
             schedule = Schedule.load(path)
             schedule.check_compatible(trace.signature(), self.device.facts.name)
             schedule.validate(path, self.device.facts.supported_freqs_mhz)
             partitioning = partitioning_of(schedule, trace)
             self.loaded_from = str(path)
-        elif not hasattr(self.device, "profile_options"):
+        elif not self.device.capabilities.simulated:
             # profiling a real GPU means driving the user's loop clock by clock with boundary
             # timing from the runtime; until that is wired in, plan where it is cheap and safe
             raise ConfigError(
@@ -110,87 +138,183 @@ class Runner:
         else:
             self.plan = plan_for(trace, self.device, self.config)
             schedule, partitioning = self.plan.schedule, self.plan.partitioning
+            self.frontier = self.plan.frontier
+            self.options_total = self.options_measured = len(self.plan.profile.entries)
             baseline = self.plan.frontier.baseline.choices if self.plan.frontier.baseline else None
             if path:
                 schedule.save(path)
+            self._explain()
         self.schedule = schedule
+        if self.loaded_from:
+            p = schedule.predicted
+            self.explanation = (f"schedule loaded from {path}: predicted "
+                                f"{100 * (p.get('energy_saving') or 0):.1f} % energy saving at "
+                                f"{100 * ((p.get('slowdown') or 1) - 1):+.1f} % time "
+                                f"({p.get('source', '?')}, {p.get('energy_scope', '?')} energy)")
         self.enforcer = Enforcer(self.device, trace, schedule, partitioning, baseline)
         return schedule
 
-    def on_step(self, example_inputs) -> None:
-        """A training step begins. Never raises: a failure inside gearshift falls back."""
-        if self.phase != "fallback":
-            try:
-                self._advance(example_inputs)
-            except Exception as exc:  # noqa: BLE001 - the user's step must still run
-                log.debug("gearshift step failed", exc_info=True)
-                self.fallback(f"{type(exc).__name__}: {exc}")
-        self.steps_by_phase[self.phase] += 1
+    def _explain(self) -> None:
+        from .explain import explain_plan, frontier_summary  # noqa: PLC0415
+        caps = getattr(self.device, "capabilities", None)
+        self.explanation = explain_plan(self.plan, self.config.objective,
+                                        getattr(caps, "switch_latency_s", None))
+        self.frontier_summary = frontier_summary(self.plan.frontier)
+        if self.config.progress:
+            import sys  # noqa: PLC0415
 
-    def _advance(self, example_inputs) -> None:
+            print(f"gearshift{_who()}: {self.model_name}: {self.explanation}\n"
+                  f"gearshift{_who()}: {self.frontier_summary}", file=sys.stderr)
+
+    def on_step(self, example_inputs) -> None:
         self.last_inputs = example_inputs
         if self.online is not None:
             self.online.on_step(example_inputs)
-            self.phase = self.online.phase
             return
         if not self.ready:
             self.prepare(example_inputs)
-            self.options_total = self.options_measured = len(self.plan.profile.entries) if (
-                self.plan is not None) else 0
-        self.phase = "enforce"
         self.enforcer.step()
 
+    # ---- never break training ------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        if self.fallback_reason is not None:
+            return "fallback"
+        if self.online is not None:
+            return self.online.phase
+        return "enforce" if self.ready else "record"
+
     def fallback(self, reason: str) -> None:
-        """Every later step runs untouched (clocks back at their defaults), one warning."""
-        if self.phase == "fallback":
+        """From now on every step runs untouched (clocks at their defaults); warn once."""
+        if self.fallback_reason is not None:
             return
-        self.phase = "fallback"
-        self.fallback_reason = str(reason)
+        self.fallback_reason = reason
+        self.explanation = f"no saving: gearshift fell back ({reason})"
+        import warnings  # noqa: PLC0415
+
+        warnings.warn(f"gearshift{_who()}: {reason}; training continues without gearshift "
+                      "(clocks at their defaults)", RuntimeWarning, stacklevel=4)
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - closing is best effort once something broke
-            log.debug("closing after a fallback failed", exc_info=True)
-        warnings.warn(f"gearshift: falling back to plain training ({reason}); every later step "
-                      "runs untouched with the GPU's default clocks", RuntimeWarning, stacklevel=3)
+        except Exception:  # noqa: BLE001, S110 (closing a broken enforcer must not raise)
+            pass
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        if self.config.strict:
+            raise exc
+        import logging  # noqa: PLC0415
+
+        logging.getLogger("gearshift").debug("%s failed", what, exc_info=exc)
+
+        from ..errors import GearshiftError  # noqa: PLC0415
+
+        if isinstance(exc, GearshiftError):
+            text = exc.problem + (f" (fix: {exc.fix})" if exc.fix else "")
+        else:
+            text = f"{type(exc).__name__}: {exc}".splitlines()[0] + \
+                " (fix: please report this as a gearshift bug, with the model)"
+        self.fallback(f"{what} failed: {text}")
+
+    def guarded_prepare(self, example_inputs) -> None:
+        if self.fallback_reason is None:
+            try:
+                self.prepare(example_inputs)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(getattr(self, "_stage", "preparing"), exc)
+
+    def guarded_step(self, example_inputs) -> None:
+        """What a wrapper calls at each training forward: one iteration, or nothing."""
+        if self.fallback_reason is not None:
+            self.steps_by_phase["fallback"] += 1
+            return
+        self.micro_steps += 1
+        if self.count_on_optimizer and self.ready and self.micro_steps > 1:
+            return                        # a further micro-step of the same optimizer step
+        shapes = _shapes(example_inputs)
+        if self.traced_shapes is None:
+            self.traced_shapes = shapes
+        elif shapes and shapes != self.traced_shapes:
+            # the simulated figures price the traced step; say so rather than pass it off
+            self.steps_unlike_trace += 1
+        try:
+            self.on_step(example_inputs)
+        except Exception as exc:  # noqa: BLE001
+            what = (f"the gearshift {self.online.phase} phase" if self.online is not None else
+                    getattr(self, "_stage", "preparing") if not self.ready
+                    else "the gearshift step")
+            self._fail(what, exc)
+        self.steps_by_phase[self.phase] += 1
+
+    def on_optimizer_step(self) -> None:
+        """An optimizer step over this model's parameters ended: the next forward starts a new
+        iteration (gradient accumulation: micro-steps before it are one iteration)."""
+        self.count_on_optimizer = True
+        self.micro_steps = 0
 
     def status(self) -> dict:
-        """Where this model is: the same keys on every device (sim, fake-gpu, nvml, dry-run)."""
-        saving = None
-        label = None
-        if self.schedule is not None and self.schedule.predicted.get("energy_saving") is not None:
-            saving = 100.0 * float(self.schedule.predicted["energy_saving"])
-            label = self.schedule.extra.get("saving_label") or (
-                "simulated" if getattr(self.device, "kind", "") == "sim" else "planned")
+        s = {"phase": self.phase, "fallback_reason": self.fallback_reason,
+             "explanation": self.explanation,
+             "iterations": self.enforcer.iterations if self.enforcer else 0,
+             "iterations_count": "optimizer steps" if self.count_on_optimizer else
+             "training forward calls", "role": self.role}
+        if self.steps_unlike_trace:
+            s["steps_unlike_traced_batch"] = self.steps_unlike_trace
+            s["explanation"] += (f"; {self.steps_unlike_trace} steps ran batches shaped unlike "
+                                 f"the traced one {self.traced_shapes}: simulated figures price "
+                                 "the traced batch")
+        s["planned_energy_saving_pct"] = None
+        s["saving_label"] = None
+        if self.schedule is not None:
+            s["planned_energy_saving_pct"] = 100 * (self.schedule.predicted.get(
+                "energy_saving") or 0.0)
+            s["saving_label"] = self.schedule.extra.get("saving_label") or (
+                "simulated" if self.device is not None and self.device.capabilities.simulated
+                else "planned")
         online = self.online
-        return {
-            "phase": self.phase,
+        search = online.search if online is not None else None
+        s.update({
             "steps_by_phase": dict(self.steps_by_phase),
-            "options_measured": online.search.options_measured if online and online.search
-            else self.options_measured,
-            "options_total": online.search.options_total if online and online.search
-            else self.options_total,
-            "planned_energy_saving_pct": saving,
-            "saving_label": label,
+            "options_measured": search.options_measured if search else self.options_measured,
+            "options_total": search.options_total if search else self.options_total,
             "mode": ("predicted" if online and online.predicted else
                      "measured" if online else "simulated"),
-            "steps_per_option": (online.search.steps_per_option() if online and online.search
-                                 else {}),
+            "steps_per_option": search.steps_per_option() if search else {},
             "drift_events": self.drift_events,
-            "fallback_reason": self.fallback_reason,
             "device": getattr(self.device, "name", ""),
-        }
+        })
+        if self.frontier_summary:
+            s["frontier"] = self.frontier_summary
+        from . import overlap_pass  # noqa: PLC0415  (the overlap half's keys)
+
+        s.update(overlap_pass.state_of(self).status())
+        return s
 
     def savings(self) -> dict:
         """Predicted figures of the schedule against the all-max baseline."""
         if self.schedule is None:
-            raise ConfigError("no schedule yet", "run one training step (or call prepare) first")
+            raise ConfigError(f"no schedule yet ({self.explanation})",
+                              "run one training step (or call prepare) first")
         p = self.schedule.predicted
         return {k: p.get(k) for k in ("time_s", "energy_j", "baseline_time_s",
                                       "baseline_energy_j", "energy_saving", "slowdown",
-                                      "energy_scope", "source")}
+                                      "energy_scope", "source")} | {
+            "explanation": self.explanation, "frontier": self.frontier_summary}
 
     def close(self) -> None:
         if self.online is not None:
             self.online.close()
         if self.enforcer is not None:
             self.enforcer.close()
+
+
+def _shapes(inputs) -> tuple:
+    from torch.utils._pytree import tree_leaves  # noqa: PLC0415
+
+    return tuple(tuple(t.shape) for t in tree_leaves(inputs) if isinstance(t, torch.Tensor))
+
+
+def _who() -> str:
+    from .distributed import who  # noqa: PLC0415
+
+    w = who()
+    return f"[{w}]" if w else ""

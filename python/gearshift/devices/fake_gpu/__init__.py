@@ -48,12 +48,18 @@ class FakeGpuDevice:
     def __init__(self, preset: str = "h100-sxm", *, may_lock_clocks: bool = True,
                  update_period_s: float = DEFAULT_UPDATE_PERIOD_S,
                  noise_rel: float = DEFAULT_NOISE_REL, seed: int = 0):
+        from ..base import Capabilities  # noqa: PLC0415
         from ..sim import SimDevice  # noqa: PLC0415
 
         self.sim = SimDevice(preset)
         self.preset = self.sim.preset
         self.facts: DeviceFacts = self.sim.facts
         self.may_lock_clocks = may_lock_clocks
+        self.capabilities = Capabilities(simulated=False, clock_control=may_lock_clocks,
+                                         energy_source="measured",
+                                         switch_latency_s=self.preset.switch_latency_s,
+                                         needs_step=True)
+        self._backend = None
         self.why = ("fake GPU: clocks lockable (simulated backend)" if may_lock_clocks else
                     "fake GPU played without permission to lock clocks")
         self.counter = FakeEnergyCounter(update_period_s, noise_rel, self.preset.idle_power_w,
@@ -87,15 +93,26 @@ class FakeGpuDevice:
         return self.counter.read_mj()
 
     # ---- the runtime's view ----------------------------------------------------------------
+    def clock_backend(self):
+        """The runtime's simulated clock backend (supported clocks, the preset's switch
+        latency), or its dry-run backend (never changes a clock) without permission."""
+        if self._backend is None:
+            from ...runtime.backends import make_backend  # noqa: PLC0415
+
+            clocks = list(self.facts.supported_freqs_mhz)
+            if self.may_lock_clocks:
+                self._backend = make_backend("sim", supported_mhz=clocks,
+                                             default_mhz=self.facts.max_freq_mhz,
+                                             switch_latency_s=self.preset.switch_latency_s)
+            else:
+                self._backend = make_backend("dry-run", supported_mhz=clocks)
+        return self._backend
+
     def session_options(self) -> dict:
-        """How a runtime Session drives this GPU: fake signal path, and the simulated clock
-        backend (or dry-run, which never changes a clock, without permission)."""
-        facts = self.facts
-        backend = "sim" if self.may_lock_clocks else "dry-run"
-        return dict(backend=backend, supported_mhz=list(facts.supported_freqs_mhz),
-                    default_mhz=facts.max_freq_mhz, switch_latency_s=self.preset.switch_latency_s,
-                    signal_path="fake-lockstep", handle_signals=False, watchdog=False,
-                    auto_wrap=False)
+        """How a runtime Session drives this GPU: the fake signal path (lockstep: the fake
+        device plays each launch in simulated device time) and this device's clock backend."""
+        return dict(backend=self.clock_backend(), signal_path="fake-lockstep",
+                    handle_signals=False, watchdog=False, auto_wrap=False)
 
     def session_started(self, session) -> None:
         """A new runtime session's fake device time starts at 0: remember the offset."""
@@ -165,10 +182,17 @@ class FakeGpuDevice:
         return None
 
 
-def from_env_or(preset: str | None) -> str:
+def open_fake_gpu(arg: str = "", *, preset=None, gpu_index: int = 0, **options):
+    """The registry's opener: ``fake-gpu`` plays ``preset`` (default GEARSHIFT_FAKE_GPU, then
+    GEARSHIFT_SIM_PRESET); GEARSHIFT_FAKE_GPU_LOCK=0 plays a machine that may not lock clocks."""
     import os  # noqa: PLC0415
 
-    return preset or os.environ.get("GEARSHIFT_FAKE_GPU") or "h100-sxm"
+    from ...config import environment  # noqa: PLC0415
+
+    lock = options.pop("may_lock_clocks", os.environ.get("GEARSHIFT_FAKE_GPU_LOCK", "1") != "0")
+    return FakeGpuDevice(preset or os.environ.get("GEARSHIFT_FAKE_GPU") or
+                         environment().sim_preset, may_lock_clocks=lock)
 
 
-__all__ = ["FakeEnergyCounter", "FakeGpuDevice", "StepSample", "cuda_kernel_name"]
+__all__ = ["FakeEnergyCounter", "FakeGpuDevice", "StepSample", "cuda_kernel_name",
+           "open_fake_gpu"]

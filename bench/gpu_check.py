@@ -1,0 +1,235 @@
+"""One check of the real-GPU path on a machine with one GPU, dry-run only (< 4 min).
+
+It never changes a clock, a power limit or any other setting: clocks go through the runtime's
+dry-run backend, which only logs the switches it would make.
+
+    python bench/gpu_check.py            # on a GPU machine
+    python bench/gpu_check.py --fake     # the same logic on the fake GPU (CPU, used by CI)
+
+Checks, then one summary table and the last line ``gpu_check=ok`` or ``gpu_check=failed <why>``:
+1. launches: the CUPTI launch hook's count for one training step against torch.profiler's
+   (on --fake, against the op-level trace the fake GPU launches from);
+2. predicted mode: gearshift.compile in the training loop records the step, partitions it,
+   measures the default clock until the energy counter's error is <= 1 %, predicts the other
+   clocks and plans (labelled "predicted"), then enforces in dry-run;
+3. enforcement latency: a dry-run schedule alternating two clocks at every partition boundary;
+   boundary -> switch-call latency (median, p99) from the runtime's switch events;
+4. hook cost: step time with the launch hook subscribed / without it, and per launch;
+5. energy counter: NVML total-energy reads during steps, and the update period they show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+MAX_PROFILE_STEPS = 3000
+
+
+def tiny_gpt(device: str):
+    import torch
+
+    from gearshift.trace import zoo
+
+    torch.manual_seed(0)
+    cfg = zoo.GPTConfig(layers=2, hidden=128, heads=4, seq=64, batch=4, vocab=512,
+                        dtype="float32")
+    return zoo.GPT(cfg).to(device)
+
+
+class Step:
+    """One training step of the tiny GPT (forward, loss, backward, AdamW)."""
+
+    def __init__(self, model, device: str):
+        import torch
+
+        self.model, self.torch = model, torch
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        self.idx = torch.randint(0, 512, (4, 64), device=device)
+
+    def __call__(self, model=None):
+        m = model or self.model
+        logits = m(self.idx)
+        loss = self.torch.nn.functional.cross_entropy(logits.flatten(0, 1), self.idx.flatten())
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad()
+        if self.torch.cuda.is_available():
+            self.torch.cuda.synchronize()
+        return loss
+
+
+def pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))] if v else None
+
+
+def run(fake: bool, preset: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+    import torch
+
+    import gearshift
+    from gearshift.runtime import Session
+
+    rows: list[tuple[str, str, str]] = []
+    failed: list[str] = []
+    if fake:
+        os.environ["GEARSHIFT_FAKE_GPU_LOCK"] = "0"       # no clock permission: dry-run
+        from gearshift.devices.fake_gpu import FakeGpuDevice
+        dev = FakeGpuDevice(preset, may_lock_clocks=False)
+        torch_device, spec = "cpu", "fake-gpu"
+        torch.set_num_threads(1)
+    else:
+        if not torch.cuda.is_available():
+            return rows, ["no CUDA GPU visible to torch (run on a GPU machine, or --fake)"]
+        from gearshift.devices import open_device
+        dev = open_device("dry-run")
+        torch_device, spec = "cuda", "dry-run"
+    rows.append(("device", dev.name, "clocks never changed (dry-run)"))
+    model = tiny_gpt(torch_device)
+    step = Step(model, torch_device)
+    for _ in range(3):
+        step()                                              # warm-up, optimizer state
+
+    # 1. launches per step: CUPTI hook vs torch.profiler
+    if fake:
+        from gearshift.trace import trace_step
+        dev.attach(trace_step(model, step.idx))
+    s = Session(mode="record", **dev.session_options()).start()
+    try:
+        s.step()
+        step()
+        if fake:
+            dev.play_step(s)
+        n_cupti = len(s.records(-1))
+        cupti_ok = s.cupti_active
+    finally:
+        s.close()
+    if fake:
+        n_ref, ref = len(dev.op_trace), "op-level trace"
+    else:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step()
+        n_ref = sum(1 for e in prof.events() if getattr(e.device_type, "name", "") == "CUDA")
+        ref = "torch.profiler"
+    rows.append(("launches/step", f"CUPTI hook {n_cupti}, {ref} {n_ref}",
+                 "hook subscribed" if cupti_ok else "hook NOT subscribed"))
+    if not cupti_ok or n_cupti == 0:
+        failed.append("the CUPTI launch hook recorded nothing")
+    elif abs(n_cupti - n_ref) > 0.05 * max(n_ref, 1):
+        failed.append(f"CUPTI counts {n_cupti} launches, {ref} {n_ref}")
+
+    # 2. the training-loop path in predicted mode
+    t0 = time.perf_counter()
+    g = gearshift.compile(tiny_gpt(torch_device), device=spec, progress=False,
+                          objective="max-slowdown=1.1", freq_step_mhz=240)
+    gstep = Step(g, torch_device)
+    for _ in range(MAX_PROFILE_STEPS):
+        gstep(g)
+        st = g.gearshift.status()
+        if st["phase"] in ("fallback",) or (st["phase"] == "enforce" and
+                                           st["steps_by_phase"]["enforce"] >= 5):
+            break
+    st = g.gearshift.status()
+    rows.append(("predicted plan", f"phase {st['phase']}, steps {st['steps_by_phase']}",
+                 f"saving {st['planned_energy_saving_pct'] or 0:.1f} % ({st['saving_label']})"
+                 f" in {time.perf_counter() - t0:.0f} s"))
+    if st["phase"] != "enforce" or st["mode"] != "predicted":
+        failed.append(f"predicted-mode path ended in {st['phase']} "
+                      f"({st.get('fallback_reason') or 'profile did not converge'})")
+    online = g.gearshift.online
+    trace = online.trace if online is not None else None
+    g.gearshift.close()
+
+    # 3. dry-run enforcement latency: two clocks alternating at every boundary
+    if trace is not None:
+        from gearshift.model import Partitioning, Schedule
+        from gearshift.model.schedule import ScheduleEntry
+        clocks = sorted(dev.facts.supported_freqs_mhz, reverse=True)[:2]
+        n = len(trace)
+        cuts = sorted({int(i * n / 8) for i in range(8)})
+        parts = Partitioning.from_cuts(trace, cuts)
+        sched = Schedule([ScheduleEntry(p.index, p.start, clocks[p.index % 2],
+                                        signature=p.signature) for p in parts.partitions],
+                         trace.signature(), dev.facts.name, n, objective="gpu_check")
+        s = Session(sched, trace=trace, **dev.session_options()).start()
+        try:
+            for _ in range(20):
+                s.step()
+                step()
+                if fake:
+                    dev.play_step(s, sched)
+            events = [e for e in s.switch_events() if e.action == "switched"]
+        finally:
+            s.close()
+        lat = [e.latency_us for e in events if e.latency_us is not None]
+        what = "boundary -> switch call"
+        if not lat:   # a real GPU does not time the boundary itself: detection -> call
+            lat = [(e.call_ns - e.detect_ns) / 1e3 for e in events if e.call_ns and e.detect_ns]
+            what = "boundary seen -> switch call"
+        if lat:
+            rows.append(("switch latency", f"median {statistics.median(lat):.1f} us, "
+                         f"p99 {pct(lat, 99):.1f} us", f"{what}, {len(lat)} dry-run switches"))
+        else:
+            failed.append("no dry-run switch events were recorded")
+
+    # 4. hook cost: step time with / without the launch hook (median of 15)
+    def timed(k=15):
+        out = []
+        for _ in range(k):
+            t = time.perf_counter()
+            step()
+            out.append(time.perf_counter() - t)
+        return statistics.median(out)
+    plain = timed()
+    s = Session(mode="record", **dev.session_options()).start()
+    try:
+        hooked = timed() if not fake else None
+    finally:
+        s.close()
+    if hooked is not None:
+        per = (hooked - plain) / max(n_cupti, 1) * 1e6
+        rows.append(("hook cost", f"step {plain * 1e3:.2f} -> {hooked * 1e3:.2f} ms "
+                     f"(x{hooked / plain:.3f})", f"{per:.2f} us per launch"))
+    else:
+        rows.append(("hook cost", "n/a on the fake GPU", "launches are replayed, not timed"))
+
+    # 5. energy counter reads during steps
+    reads = []
+    for _ in range(30):
+        t = time.perf_counter()
+        step()
+        reads.append((time.perf_counter() - t, dev.energy_counter_mj()))
+    changes = sum(1 for a, b in zip(reads, reads[1:]) if b[1] != a[1])
+    rows.append(("energy counter", f"{len(reads)} reads, {changes} updates seen",
+                 f"last {reads[-1][1]} mJ" + (" (fake counter advances only when steps "
+                                              "are played)" if fake else "")))
+    if not fake and changes == 0:
+        failed.append("the NVML energy counter did not change over 30 steps")
+    return rows, failed
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fake", action="store_true", help="run on the fake GPU (CPU, for CI)")
+    ap.add_argument("--preset", default="h100-sxm", help="the fake GPU's preset")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        rows, failed = run(args.fake, args.preset)
+    except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
+        rows, failed = [], [f"{type(exc).__name__}: {exc}".splitlines()[0]]
+    width = max([len(r[0]) for r in rows] + [10])
+    print(f"{'check':<{width}}  result  |  note")
+    for name, result, note in rows:
+        print(f"{name:<{width}}  {result}  |  {note}")
+    print(f"{'time':<{width}}  {time.perf_counter() - t0:.0f} s")
+    print("gpu_check=ok" if not failed else "gpu_check=failed " + "; ".join(failed))
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
