@@ -218,10 +218,16 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="h100-sxm", help="the fake GPU's preset")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    saved = os.environ.get("GEARSHIFT_FAKE_GPU_LOCK")
     try:
         rows, failed = run(args.fake, args.preset)
     except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
         rows, failed = [], [f"{type(exc).__name__}: {exc}".splitlines()[0]]
+    finally:
+        if saved is None:
+            os.environ.pop("GEARSHIFT_FAKE_GPU_LOCK", None)
+        else:
+            os.environ["GEARSHIFT_FAKE_GPU_LOCK"] = saved
     width = max([len(r[0]) for r in rows] + [10])
     print(f"{'check':<{width}}  result  |  note")
     for name, result, note in rows:
