@@ -31,6 +31,22 @@ def validate_objective(objective: str) -> str:
     return objective
 
 
+def _check_json_type(path: str | None, key: str, v) -> None:
+    """A config file's value has its field's JSON type (a bool is not a number here)."""
+    if v is None and key not in ("objective", "device", "progress"):
+        return
+    if key == "progress":
+        ok, want = isinstance(v, bool), "true or false"
+    elif key in ("min_freq_mhz", "freq_step_mhz"):
+        ok, want = isinstance(v, int) and not isinstance(v, bool), "a whole number of MHz"
+    elif key == "overlaps":
+        ok, want = isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"
+    else:
+        ok, want = isinstance(v, str), "a string"
+    if not ok:
+        raise FormatError(path, key, f"expected {want}, got {v!r}"[:200], f"write {want}")
+
+
 @dataclass(frozen=True)
 class GearshiftConfig:
     """- ``objective``: iso-time | iso-energy | max-slowdown=X | cost=ETA.
@@ -79,7 +95,11 @@ class GearshiftConfig:
         if not isinstance(data, dict) or data.get("format") != "gearshift.config":
             raise FormatError(path, "format", "this is not a gearshift.config object",
                               "write {\"format\": \"gearshift.config\", \"version\": 1, ...}")
-        if int(data.get("version", 1)) > CONFIG_VERSION:
+        version = data.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise FormatError(path, "version", f"expected a positive integer, got {version!r}",
+                              f"write \"version\": {CONFIG_VERSION}")
+        if version > CONFIG_VERSION:
             raise FormatError(path, "version", f"version {data['version']} is newer than "
                               f"{CONFIG_VERSION}", "upgrade gearshift")
         known = {f.name for f in fields(cls)}
@@ -88,6 +108,8 @@ class GearshiftConfig:
             raise FormatError(path, sorted(unknown)[0], "is not a config field",
                               f"use only {', '.join(sorted(known))}")
         kw = {k: v for k, v in data.items() if k in known}
+        for k, v in kw.items():
+            _check_json_type(path, k, v)
         if kw.get("overlaps") is not None:
             kw["overlaps"] = tuple(kw["overlaps"])
         return cls(**kw)

@@ -6,11 +6,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FormatError, ScheduleMismatchError
-from ._io import Fields, envelope, open_envelope, read_json, write_json
-from .profile import NO_OVERLAP, Overlap
+from ._io import Fields, check_float, check_int, envelope, open_envelope, read_json, write_json
+from .profile import MAX_FREQ_MHZ, NO_OVERLAP, Overlap
 
 SCHEDULE_VERSION = 1
 OBJECTIVES = ("iso-time", "fastest", "iso-energy", "max-slowdown", "cost", "manual", "default")
+
+
+# the predicted figures that reports compute with: finite and non-negative when present
+PREDICTED_NUMBERS = ("time_s", "energy_j", "baseline_time_s", "baseline_energy_j")
+
+
+def _predicted(f: Fields) -> dict:
+    pred = f.dict("predicted")
+    sub = f.child("predicted", value=pred)
+    for key in PREDICTED_NUMBERS:
+        if pred.get(key) is not None:
+            sub.float(key, nonnegative=True)
+    return pred
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,7 @@ class Schedule:
             if not all(isinstance(row[j], int) and not isinstance(row[j], bool) for j in (0, 1, 2)):
                 raise f.fail(f"entries[{i}]", "partition, start_kernel and freq_mhz must be integers",
                              "write whole numbers (MHz for the clock)")
+            check_int(row[2], f.failer(f"entries[{i}].freq_mhz"), minimum=1, maximum=MAX_FREQ_MHZ)
             try:
                 ov = Overlap.parse(str(row[3]))
             except ValueError as exc:
@@ -106,7 +120,7 @@ class Schedule:
             entries.append(ScheduleEntry(row[0], row[1], row[2], ov, str(row[4]), str(row[5])))
         out = cls(entries, f.str("model_signature", required=True), f.str("device", required=True),
                   f.int("num_kernels", required=True, minimum=1),
-                  f.str("objective", "manual", choices=OBJECTIVES), f.dict("predicted"))
+                  f.str("objective", "manual", choices=OBJECTIVES), _predicted(f))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
         return out.validate(path)
 
