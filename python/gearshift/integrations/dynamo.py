@@ -13,7 +13,7 @@ import warnings
 import torch
 
 from .config import GearshiftConfig
-from .wrap import Runner
+from .runner import Runner
 
 _active: list[Runner] = []
 

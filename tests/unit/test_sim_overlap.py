@@ -1,0 +1,82 @@
+"""The communication-kernel and contention functions of devices/sim/overlap.py."""
+
+import numpy as np
+import pytest
+
+from gearshift.devices.sim import overlap as ov
+
+
+Q = ov.OverlapParams()
+
+
+def test_comm_time_falls_with_ctas_and_saturates_at_the_link():
+    lb = ov.link_bytes(32 * 2**20, "all_reduce", 2)
+    t = ov.comm_time_s(Q, lb, np.arange(1, 41), 1024, 1410, 1410)
+    assert np.all(np.diff(t) < 0)
+    # CTA-bound at 1 CTA, link-bound at many: the last doublings gain little
+    assert t[0] / t[1] > 1.6
+    assert t[19] / t[39] < 1.25
+    assert t[-1] > lb / Q.link_bw_bytes_s
+
+
+def test_bigger_blocks_and_higher_clocks_are_faster_when_cta_bound():
+    lb = ov.link_bytes(32 * 2**20, "all_reduce", 2)
+    assert ov.comm_time_s(Q, lb, 2, 512, 1410, 1410) > ov.comm_time_s(Q, lb, 2, 1024, 1410, 1410)
+    assert ov.comm_time_s(Q, lb, 2, 1024, 1000, 1410) > ov.comm_time_s(Q, lb, 2, 1024, 1410, 1410)
+
+
+def test_compute_stretch_grows_with_ctas_taken():
+    s = ov.compute_stretch(1e-3, 1e-4, np.array([0, 8, 20]), 108, 0.0, 1.6e12, 0.3)
+    assert s[0] == pytest.approx(1.0)
+    assert s[1] < s[2]
+    assert s[2] == pytest.approx(108 / 88, rel=0.05)
+
+
+def test_sweep_serial_is_the_sum_and_dependencies_hold():
+    d = np.array([1.0, 2.0, 3.0])
+    one = np.ones(3)
+    st, en, cs, ce, _, _ = ov.sweep_window(d, one, one, np.array([4.0]), [-1], [-1])
+    assert ce[0] == pytest.approx(4.0)
+    assert st[0, 0] == pytest.approx(4.0)            # op 0 waits for the collective
+    assert en[0, -1] == pytest.approx(10.0)
+
+
+def test_sweep_window_overlaps_and_the_consumer_waits():
+    d = np.array([1.0, 2.0, 3.0])
+    one = np.ones(3)
+    # launched with op 1, must be done before op 2: 2.5 s of comm beside 2 s of op 1
+    st, en, cs, ce, _, _ = ov.sweep_window(d, one, one, np.array([2.5]), [1], [1])
+    assert cs[0] == pytest.approx(st[0, 1])
+    assert ce[0] == pytest.approx(3.5)
+    assert st[0, 2] == pytest.approx(3.5)             # consumer starts after the collective
+    assert en[0, -1] == pytest.approx(6.5)
+    # contention: both at half speed while overlapped
+    two = 2 * one
+    st, en, cs, ce, ex, cex = ov.sweep_window(d, two, two, np.array([2.5]), [1], [1])
+    # op 1 (2 s solo) takes 4 s beside it, the collective did 2 s of its 2.5 s, then 0.5 s alone
+    assert en[0, 1] == pytest.approx(5.0)
+    assert ce[0] == pytest.approx(5.5)
+    assert st[0, 2] == pytest.approx(5.5)
+    assert ex[0, 1] == pytest.approx(2.0)
+    assert cex[0] == pytest.approx(2.0)
+
+
+def test_sweep_with_an_early_ready_collective_and_host_dispatch():
+    d = np.array([1.0, 1.0, 1.0])
+    one = np.ones(3)
+    ready = np.array([0.0, 1.5, 2.0])     # op 1 launched late: the GPU idles 0.5 s
+    st, en, cs, ce, _, _ = ov.sweep_window(d, one, one, np.array([3.0]), [2], [2], ready,
+                                           np.array([0.2]))
+    assert st[0, 1] == pytest.approx(1.5)
+    assert cs[0] == pytest.approx(0.2)
+    assert ce[0] == pytest.approx(3.2)
+    assert en[0, -1] == pytest.approx(3.5)
+
+
+def test_params_roundtrip_and_version_check():
+    from gearshift.errors import ConfigError
+
+    q = Q.with_(slow_compute=0.7)
+    assert ov.OverlapParams.from_json(q.to_json()) == q
+    with pytest.raises(ConfigError):
+        ov.OverlapParams.from_json({**q.to_json(), "version": 99})
