@@ -30,10 +30,13 @@ def open_device(kind: str, sim_preset: str | None, *, needs: str | None = None,
 # pipeline subcommands (plan, sim pipeline) read the same stage profile the same way
 pipeline_kind_option = click.option("--pipeline", "kind", default="1f1b", show_default=True,
                                     help="1f1b or gpipe.")
-time_scale_option = click.option("--time-scale", type=float, default=1.0, show_default=True,
+# scales beyond these are unit mistakes, and the planner's time grid would not end
+time_scale_option = click.option("--time-scale", type=click.FloatRange(0, 1000, min_open=True),
+                                 default=1.0, show_default=True,
                                  help="Multiply every profile time (Perseus's emulation uses 10).")
 energy_scale_option = click.option(
-    "--energy-scale", type=float, default=1.0, show_default=True,
+    "--energy-scale", type=click.FloatRange(0, 1e6, min_open=True), default=1.0,
+    show_default=True,
     help="Multiply every profile energy (Perseus's emulation uses 80).")
 
 

@@ -10,8 +10,11 @@ without anyone remembering to. Options that know their own range say so with cli
 from __future__ import annotations
 
 import math
+import re
 
 import click
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 # Far beyond any count, clock, power or time a command takes, and small enough that arithmetic
 # on a few of them stays finite and allocations stay refusable.
@@ -58,8 +61,12 @@ class BoundedInt(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, bool):
             self.fail(f"{value!r} is not an integer", param, ctx)
-        if isinstance(value, str) and len(value.strip().lstrip("+-")) > 12:
-            self.fail(f"'{value[:20]}...' ({len(value)} characters) is out of range", param, ctx)
+        if isinstance(value, str):
+            text = value.strip()
+            if not _DECIMAL.fullmatch(text):  # int() would also take "1_0" and " 7 "
+                self.fail(f"{value[:20]!r} is not a whole number", param, ctx)
+            if len(text.lstrip("+-")) > 12:
+                self.fail(f"'{text[:20]}...' ({len(text)} digits) is out of range", param, ctx)
         v = (self.inner or click.INT).convert(value, param, ctx)
         if abs(v) > MAX_INT:
             self.fail(f"{value!r} is out of range (at most {MAX_INT} in magnitude)", param, ctx)

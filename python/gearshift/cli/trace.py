@@ -39,9 +39,12 @@ def summary(trace) -> list[str]:
               help="Zoo preset to trace (--list shows them).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the trace here (JSON).")
-@click.option("--batch", type=int, default=None, help="Override the preset's batch size.")
-@click.option("--seq", type=int, default=None, help="Override the sequence length (GPT).")
-@click.option("--layers", type=int, default=None, help="Override the number of layers (GPT).")
+@click.option("--batch", type=click.IntRange(1, 1_000_000), default=None,
+              help="Override the preset's batch size.")
+@click.option("--seq", type=click.IntRange(1, 10_000_000), default=None,
+              help="Override the sequence length (GPT).")
+@click.option("--layers", type=click.IntRange(1, 10_000), default=None,
+              help="Override the number of layers (GPT).")
 @click.option("--list", "list_", is_flag=True, help="List the model presets and exit.")
 def trace(model: str, out: str | None, batch, seq, layers, list_: bool) -> None:
     """Trace one training step (forward, backward, AdamW step) on the meta device: no GPU and

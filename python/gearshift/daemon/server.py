@@ -155,9 +155,16 @@ def run_daemon(socket_path: str, backend: str, allow_uids=(), allow_gids=(), lea
     if backend not in BACKENDS:
         raise ConfigError(f"unknown daemon backend '{backend}'", "use dry-run, sim or nvml")
     check_lease_s(lease_s)
+    if metrics_port is not None and not (isinstance(metrics_port, int)
+                                         and 0 <= metrics_port <= 65535):
+        raise ConfigError(f"--metrics-port {metrics_port!r} is out of range",
+                          "use a port in 1-65535")
     uids = [resolve_uid(u) for u in allow_uids]
     gids = [resolve_gid(g) for g in allow_gids]
-    log_fd = sys.stderr.fileno()
+    try:
+        log_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (notebook, test runner)
+        log_fd = 2
     log_file = None
     if log_path:
         try:

@@ -76,8 +76,10 @@ class GearshiftConfig:
             object.__setattr__(self, "overlaps", tuple(self.overlaps))
         for name in ("min_freq_mhz", "freq_step_mhz"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
-                raise ConfigError(f"{name}={v!r} must be a positive whole number of MHz",
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                                  or not 0 < v <= 100_000):
+                raise ConfigError(f"{name}={v!r} must be a positive whole number of MHz "
+                                  "(at most 100000)",
                                   f"set {name} to e.g. 900, or leave it None")
 
     def replace(self, **changes) -> "GearshiftConfig":

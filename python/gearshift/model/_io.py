@@ -264,3 +264,38 @@ def write_json(path: str | Path, data: dict) -> None:
     tmp = p.with_suffix(p.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     tmp.replace(p)  # atomic: a crash never leaves a half-written schedule behind
+
+
+def read_csv_frame(path: str | Path, what: str, columns: Iterable[str], hint: str,
+                   numeric: Iterable[str] = ()):
+    """A CSV file as a pandas DataFrame holding ``columns`` (more allowed), the ``numeric`` ones
+    finite numbers within +-MAX_FLOAT; every failure is one FormatError naming row and column.
+    For the CSVs users bring from elsewhere (Zeus logs, power samples)."""
+    import io  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
+    p = str(path)
+    text = read_text(path, what)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise FormatError(p, "<file>", f"is not a valid CSV ({str(exc).splitlines()[0]})",
+                          hint) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise FormatError(p, "<header>", f"missing column(s) {', '.join(missing)} (found "
+                          f"{', '.join(map(str, df.columns)) or 'nothing'})"[:300], hint)
+    for c in numeric:
+        text_col = df[c].str.strip()
+        values = pd.to_numeric(text_col, errors="coerce").astype(float)
+        bad = ~np.isfinite(values.to_numpy()) | (values.abs().to_numpy() > MAX_FLOAT)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FormatError(p, f"row {i + 2} column '{c}'",
+                              f"'{text_col.iloc[i][:40]}' is not a finite number within "
+                              f"+-{MAX_FLOAT:g}", hint)
+        df[c] = values
+    return df

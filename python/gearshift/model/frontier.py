@@ -91,6 +91,9 @@ class Frontier:
         out = cls(points, f.str("energy_scope", "gpu"), f.str("source", "simulated"),
                   pt(f.child("baseline")) if base else None, f.dict("meta"))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
+        if out.meta.get("selected_index") is not None:  # the point a report marks
+            f.child("meta", value=out.meta).int("selected_index", minimum=0,
+                                                maximum=max(0, len(points) - 1))
         return out.validate(path)
 
     def save(self, path: str | Path) -> None:

@@ -182,6 +182,12 @@ class Profile:
                   f.str("partitioning_signature", ""),
                   f.str("source", "simulated", choices=SOURCES), f.str("energy_scope", "gpu"))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
+        listed = out.extra.get("freqs_mhz")  # the clocks profiled, written by gearshift profile
+        if listed is not None and not (isinstance(listed, list) and all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 < x <= MAX_FREQ_MHZ
+                for x in listed)):
+            raise f.fail("freqs_mhz", f"expected a list of clocks in MHz, got {listed!r}"[:200],
+                         "regenerate the profile")
         return out.validate(path)
 
     def save(self, path: str | Path) -> None:

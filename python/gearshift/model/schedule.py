@@ -13,16 +13,27 @@ SCHEDULE_VERSION = 1
 OBJECTIVES = ("iso-time", "fastest", "iso-energy", "max-slowdown", "cost", "manual", "default")
 
 
-# the predicted figures that reports compute with: finite and non-negative when present
-PREDICTED_NUMBERS = ("time_s", "energy_j", "baseline_time_s", "baseline_energy_j")
-
-
 def _predicted(f: Fields) -> dict:
+    """``predicted`` holds the figures reports compute with: each pair complete, times > 0,
+    energies >= 0 (baselines > 0: they divide), every number finite and in range."""
     pred = f.dict("predicted")
     sub = f.child("predicted", value=pred)
-    for key in PREDICTED_NUMBERS:
-        if pred.get(key) is not None:
-            sub.float(key, nonnegative=True)
+    for t_key, e_key, baseline in (("time_s", "energy_j", False),
+                                   ("baseline_time_s", "baseline_energy_j", True)):
+        if pred.get(t_key) is not None or pred.get(e_key) is not None:
+            sub.float(t_key, required=True, positive=True)
+            sub.float(e_key, required=True, positive=baseline, nonnegative=True)
+    if pred.get("objective_arg") is not None:
+        sub.float("objective_arg")
+    stack = [(k, v) for k, v in pred.items()]
+    while stack:  # the informational rest (passes, gains): no inf, NaN or 1e308 either
+        key, v = stack.pop()
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            check_float(v, sub.failer(key))
+        elif isinstance(v, list):
+            stack.extend((f"{key}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            stack.extend((f"{key}.{k}", x) for k, x in v.items())
     return pred
 
 

@@ -9,6 +9,11 @@ KINDS = ("1f1b", "gpipe")
 _LETTER = {"F": 0, "B": 1}
 
 
+# The planner's DAG has 2*S*N computations and every array is S x 2 x N: a million computations
+# plans in minutes, a billion would not fit in memory.
+MAX_COMPUTATIONS = 1_000_000
+
+
 def check_shape(stages: int, microbatches: int) -> None:
     if int(stages) < 1:
         raise ConfigError(f"a pipeline needs at least one stage, got {stages}",
@@ -16,6 +21,11 @@ def check_shape(stages: int, microbatches: int) -> None:
     if int(microbatches) < 1:
         raise ConfigError(f"a pipeline needs at least one microbatch, got {microbatches}",
                           "pass --microbatches N with N >= 1")
+    if 2 * int(stages) * int(microbatches) > MAX_COMPUTATIONS:
+        raise ConfigError(f"{stages} stages x {microbatches} microbatches is "
+                          f"{2 * int(stages) * int(microbatches)} computations, more than "
+                          f"{MAX_COMPUTATIONS}", "pass the pipeline's real --stages and "
+                          "--microbatches")
 
 
 def pipeline_order(kind: str, stages: int, microbatches: int) -> list[list[tuple[int, int]]]:
