@@ -33,7 +33,7 @@ def bench_timeline(repeat: int) -> float:
         # cold: a fresh device, so no memoised costs; the trace's one-off compile is excluded
         dev = SimDevice("h100-sxm")
         fs = rng.choice(dev.preset.freqs_mhz[:60], size=len(part.partitions))
-        choices = [(int(f), Overlap("start") if p.has_comm else NO_OVERLAP)
+        choices = [(int(f), Overlap.window(0, 99) if p.has_comm else NO_OVERLAP)
                    for f, p in zip(fs, part.partitions)]
         t0 = time.perf_counter()
         dev.timeline(trace, part)

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from gearshift.cli.tune import print_batch_size
-from gearshift.tuning import recurrence, zeus_trace
+from gearshift.tuning.replay import recurrence, zeus_trace
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -21,7 +21,7 @@ FREQS = [1410, 1335, 1260, 1185, 1110, 1035, 960, 885, 810, 735, 660]
 def setup(rank, straggler):
     from gearshift.devices.sim import SimDevice, get_preset
     from gearshift.devices.sim.workloads import gpt_stack_trace
-    from gearshift.tuning.drift import phase_kind_partitioning
+    from gearshift.tuning.replay.drift import phase_kind_partitioning
 
     trace = gpt_stack_trace(layers=4, seq=2048, micro_batch=1, tp=4)
     preset = get_preset("a100-sxm")

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from gearshift.cli.tune import print_power_limit
-from gearshift.tuning import validation, zeus_trace
+from gearshift.tuning.replay import validation, zeus_trace
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

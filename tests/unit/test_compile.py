@@ -11,7 +11,7 @@ from gearshift.integrations import GearshiftConfig
 
 def test_config_round_trips_through_json(tmp_path):
     cfg = GearshiftConfig(objective="max-slowdown=1.05", device="sim", sim_preset="a100-sxm",
-                          schedule_path="s.json", overlaps=("serial", "start"), progress=False)
+                          schedule_path="s.json", overlaps=("serial", "window0-99"), progress=False)
     again = GearshiftConfig.from_json(json.loads(json.dumps(cfg.to_json())))
     assert again == cfg
     cfg.save(tmp_path / "c.json")

@@ -155,7 +155,7 @@ def _readers() -> dict[str, Callable[[Path], Any]]:
     from gearshift.model import Frontier, KernelTrace, Partitioning, Profile, Schedule
     from gearshift.pipeline import PipelinePlan, load_stage_profile
     from gearshift.report import RunSummary
-    from gearshift.tuning.zeus_trace import load_profile_windows
+    from gearshift.tuning.replay.zeus_trace import load_profile_windows
 
     return {
         "trace": KernelTrace.load, "partitioning": Partitioning.load, "profile": Profile.load,

@@ -41,7 +41,7 @@ def make_profile(parts=2) -> Profile:
     dev = DeviceFacts("sim-h100", (1980, 1500, 1005), static_power_w=100.0, idle_power_w=60.0)
     entries = [ProfileEntry(p, f, ov, 1e-3 * 1980 / f, 0.5 + f / 1e4)
                for p in range(parts) for f in dev.supported_freqs_mhz
-               for ov in (Overlap("serial"), Overlap("start", comm_sms=16))]
+               for ov in (Overlap("serial"), Overlap.window(0, 99, 16))]
     return Profile(dev, entries, parts, "abc", source="simulated")
 
 
@@ -113,12 +113,21 @@ def test_partitioning_roundtrip_and_cover():
 
 
 def test_overlap_parse():
-    assert Overlap.parse("after3/sms=8") == Overlap("after", 3, 8)
+    assert Overlap.parse("window2-5/sms=12/block=512") == Overlap("window", 2, 5, 12, 512)
+    assert Overlap.parse("window3-3/sms=8") == Overlap.window(3, 3, 8)
+    assert Overlap.window(0, 4, block_size=1024).key() == "window0-4/block=1024"
     assert Overlap.parse("serial").key() == "serial"
-    for ov in (Overlap(), Overlap("start", 0, 16), Overlap("after", 2, 0)):
+    for ov in (Overlap(), Overlap.window(0, 99, 16), Overlap.window(2, 99, 0, 0),
+               Overlap("serial", comm_sms=6), Overlap.window(1, 2, 3, 256)):
         assert Overlap.parse(ov.key()) == ov
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an overlap choice"):
         Overlap.parse("sometimes")
+    with pytest.raises(ValueError, match="launch op must be <="):
+        Overlap.parse("window5-2")
+    # the pre-#13 keys placed collectives without regard to data flow: refused, with the fix
+    for old in ("start", "after2/sms=8"):
+        with pytest.raises(ValueError, match="ignored data dependencies"):
+            Overlap.parse(old)
 
 
 def test_profile_roundtrip_and_validation(tmp_path):
@@ -159,7 +168,7 @@ def test_frontier_json_and_csv(tmp_path):
 
 def make_schedule() -> Schedule:
     return Schedule([ScheduleEntry(0, 0, 1980, label="a"),
-                     ScheduleEntry(1, 2, 1500, Overlap("start", 0, 16), "sig1", "b")],
+                     ScheduleEntry(1, 2, 1500, Overlap.window(0, 99, 16), "sig1", "b")],
                     model_signature="m1", device="sim-h100", num_kernels=6, objective="iso-time",
                     predicted={"time_s": 1.0, "energy_j": 9.0})
 

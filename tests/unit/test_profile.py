@@ -37,7 +37,7 @@ class FakeSim:
             for p, part in enumerate(partitioning.partitions):
                 work = sum((k.flops or 0) for k in trace.kernels[part.start:part.end]) / 1e9
                 comm = 0.5 if part.has_comm else 0.0
-                hide = 0.3 if (part.has_comm and ov.mode in ("start", "after")) else 0.0
+                hide = 0.3 if (part.has_comm and ov.overlapped) else 0.0
                 t[i, p] = work * 1000 / f + comm - hide
         return t, t * 200.0
 
@@ -53,7 +53,7 @@ def test_candidate_freqs_default_thinning_and_errors():
 
 
 def test_parse_overlaps_puts_serial_first_and_rejects_junk():
-    assert parse_overlaps(["start", "none"])[0] == Overlap("serial")
+    assert parse_overlaps(["window0-3", "none"])[0] == Overlap("serial")
     with pytest.raises(ConfigError, match="not an overlap choice"):
         parse_overlaps(["sideways"])
 
@@ -61,19 +61,20 @@ def test_parse_overlaps_puts_serial_first_and_rejects_junk():
 def test_profile_on_simulated_device_covers_every_option():
     tr, parts = synthetic()
     dev = FakeSim()
-    prof = profile_partitions(tr, parts, dev, freqs_mhz=[1900, 1500], overlaps=["start"],
+    prof = profile_partitions(tr, parts, dev, freqs_mhz=[1900, 1500], overlaps=["window0-9"],
                               progress=False)
     assert prof.source == "simulated" and prof.num_partitions == 2
     assert prof.partitioning_signature == parts.signature()
     # partition 0 has no communication: one 'none' option per clock
     assert {(e.freq_mhz, e.overlap) for e in prof.options(0)} == {(1900, NO_OVERLAP),
                                                                  (1500, NO_OVERLAP)}
-    # partition 1 holds the all-reduce: serial and start at each clock, with the hiding visible
+    # partition 1 holds the all-reduce: serial and the window at each clock, hiding visible
     opts = {(e.freq_mhz, e.overlap.key()): e for e in prof.options(1)}
-    assert set(opts) == {(1900, "serial"), (1900, "start"), (1500, "serial"), (1500, "start")}
-    assert opts[(1900, "start")].time_s < opts[(1900, "serial")].time_s
+    w = "window0-9"
+    assert set(opts) == {(1900, "serial"), (1900, w), (1500, "serial"), (1500, w)}
+    assert opts[(1900, w)].time_s < opts[(1900, "serial")].time_s
     assert opts[(1500, "serial")].time_s > opts[(1900, "serial")].time_s
-    assert prof.extra["default_overlap"] == "start"
+    assert prof.extra["default_overlap"] == "serial"     # Megatron's default, baseline (a)
     assert len(dev.calls) == 4
 
 
@@ -133,7 +134,7 @@ def test_measured_path_locks_each_clock_and_always_resets():
     assert events[-1] == ("reset",)
     by = {(e.partition, e.freq_mhz): e for e in entries}
     assert by[(0, 1000)].energy_j == pytest.approx(50.0)     # half the time -> half the energy
-    assert by[(1, 500)].overlap == Overlap("start")
+    assert by[(1, 500)].overlap == Overlap("serial")
     events.clear()
     with pytest.raises(DeviceError, match="marks"):
         profile_measured(2, [False, False], gpu, [1000], step, lambda: [0.0, 1.0],

@@ -24,6 +24,9 @@ def comm_heavy_trace(num_parts: int = 6) -> tuple[KernelTrace, Partitioning]:
                KernelRecord(f"copy{i}", flops=1e6, bytes_read=2e9, bytes_written=2e9)]
     cuts.append(len(ks))
     ks += [KernelRecord("gemm_tail", flops=2 * 8192.0 ** 3, bytes_read=4e8)]
+    for i in range(num_parts):      # ar_i reads gemm_ia; gemm_ib is independent of it
+        ks[4 * i].deps, ks[4 * i + 1].deps = (), (4 * i,)
+        ks[4 * i + 2].deps, ks[4 * i + 3].deps = (), (4 * i + 1, 4 * i + 2)
     cuts.append(len(ks))
     ks += [KernelRecord("small_gemm", flops=2 * 1024.0 ** 3, bytes_read=1e7),
            KernelRecord("small_ar", kind="comm", comm_op="all_reduce", comm_bytes=1e6),
@@ -39,8 +42,8 @@ def test_no_partition_exceeds_the_tdp(preset):
     P = len(part.partitions)
     tdp = dev.preset.tdp_w
     clocks = sorted(dev.preset.freqs_mhz)
-    modes = [NO_OVERLAP, Overlap("serial"), Overlap("start"), Overlap("after", 1),
-             Overlap("start", 0, 64)]
+    modes = [NO_OVERLAP, Overlap("serial"), Overlap.window(0, 99), Overlap.window(1, 99),
+             Overlap.window(0, 99, 64)]
     worst = 0.0
     for f in clocks[::4] + [clocks[-1]]:
         for ov in modes:
@@ -56,7 +59,7 @@ def test_no_partition_exceeds_the_tdp(preset):
     rng = np.random.default_rng(1)
     for _ in range(5):
         fs = rng.choice(clocks[-20:], size=P)
-        res = dev.run_iteration(tr, part, [(int(f), Overlap("start")) for f in fs],
+        res = dev.run_iteration(tr, part, [(int(f), Overlap.window(0, 99)) for f in fs],
                                 advance=False, switch_latency_s=1e-4)
         pw = res.partition_energy_j / res.partition_time_s
         assert np.all(pw <= tdp + TOL_W)
@@ -67,9 +70,9 @@ def test_overlap_cap_throttles_the_clock_and_reports_it():
     tr, part = comm_heavy_trace()
     P = len(part.partitions)
     top = dev.preset.max_freq_mhz
-    capped = dev.run_iteration(tr, part, [(top, Overlap("start"))] * P, advance=False)
+    capped = dev.run_iteration(tr, part, [(top, Overlap.window(0, 99))] * P, advance=False)
     free = SimDevice("h100-sxm", power_cap=False).run_iteration(
-        tr, part, [(top, Overlap("start"))] * P, advance=False)
+        tr, part, [(top, Overlap.window(0, 99))] * P, advance=False)
     over = free.partition_energy_j / free.partition_time_s > dev.preset.tdp_w
     assert over.any()                                  # uncapped overlap exceeds the TDP ...
     assert np.all(capped.partition_eff_freq_mhz[over] < top)   # ... so the clock drops
@@ -80,7 +83,7 @@ def test_overlap_cap_throttles_the_clock_and_reports_it():
         f_eff = int(capped.partition_eff_freq_mhz[p])
         up = int(clocks[np.searchsorted(clocks, f_eff) + 1])
         res = SimDevice("h100-sxm", power_cap=False).run_iteration(
-            tr, part, [(up, Overlap("start"))] * P, advance=False)
+            tr, part, [(up, Overlap.window(0, 99))] * P, advance=False)
         assert res.partition_energy_j[p] / res.partition_time_s[p] > dev.preset.tdp_w
 
 
@@ -89,9 +92,12 @@ def test_overlapped_partitions_within_the_tdp_are_unchanged():
     P = len(part.partitions)
     capped_dev, free_dev = SimDevice("h100-sxm"), SimDevice("h100-sxm", power_cap=False)
     for f in (900, 1200, 1500):
-        for ov in (Overlap("start"), Overlap("after", 1)):
-            capped = capped_dev.run_iteration(tr, part, [(f, ov)] * P, advance=False)
-            free = free_dev.run_iteration(tr, part, [(f, ov)] * P, advance=False)
+        for ov in (Overlap.window(0, 99), Overlap.window(1, 99)):
+            # no switch latency: partition 0 would otherwise start at the (capped) top clock
+            capped = capped_dev.run_iteration(tr, part, [(f, ov)] * P, advance=False,
+                                              switch_latency_s=0.0)
+            free = free_dev.run_iteration(tr, part, [(f, ov)] * P, advance=False,
+                                          switch_latency_s=0.0)
             ok = free.partition_energy_j / free.partition_time_s <= capped_dev.preset.tdp_w
             assert ok.sum() >= P - 1               # low clocks: (almost) all within the limit
             assert np.array_equal(capped.partition_eff_freq_mhz[ok], free.partition_freq_mhz[ok])

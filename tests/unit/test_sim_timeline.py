@@ -14,13 +14,17 @@ from gearshift.errors import ConfigError, UnsupportedClockError
 from gearshift.model import NO_OVERLAP, KernelRecord, KernelTrace, Overlap, Partitioning
 
 SERIAL = Overlap("serial")
-START = Overlap("start")
+START = Overlap.window(0, 99)
 
 
 def small_trace():
+    """gemm0 -> allreduce -> copy; gemm1 -> gemm2 independent of the all-reduce (the other
+    nanobatch's work), so the all-reduce can hide under them."""
     ks = [KernelRecord(f"gemm{i}", flops=2 * 4096.0 ** 3, bytes_read=1e8) for i in range(3)]
     ks.insert(1, KernelRecord("allreduce", kind="comm", comm_op="all_reduce", comm_bytes=2e9))
     ks += [KernelRecord("copy", flops=1e6, bytes_read=4e9, bytes_written=4e9)]
+    for k, deps in zip(ks, [(), (0,), (), (2,), (1, 3)]):
+        k.deps = deps
     return KernelTrace(ks, source="synthetic", meta={"world_size": 8})
 
 
@@ -49,18 +53,45 @@ def test_overlap_shortens_and_contends():
     assert ovl.partition_time_s[0] < ser.partition_time_s[0]
     solo = ser.kernel_end_s - ser.kernel_start_s
     both = ovl.kernel_end_s - ovl.kernel_start_s
-    assert both[0] > solo[0] * 1.01           # the GEMM beside the all-reduce loses SMs
-    assert ovl.kernel_start_s[1] == pytest.approx(0.0)   # comm launched with the first GEMM
-    # the comm kernel overlaps the first GEMM, so the partition is shorter than the serial sum
-    assert ovl.partition_time_s[0] >= max(both[[0, 2, 3]].sum(), both[1]) - 1e-12
+    assert both[2] > solo[2] * 1.01           # the GEMM beside the all-reduce loses SMs
+    assert both[0] == pytest.approx(solo[0])  # gemm0 (the producer) runs before it, alone
+    # launched with the first op after it (gemm1), after its producer gemm0
+    assert ovl.kernel_start_s[1] == pytest.approx(ovl.kernel_end_s[0])
+    assert ovl.kernel_start_s[2] == pytest.approx(ovl.kernel_start_s[1])
+    # the comm kernel overlaps the GEMMs, so the partition is shorter than the serial sum
+    assert ovl.partition_time_s[0] >= max(both[[0, 2, 3]].sum(), both[0] + both[1]) - 1e-12
+    # its consumer (copy, partition 1) starts after it ends
+    assert ovl.kernel_start_s[4] >= ovl.kernel_end_s[1] - 1e-12
     # more SMs for the collective: faster collective, slower GEMMs
-    wide = dev.run_iteration(tr, part, [(1980, Overlap("start", 0, 64)), (1980, NO_OVERLAP)],
+    wide = dev.run_iteration(tr, part, [(1980, Overlap.window(0, 99, 64)), (1980, NO_OVERLAP)],
                              advance=False)
     wide_d = wide.kernel_end_s - wide.kernel_start_s
-    assert wide_d[0] > both[0]
-    after = dev.run_iteration(tr, part, [(1980, Overlap("after", 1)), (1980, NO_OVERLAP)],
+    assert wide_d[2] > both[2]
+    after = dev.run_iteration(tr, part, [(1980, Overlap.window(1, 99)), (1980, NO_OVERLAP)],
                               advance=False)
-    assert after.kernel_start_s[1] == pytest.approx(after.kernel_end_s[0])
+    assert after.kernel_start_s[1] == pytest.approx(after.kernel_end_s[2])
+    # window0-0: the compute stream waits for the all-reduce before gemm2
+    early = dev.run_iteration(tr, part, [(1980, Overlap.window(0, 0)), (1980, NO_OVERLAP)],
+                              advance=False)
+    assert early.kernel_start_s[3] >= early.kernel_end_s[1] - 1e-12
+    assert early.kernel_end_s[1] > early.kernel_end_s[2]
+
+
+def test_a_consumer_waits_for_its_collective_whatever_the_window():
+    dev = SimDevice("h100-sxm", power_cap=False)
+    tr = small_trace()
+    tr.kernels[2].deps = (1,)            # gemm1 now reads the all-reduce: nothing can overlap
+    part = Partitioning.from_cuts(tr, [0, 4])
+    ser = dev.run_iteration(tr, part, [(1980, SERIAL), (1980, NO_OVERLAP)], advance=False)
+    ovl = dev.run_iteration(tr, part, [(1980, START), (1980, NO_OVERLAP)], advance=False)
+    assert ovl.kernel_start_s[2] >= ovl.kernel_end_s[1] - 1e-12
+    assert ovl.time_s == pytest.approx(ser.time_s)
+    # unknown data flow (a CUPTI trace): every kernel waits for all earlier ones
+    for k in tr.kernels:
+        k.deps = None
+    dev2 = SimDevice("h100-sxm", power_cap=False)
+    unk = dev2.run_iteration(tr, part, [(1980, START), (1980, NO_OVERLAP)], advance=False)
+    assert unk.time_s == pytest.approx(ser.time_s)
 
 
 def test_switch_latency_runs_the_old_clock():

@@ -80,7 +80,7 @@ def test_corrupt_state_and_bad_input(tmp_path):
 
 
 def test_regret_on_zeus_trace_shrinks(shared_data):
-    from gearshift.tuning.recurrence import simulate
+    from gearshift.tuning.replay.recurrence import simulate
 
     res = simulate(shared_data, "imagenet/resnet50", "v100", eta=0.5, recurrences=30, seed=0)
     assert len(res.costs) == 30

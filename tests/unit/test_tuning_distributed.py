@@ -10,7 +10,7 @@ from gearshift.tuning.distributed import check_same_trace, plan_synchronized, pr
 def setup(rank, layers=2):
     from gearshift.devices.sim import SimDevice, get_preset
     from gearshift.devices.sim.workloads import gpt_stack_trace
-    from gearshift.tuning.drift import phase_kind_partitioning
+    from gearshift.tuning.replay.drift import phase_kind_partitioning
 
     trace = gpt_stack_trace(layers=layers, seq=1024, micro_batch=1, tp=2)
     preset = get_preset("a100-sxm")

@@ -90,7 +90,7 @@ def test_config_errors():
 
 
 def test_sim_drift_beats_stale_and_default():
-    from gearshift.tuning.drift import run_drift_experiment
+    from gearshift.tuning.replay.drift import run_drift_experiment
 
     r = run_drift_experiment(iterations=260, drift_at=100)
     e = r.energy_j

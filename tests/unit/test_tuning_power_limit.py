@@ -68,7 +68,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_matches_zeus_trace_optimum_at_default_batch_sizes(shared_data):
-    from gearshift.tuning.validation import power_limit_table, profile_log_table
+    from gearshift.tuning.replay.validation import power_limit_table, profile_log_table
 
     rows = power_limit_table(shared_data, etas=(0.0, 0.5, 1.0))
     assert len(rows) >= 60                         # 4 GPUs x 6 workloads (5 on some) x 3 etas

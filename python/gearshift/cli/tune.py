@@ -41,7 +41,7 @@ def tune():
 
 
 def print_power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, early_stop):
-    from ..tuning import validation
+    from ..tuning.replay import validation
 
     kw = dict(time_tolerance=time_tolerance, early_stop=early_stop)
     console = _console()
@@ -82,7 +82,7 @@ def print_power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, ea
 def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early_stop,
                 log_path):
     """Replay the Zeus traces through the online power-limit optimizer."""
-    from ..tuning import validation, zeus_trace
+    from ..tuning.replay import validation, zeus_trace
 
     if log_path is not None:
         from ..tuning.power_limit import optimum_limit, run_optimizer
@@ -101,7 +101,7 @@ def power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, no_early
 
 def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
     import numpy as np
-    from ..tuning import recurrence
+    from ..tuning.replay import recurrence
 
     rows, curves = [], []
     for w in workloads:
@@ -146,7 +146,7 @@ def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
               help="Folder for the SQLite state files (default: in memory for the replay).")
 def batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
     """Replay recurring jobs through the Thompson-sampling batch-size optimizer."""
-    from ..tuning import zeus_trace
+    from ..tuning.replay import zeus_trace
 
     print_batch_size(trace_dir, workloads or list(zeus_trace.JOBS), gpu, eta, recurrences,
                      range(seeds), state)
@@ -156,7 +156,7 @@ def batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
 @_data_option
 def report(trace_dir):
     """Every tuning figure: power limit vs optimum, bandit regret, online drift recovery."""
-    from ..tuning import validation, zeus_trace
+    from ..tuning.replay import validation, zeus_trace
 
     print_power_limit(trace_dir, validation.DEFAULT_ETAS, zeus_trace.GPUS, False, 0.10, True)
     print_batch_size(trace_dir, list(zeus_trace.JOBS), "v100", 0.5, 50, range(3), None)
@@ -173,7 +173,7 @@ def report(trace_dir):
 def iterations(kernels, power, min_period_s, max_period_s):
     """Find the iteration from a kernel-name sequence or a power trace."""
     from ..errors import ConfigError
-    from ..tuning import iteration
+    from ..tuning import boundaries
 
     if not kernels and not power:
         raise ConfigError("nothing to analyse", "pass --kernels FILE or --power FILE")
@@ -182,7 +182,7 @@ def iterations(kernels, power, min_period_s, max_period_s):
     if kernels:
         names = [ln.strip() for ln in read_text(kernels, "kernel-name list").splitlines()
                  if ln.strip()]
-        kp = iteration.kernel_period(names)
+        kp = boundaries.kernel_period(names)
         click.echo(f"kernels: {len(names)}; iteration = {kp.period} kernels, first full one "
                    f"at index {kp.offset}, {kp.repeats} repeats, {kp.match:.1%} equal, "
                    f"signature {kp.signature}")
@@ -197,13 +197,13 @@ def iterations(kernels, power, min_period_s, max_period_s):
             raise ConfigError(f"{power}: time_s must increase over at least three samples",
                               "write one row per sample, in time order: time_s,power_w")
         dt = float(np.median(steps))
-        pp = iteration.power_period(df.power_w.to_numpy(), dt, min_period_s, max_period_s)
+        pp = boundaries.power_period(df.power_w.to_numpy(), dt, min_period_s, max_period_s)
         click.echo(f"power: {len(df)} samples every {dt * 1e3:.2f} ms; iteration period "
                    f"{pp.period_s * 1e3:.2f} ms (autocorrelation {pp.confidence:.2f})")
 
 
 def print_online(iterations, drift_at, preset, eta, seed):
-    from ..tuning.drift import run_drift_experiment
+    from ..tuning.replay.drift import run_drift_experiment
 
     r = run_drift_experiment(iterations=iterations, drift_at=drift_at, preset=preset, eta=eta,
                              seed=seed)

@@ -12,7 +12,7 @@ DEMO_GPU = "h100-sxm"
 # Every other supported clock and the four placements that matter most on this model: the
 # iso-time saving stays within 0.1 point of the full option set and the search runs ~4x faster.
 DEMO_FREQ_STEP_MHZ = 30
-DEMO_OVERLAPS = ("serial", "start", "start/sms=8", "after1")
+DEMO_OVERLAPS = ("serial", "window0-99", "window0-99/sms=8", "window1-99")
 
 
 @dataclass
@@ -31,7 +31,7 @@ def run_demo(model: str = DEMO_MODEL, gpu: str = DEMO_GPU, iterations: int = 5,
     from ..profile.progress import Stage  # noqa: PLC0415
     from ..report import report  # noqa: PLC0415
     from ..trace import trace_preset  # noqa: PLC0415
-    from .planner import plan_for  # noqa: PLC0415
+    from ..plan import plan_for  # noqa: PLC0415
     from .run import run_schedule  # noqa: PLC0415
 
     out = Path(out_dir)

@@ -7,7 +7,7 @@ from ..report.summary import RunPoint, RunSummary
 from .enforce import Enforcer
 
 
-def baseline_choices(partitioning: Partitioning, device, default_overlap: str = "start"):
+def baseline_choices(partitioning: Partitioning, device, default_overlap: str = "serial"):
     """Top clock everywhere, the framework's overlap where a partition communicates."""
     from ..model import NO_OVERLAP, Overlap  # noqa: PLC0415
 

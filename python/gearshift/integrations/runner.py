@@ -11,7 +11,7 @@ from ..model import Schedule
 from .config import GearshiftConfig
 from .device import resolve_device
 from .enforce import Enforcer, partitioning_of
-from .planner import Plan, plan_for
+from ..plan import Plan, plan_for
 
 
 class Runner:

@@ -13,38 +13,80 @@ PROFILE_VERSION = 1
 MAX_FREQ_MHZ = 100_000  # no SM clock is near 100 GHz: a larger number is a unit error
 MAX_POWER_W = 100_000.0  # nor does one device draw 100 kW
 SOURCES = ("measured", "simulated", "replayed")
-_OVERLAP_RE = re.compile(r"^(none|serial|start|after(\d+))(?:/sms=(\d+))?$")
+_OVERLAP_RE = re.compile(r"^(none|serial|window(\d+)-(\d+))(?:/sms=(\d+))?(?:/block=(\d+))?$")
+# keys written before overlap became dependency-true (issue #13): they placed collectives without
+# regard to what they read, so a profile or schedule holding them has to be made again
+_LEGACY_RE = re.compile(r"^(start|after\d+)(/sms=\d+)?$")
+MODES = ("none", "serial", "window")
 
 
 @dataclass(frozen=True, order=True)
 class Overlap:
-    """How a partition's communication kernel runs against its compute.
+    """How a partition's collective runs against its compute (the shared contract).
 
-    ``mode``: ``none`` (no communication in the partition), ``serial`` (after the compute),
-    ``start`` (launched with the first compute kernel), ``after`` (after ``after_kernels``
-    compute kernels). ``comm_sms``: SMs the communication kernel may occupy (0 = library default).
-    The string form ("serial", "start/sms=16", "after3/sms=8") is what files hold.
+    ``mode``: ``none`` (the partition has no collective), ``serial`` (Megatron's default: each
+    collective runs alone right after its producer and its consumer waits for it) or ``window``:
+    the collective of the *other* nanobatch is launched when compute op ``launch_op`` of the
+    partition starts and must be complete by the end of compute op ``complete_op``
+    (``launch_op <= complete_op``, 0-based over the compute ops that follow the collective in
+    the partition; indices past the last op mean the last op). ``comm_sms``: CTAs/SMs of the
+    communication kernel (0 = library default); ``block_size``: its threads per block (0 =
+    library default). Data dependencies always win: a consumer of the collective waits for it
+    whatever the window says. The string form ("serial", "window2-5/sms=12/block=512") is
+    what files hold.
     """
 
     mode: str = "none"
-    after_kernels: int = 0
+    launch_op: int = 0
+    complete_op: int = 0
     comm_sms: int = 0
+    block_size: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"overlap mode '{self.mode}' is not one of {', '.join(MODES)}")
+        if self.mode == "window" and not 0 <= self.launch_op <= self.complete_op:
+            raise ValueError(f"window{self.launch_op}-{self.complete_op}: the launch op must be "
+                             "<= the completion op")
+        if self.comm_sms < 0 or self.block_size < 0:
+            raise ValueError("comm_sms and block_size must be >= 0")
+
+    @property
+    def overlapped(self) -> bool:
+        return self.mode == "window"
 
     def key(self) -> str:
-        base = f"after{self.after_kernels}" if self.mode == "after" else self.mode
-        return f"{base}/sms={self.comm_sms}" if self.comm_sms else base
+        base = f"window{self.launch_op}-{self.complete_op}" if self.mode == "window" else self.mode
+        if self.comm_sms:
+            base += f"/sms={self.comm_sms}"
+        if self.block_size:
+            base += f"/block={self.block_size}"
+        return base
 
     def __str__(self) -> str:
         return self.key()
 
     @classmethod
+    def window(cls, launch_op: int, complete_op: int, comm_sms: int = 0,
+               block_size: int = 0) -> "Overlap":
+        return cls("window", launch_op, complete_op, comm_sms, block_size)
+
+    @classmethod
     def parse(cls, text: str) -> "Overlap":
-        m = _OVERLAP_RE.match(text.strip())
+        t = text.strip()
+        m = _OVERLAP_RE.match(t)
         if not m:
-            raise ValueError(f"'{text}' is not an overlap choice; expected none, serial, start, "
-                             "or afterK, optionally followed by /sms=N")
-        mode = "after" if m.group(2) is not None else m.group(1)
-        return cls(mode, int(m.group(2) or 0), int(m.group(3) or 0))
+            if _LEGACY_RE.match(t):
+                raise ValueError(f"'{text}' is an old overlap key that ignored data dependencies; "
+                                 "use serial or window<L>-<C>[/sms=N][/block=B] (re-run "
+                                 "`gearshift profile` and `gearshift plan`)")
+            raise ValueError(f"'{text}' is not an overlap choice; expected none, serial or "
+                             "window<L>-<C> (L <= C), optionally followed by /sms=N and /block=B")
+        mode = "window" if m.group(2) is not None else m.group(1)
+        if mode != "window" and (m.group(4) or m.group(5)) and mode == "none":
+            raise ValueError(f"'{text}': a partition without a collective takes no /sms or /block")
+        return cls(mode, int(m.group(2) or 0), int(m.group(3) or 0), int(m.group(4) or 0),
+                   int(m.group(5) or 0))
 
 
 NO_OVERLAP = Overlap()

@@ -10,6 +10,7 @@ from ._io import Fields, check_float, check_int, envelope, open_envelope, read_j
 from .profile import MAX_FREQ_MHZ, NO_OVERLAP, Overlap
 
 SCHEDULE_VERSION = 1
+MAX_NANOBATCHES = 64  # Kareus splits in 2; more than a few dozen is not a training step
 OBJECTIVES = ("iso-time", "fastest", "iso-energy", "max-slowdown", "cost", "manual", "default")
 
 
@@ -56,6 +57,10 @@ class Schedule:
     objective: str = "manual"
     predicted: dict = field(default_factory=dict)  # time_s, energy_j, baseline_time_s, ...
     extra: dict = field(default_factory=dict)
+    # nanobatches each microbatch is split into (1 = no split; Kareus uses 2); the trace the
+    # schedule was planned on was split so, and its overlap windows pair one nanobatch's
+    # collective with the other's compute
+    nanobatches: int = 1
 
     def freqs_mhz(self) -> list[int]:
         return [e.freq_mhz for e in self.entries]
@@ -105,7 +110,7 @@ class Schedule:
         return envelope("schedule", SCHEDULE_VERSION, {
             "model_signature": self.model_signature, "device": self.device,
             "num_kernels": self.num_kernels, "objective": self.objective,
-            "predicted": self.predicted,
+            "nanobatches": self.nanobatches, "predicted": self.predicted,
             "columns": ["partition", "start_kernel", "freq_mhz", "overlap", "signature", "label"],
             "entries": [[e.partition, e.start_kernel, e.freq_mhz, e.overlap.key(), e.signature,
                          e.label] for e in self.entries],
@@ -131,7 +136,8 @@ class Schedule:
             entries.append(ScheduleEntry(row[0], row[1], row[2], ov, str(row[4]), str(row[5])))
         out = cls(entries, f.str("model_signature", required=True), f.str("device", required=True),
                   f.int("num_kernels", required=True, minimum=1),
-                  f.str("objective", "manual", choices=OBJECTIVES), _predicted(f))
+                  f.str("objective", "manual", choices=OBJECTIVES), _predicted(f),
+                  nanobatches=f.int("nanobatches", 1, minimum=1, maximum=MAX_NANOBATCHES))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
         return out.validate(path)
 

@@ -44,6 +44,11 @@ class KernelRecord:
     block: tuple[int, int, int] | None = None
     duration_s: float | None = None  # measured duration, when the trace came from a GPU
     timestamp_s: float | None = None # launch time, when recorded
+    # Data flow: the ids (= launch ordinals in the trace) of the kernels whose results this one
+    # reads, all earlier in the trace. None = unknown (a CUPTI trace): the simulator then waits
+    # for every earlier kernel, so nothing overlaps it. () = reads nothing produced this step.
+    deps: tuple[int, ...] | None = None
+    nanobatch: int = 0               # which nanobatch of the microbatch it belongs to
 
     @property
     def bytes_total(self) -> float | None:
@@ -67,6 +72,10 @@ class KernelRecord:
             d["grid"] = list(self.grid)
         if self.block is not None:
             d["block"] = list(self.block)
+        if self.deps is not None:
+            d["deps"] = list(self.deps)
+        if self.nanobatch:
+            d["nanobatch"] = self.nanobatch
         return d
 
     @classmethod
@@ -97,7 +106,20 @@ class KernelRecord:
             block=dims("block"),
             duration_s=f.float("duration_s", nonnegative=True),
             timestamp_s=f.float("timestamp_s"),
+            deps=_deps(f),
+            nanobatch=f.int("nanobatch", 0, minimum=0),
         )
+
+
+def _deps(f: Fields) -> tuple[int, ...] | None:
+    if f.data.get("deps") is None:
+        f.used.add("deps")
+        return None
+    v = f.list("deps")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+        raise f.fail("deps", f"expected kernel ids (integers >= 0), got {v!r}",
+                     "list the ids (launch ordinals) of the kernels this one reads from")
+    return tuple(v)
 
 
 @dataclass
@@ -126,10 +148,23 @@ class KernelTrace:
     def total_bytes(self) -> float:
         return float(sum(k.bytes_total or 0.0 for k in self.kernels))
 
+    @property
+    def nanobatches(self) -> int:
+        return int(self.meta.get("nanobatches", 1) or 1)
+
+    def has_deps(self) -> bool:
+        return any(k.deps is not None for k in self.kernels)
+
     def validate(self, path: str | None = None) -> "KernelTrace":
         if not self.kernels:
             raise FormatError(path, "kernels", "the trace is empty",
                               "trace a training step that launches at least one kernel")
+        for i, k in enumerate(self.kernels):
+            if k.deps is not None and any(d >= i for d in k.deps):
+                raise FormatError(path, f"kernels[{i}].deps",
+                                  f"kernel {i} reads from {max(k.deps)}, which is not launched "
+                                  "before it", "a kernel can only read results of earlier "
+                                  "kernels; regenerate the trace")
         return self
 
     def to_json(self) -> dict:

@@ -80,7 +80,7 @@ def profile_measured(num_partitions: int, has_comm: Sequence[bool], device, freq
                      progress: Progress, *, iterations: int = 5, warmup: int = 2,
                      sampler_factory: Callable[[], PowerSampler] | None = None) -> list[ProfileEntry]:
     """Options are the clocks only: the step runs its framework's own overlap, recorded as
-    ``start`` on partitions with communication (changing placement needs the runtime's
+    ``serial`` on partitions with communication (changing placement needs the runtime's
     overlap control, which this path does not drive)."""
     entries: list[ProfileEntry] = []
     progress.start(len(freqs), f"measuring {num_partitions} partitions ({len(freqs)} clocks)")

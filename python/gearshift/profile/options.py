@@ -5,11 +5,19 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..model import NO_OVERLAP, DeviceFacts, Overlap
 
-# Communication placements worth trying: serialised, launched with the compute (what DDP/FSDP
-# do, on the library's SMs or on fewer), and held back behind the first compute kernels.
-DEFAULT_OVERLAPS = ("serial", "start", "start/sms=8", "start/sms=16", "after1", "after2")
-# What a training framework does without gearshift; the search's all-max baseline uses it.
-FRAMEWORK_OVERLAP = "start"
+# Communication placements worth trying (Kareus's space, thinned): the collective of the other
+# nanobatch launched with the first compute op or held back two ops, completed by the end of the
+# partition (window indices past the last op mean the last op) or early, on the library's SMs
+# or on fewer. Windows only overlap anything on a nanobatched trace (trace/nanobatch.py); on
+# others every consumer waits for its collective and a window runs as serial does.
+DEFAULT_OVERLAPS = ("serial", "window0-99", "window0-99/sms=8", "window0-99/sms=24",
+                    "window2-99", "window0-2")
+# What a training framework does without gearshift (Megatron: tensor-parallel collectives
+# serial); the all-max baseline (a) uses it, and switching gearshift off reproduces it.
+FRAMEWORK_OVERLAP = "serial"
+# The fixed overlap of baseline (b)/(c): nanobatching with the library's defaults, the
+# collective launched with the other nanobatch's first op and awaited at the partition's end.
+NANOBATCH_DEFAULT_OVERLAP = "window0-99"
 # Below this fraction of the top clock, runs are long and dear on every profiled workload.
 DEFAULT_MIN_FREQ_FRACTION = 0.5
 
@@ -49,7 +57,7 @@ def parse_overlaps(overlaps) -> list[Overlap]:
         try:
             ov = Overlap.parse(o) if isinstance(o, str) else o
         except ValueError as exc:
-            raise ConfigError(str(exc), "use serial, start, afterK, optionally /sms=N") from exc
+            raise ConfigError(str(exc), "use serial or window<L>-<C>, optionally /sms=N and /block=B") from exc
         if ov == NO_OVERLAP:
             ov = Overlap("serial")
         if ov not in out:

@@ -239,10 +239,8 @@ class Session:
         """Record mode: one iteration's launches as a KernelTrace (source 'cupti')."""
         recs = [dict(r.to_dict(), grid=list(r.grid), block=list(r.block))
                 for r in self.records(iteration)]
-        try:
-            from ..trace.cupti import from_cupti_records  # noqa: PLC0415
-        except ImportError:  # the tracer's reader is not installed: a plain conversion
-            return _plain_trace(recs, model, device)
+        from ..trace.cupti import from_cupti_records  # noqa: PLC0415
+
         return from_cupti_records(recs, model=model, device=device)
 
     def stats(self) -> dict:
@@ -346,20 +344,6 @@ class Session:
                           "Re-trace and re-plan if the model or its shapes changed.",
                           RuntimeWarning, stacklevel=3)
             log.warning("schedule mismatch: %s", reason)
-
-
-def _plain_trace(recs: list[dict], model: str, device: str):
-    from ..errors import TraceError  # noqa: PLC0415
-    from ..model import KernelRecord, KernelTrace  # noqa: PLC0415
-
-    if not recs:
-        raise TraceError("no launches were recorded",
-                         "run at least one iteration inside the record session")
-    recs = sorted(recs, key=lambda r: r["ordinal"])
-    kernels = [KernelRecord(name=r["name"], stream=int(r["stream"]), grid=tuple(r["grid"]),
-                            block=tuple(r["block"]), timestamp_s=r["timestamp_ns"] * 1e-9)
-               for r in recs]
-    return KernelTrace(kernels, model=model, source="cupti", device=device).validate()
 
 
 def _current_torch_stream() -> int:

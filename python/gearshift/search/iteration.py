@@ -181,8 +181,8 @@ def baseline_options(profile: Profile, *, energy_includes_static: bool) -> list[
 
     The clock is the device's max clock (the highest profiled one if that is missing). The
     overlap is what the training framework does without gearshift: the choice named by
-    ``profile.extra["default_overlap"]`` if the profile has it, else ``start`` (collectives
-    launched with the compute, on the library's default SMs, as DDP/FSDP do), else ``none``; a
+    ``profile.extra["default_overlap"]`` if the profile has it, else ``serial`` (Megatron's
+    tensor-parallel collectives), else ``none``; a
     partition with none of these profiled gets its fastest option at that clock, so the
     baseline is never weaker than a tuned run.
     """
@@ -191,7 +191,7 @@ def baseline_options(profile: Profile, *, energy_includes_static: bool) -> list[
     static = 0.0 if energy_includes_static else profile.device.static_power_w
     default = profile.extra.get("default_overlap")
     preferred = [Overlap.parse(default)] if isinstance(default, str) else []
-    preferred += [Overlap("start"), Overlap()]
+    preferred += [Overlap("serial"), Overlap()]
     out = []
     for i, opts in enumerate(profile.by_partition()):
         top = max(o.freq_mhz for o in opts)

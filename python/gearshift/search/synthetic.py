@@ -17,8 +17,9 @@ from gearshift.model.partition import Partition
 FREQS_MHZ = tuple(range(345, 1981, 15))       # an H100's 110 SM clocks
 NUM_SMS = 132
 STATIC_W = 95.0
-OVERLAPS = (Overlap("serial"), Overlap("start"), Overlap("start", comm_sms=8), Overlap("start", comm_sms=16),
-            Overlap("start", comm_sms=32), Overlap("after", 2, 16), Overlap("after", 4, 16))
+OVERLAPS = (Overlap("serial"), Overlap.window(0, 7), Overlap.window(0, 7, comm_sms=8),
+            Overlap.window(0, 7, comm_sms=16), Overlap.window(0, 7, comm_sms=32),
+            Overlap.window(2, 7, 16), Overlap.window(4, 7, 16))
 
 
 def device(freqs=FREQS_MHZ) -> DeviceFacts:
@@ -51,7 +52,7 @@ def option(f, ov: Overlap, compute_s, memory_s, comm_s, activity):
     sms = ov.comm_sms or 16
     comm = comm_s * (16.0 / sms) ** 0.35                 # fewer SMs: slower collective
     tc = compute_time_s(f, compute_s, memory_s, NUM_SMS - sms, contention=1.0 + 0.25 * sms / 32)
-    lead = tc * (ov.after_kernels / 8.0) if ov.mode == "after" else 0.0
+    lead = tc * (ov.launch_op / 8.0)
     total = max(tc, lead + comm) + 0.02 * min(tc, comm)  # sync and launch cost of overlapping
     energy = (STATIC_W * total + dyn_power_w(f, activity) * tc * (1.0 + 0.04 * sms / 16)
               + (45.0 + 0.8 * sms) * comm)

@@ -18,19 +18,37 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
     return _trace(module, example_inputs, loss_fn, optimizer_factory, device, **options)
 
 
-def trace_preset(name: str, **sizes) -> KernelTrace:
-    """Trace a zoo preset on meta; ``sizes`` override its config (batch=, seq=, layers=, ...)."""
+def trace_preset(name: str, nanobatches: int = 1, **sizes) -> KernelTrace:
+    """Trace a zoo preset on meta; ``sizes`` override its config (batch=, seq=, layers=, ...).
+
+    ``nanobatches`` > 1 splits the microbatch (``batch``) into that many nanobatches whose
+    kernels interleave (trace/nanobatch.py); the batch must divide evenly."""
+    from . import zoo  # noqa: PLC0415
+
+    cfg = zoo.preset_config(name, **sizes)
+    return trace_config(cfg, name, nanobatches)
+
+
+def trace_config(cfg, name: str, nanobatches: int = 1) -> KernelTrace:
+    """Trace a zoo config (GPTConfig, LlamaConfig, ResNetConfig) split into ``nanobatches``."""
     import dataclasses  # noqa: PLC0415
 
+    from ..errors import TraceError  # noqa: PLC0415
     from . import zoo  # noqa: PLC0415
+    from .nanobatch import split_nanobatches  # noqa: PLC0415
     from .tracer import trace_step as _trace  # noqa: PLC0415
 
-    module, inputs, loss_fn, cfg = zoo.build(name, **sizes)
+    if nanobatches < 1 or cfg.batch % nanobatches:
+        raise TraceError(f"batch {cfg.batch} does not split into {nanobatches} nanobatches",
+                         "pick a nanobatch count that divides the batch (or set --batch)")
+    nano = dataclasses.replace(cfg, batch=cfg.batch // nanobatches)
+    module, inputs, loss_fn, _ = zoo.build_config(nano)
     tp = getattr(cfg, "tp", 1)
     # tp / world_size: the ranks a collective spans (the simulator sizes link traffic with it)
-    return _trace(module, inputs, loss_fn, model_name=name,
-                  meta={"preset": name, "config": dataclasses.asdict(cfg), "tp": tp,
-                        "world_size": tp})
+    trace = _trace(module, inputs, loss_fn, model_name=name,
+                   meta={"preset": name, "config": dataclasses.asdict(cfg), "tp": tp,
+                         "world_size": tp})
+    return split_nanobatches(trace, nanobatches)
 
 
 def presets() -> list[str]:

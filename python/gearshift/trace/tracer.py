@@ -64,6 +64,23 @@ class _Recorder(TorchDispatchMode):
         self.default_module = ""
         self.failed: tuple[str, str] | None = None
         self.ops_seen = 0
+        # storage -> (the storage, ids of the kernels whose results it holds): the data flow
+        # the kernels' deps come from. Holding the storage keeps its address from being reused.
+        self.writer: dict[int, tuple[object, tuple[int, ...]]] = {}
+
+    def _reads(self, tensors) -> tuple[int, ...]:
+        ids: set[int] = set()
+        for t in tensors:
+            key = _storage_key(t)
+            if key is not None and key in self.writer:
+                ids.update(self.writer[key][1])
+        return tuple(sorted(ids))
+
+    def _wrote(self, tensors, kernel_ids: tuple[int, ...]) -> None:
+        for t in tensors:
+            key = _storage_key(t)
+            if key is not None:
+                self.writer[key] = (t.untyped_storage(), kernel_ids)
 
     def module(self) -> str:
         if self.phase == "forward":
@@ -93,6 +110,11 @@ class _Recorder(TorchDispatchMode):
         op = _op_name(func)
         ns = op.split("::")[0]
         if func.is_view or op in NO_KERNEL_OPS:
+            # no kernel: what it returns holds what its inputs held (a view, a wait on a
+            # collective's result), so it keeps their writer
+            deps = self._reads(_tensors((args, kwargs)))
+            if deps:
+                self._wrote(_tensors(out), deps)
             return
         comm_op = COMM_OPS.get(op.split("::")[1]) if ns in COMM_NAMESPACES else None
         if ns != "aten" and comm_op is None:
@@ -110,13 +132,22 @@ class _Recorder(TorchDispatchMode):
             flops = float(counter(*args, **kwargs, out_val=out))
         module = self.module()
         common = dict(phase=self.phase, module=module, op=op)
+        deps = self._reads(ins)
+        first = len(self.records)
+        written_tensors = outs + _mutated(func, args, kwargs)
+        try:
+            self._emit(op, comm_op, func, args, ins, outs, read, written, flops, common, deps)
+        finally:
+            if len(self.records) > first:
+                self._wrote(written_tensors, (len(self.records) - 1,))
 
+    def _emit(self, op, comm_op, func, args, ins, outs, read, written, flops, common, deps):
         if comm_op is not None:
             payload = (outs[0] if comm_op == "all_gather" and outs else ins[0])
             self.records.append(KernelRecord(
                 name=f"{op}({_shape(payload)}){_DTYPES.get(payload.dtype, '')}", kind="comm",
                 comm_op=comm_op, comm_bytes=float(_nbytes(payload)), bytes_read=read,
-                bytes_written=written, **common))
+                bytes_written=written, deps=deps, **common))
             return
         base = f"{op}({','.join(_shape(t) for t in ins[:3])}){_dtype_tag(ins, outs)}"
         if op.startswith("aten::_foreach_"):
@@ -136,12 +167,21 @@ class _Recorder(TorchDispatchMode):
             parts = MULTI_KERNEL_OPS.get(op)
         if not parts:
             self.records.append(KernelRecord(name=base, flops=flops, bytes_read=read,
-                                             bytes_written=written, **common))
+                                             bytes_written=written, deps=deps, **common))
             return
-        for suffix, share in parts:
+        # the kernels of one op run in order, each on what the one before it left
+        for j, (suffix, share) in enumerate(parts):
+            chained = deps if j == 0 else tuple(sorted(set(deps) | {len(self.records) - 1}))
             self.records.append(KernelRecord(
                 name=f"{base}/{suffix}", flops=None if flops is None else flops * share,
-                bytes_read=read * share, bytes_written=written * share, **common))
+                bytes_read=read * share, bytes_written=written * share, deps=chained, **common))
+
+
+def _storage_key(t: torch.Tensor) -> int | None:
+    try:
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return None
 
 
 def _dtype_tag(ins, outs) -> str:

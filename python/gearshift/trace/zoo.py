@@ -246,7 +246,11 @@ def preset_config(name: str, **overrides):
 
 def build(name: str, device: str = "meta", **overrides):
     """(module, example_inputs, loss_fn, config) for a preset, built on ``device``."""
-    cfg = preset_config(name, **overrides)
+    return build_config(preset_config(name, **overrides), device)
+
+
+def build_config(cfg, device: str = "meta"):
+    """(module, example_inputs, loss_fn, config) for a config, built on ``device``."""
     dtype = getattr(torch, cfg.dtype)
     with torch.device(device):
         if isinstance(cfg, GPTConfig):

@@ -110,7 +110,7 @@ class PowerLimitOptimizer:
         if not (time_s > 0 and energy_j >= 0) or math.isnan(time_s) or math.isnan(energy_j):
             raise ConfigError(f"window at {power_limit_w} W has time {time_s} s, energy "
                               f"{energy_j} J", "measure a non-empty window with a working "
-                              "energy counter (see gearshift.tuning.iteration.energy_delta_j)")
+                              "energy counter (see gearshift.tuning.boundaries.energy_delta_j)")
         m = PowerLimitMeasurement(int(power_limit_w), float(time_s), float(energy_j))
         self.measurements.append(m)
         if self.early_stop and self._no_lower_limit_can_win(m):
@@ -208,7 +208,7 @@ class PowerLimitLoop:
             self.applied_w = int(watts)
 
     def step(self) -> None:
-        from .iteration import energy_delta_j
+        from .boundaries import energy_delta_j
 
         if self.opt.done:
             return

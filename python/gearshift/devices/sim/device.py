@@ -82,7 +82,8 @@ class SimDevice:
             if len(self._timelines) > 16:
                 self._timelines.clear()
             ka = KernelArrays.from_trace(trace, self.preset)
-            tl = Timeline(self.preset, ka, [b[0] for b in bounds], [b[1] for b in bounds])
+            tl = Timeline(self.preset, ka, [b[0] for b in bounds], [b[1] for b in bounds],
+                          deps=[k.deps for k in trace.kernels])
             self._timelines[key] = tl
         return tl
 

@@ -1,10 +1,17 @@
 """Execute a kernel trace, partition by partition, under per-partition (clock, overlap) choices.
 
 Model (docs/simulator.md has the equations):
-- A partition runs its compute kernels in order on the compute stream. Its communication
-  kernels run in trace order with them (``serial``/``none``), or on the communication stream
-  from the partition's start (``start``) or after its first k compute kernels (``afterK``).
-  The next partition starts when both streams are done (the runtime's boundary).
+- Two streams per GPU: compute kernels run in launch order on the compute stream, collectives
+  in launch order on the communication stream. Data dependencies (``KernelRecord.deps``) and
+  stream order hold always: no kernel starts before the kernels it reads from have ended.
+- ``serial``/``none`` (Megatron's default): every kernel in launch order, one at a time; a
+  collective runs alone right after its producer and its consumer waits for it.
+- ``window<L>-<C>``: each collective of the partition is paired with the compute kernels that
+  follow it up to the next collective (its segment; in a nanobatched trace, the other
+  nanobatch's sublayer). It is launched when segment op L starts and the compute stream waits
+  for it before op C+1; a segment op that reads the collective waits for it in any case (the
+  launch is pulled forward to that op when the window would start later). A partition is done
+  when both streams are: windows never reach past their partition.
 - Concurrent kernels contend: a comm kernel holds ``comm_sms`` SMs, so a compute kernel's
   compute part stretches by SM / (SM - comm_sms), and its memory part by the DRAM bandwidth the
   comm kernel takes; the comm kernel slows by the compute kernel's DRAM share.
@@ -47,6 +54,7 @@ class IterationResult:
     kernel_start_s: np.ndarray       # (K,) from the iteration's start
     kernel_end_s: np.ndarray
     num_switches: int
+    kernel_stream: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     device: str = ""
     source: str = "simulated"
     energy_scope: str = "gpu"
@@ -75,12 +83,17 @@ def normalise_choices(choices, num_partitions: int) -> tuple[np.ndarray, list[Ov
 class Timeline:
     """A trace's kernels and partition bounds on one preset; runs choice vectors fast."""
 
-    def __init__(self, preset: GPUPreset, ka: KernelArrays, starts, ends):
+    def __init__(self, preset: GPUPreset, ka: KernelArrays, starts, ends, deps=None):
         self.preset = preset
         self.ka = ka
         self.starts = np.asarray(starts, dtype=np.int64)
         self.ends = np.asarray(ends, dtype=np.int64)
         self.num_partitions = len(self.starts)
+        # deps[i]: ordinals kernel i reads from, None = unknown (waits for everything before it)
+        self.deps = list(deps) if deps is not None else [None] * len(ka)
+        # compute stream 0, communication stream 1 (collectives keep to theirs, serial or not)
+        self.stream = ka.is_comm.astype(np.int64)
+        self._segs: dict = {}
         self.part_of = np.repeat(np.arange(self.num_partitions), self.ends - self.starts)
         self.has_comm = np.add.reduceat(ka.is_comm.astype(np.int64), self.starts) > 0
         self.clocks = np.array(sorted(preset.freqs_mhz), dtype=np.int64)
@@ -184,71 +197,108 @@ class Timeline:
         t = float(ends[-1])
         return t, float(c.gap_power_w[s]) * t, float(c.dyn_energy_j[order].sum()), start, end
 
-    def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
-        """Event sweep of one partition whose comm kernels run on the comm stream."""
+    def _segments_of(self, p: int):
+        """Partition ``p`` as (compute ops before its first collective, [(collective, its
+        segment's compute ops, index of the first segment op that reads it)])."""
+        got = self._segs.get(p)
+        if got is not None:
+            return got
+        s, e = int(self.starts[p]), int(self.ends[p])
+        comm = self.ka.is_comm
+        pre: list[int] = []
+        segs: list = []
+        for i in range(s, e):
+            if comm[i]:
+                segs.append((i, []))
+            elif segs:
+                segs[-1][1].append(i)
+            else:
+                pre.append(i)
+        out = []
+        for m, ops in segs:
+            first = len(ops)
+            for j, i in enumerate(ops):
+                d = self.deps[i]
+                if d is None or m in d:
+                    first = j
+                    break
+            out.append((m, np.array(ops, dtype=np.int64), first))
+        got = self._segs[p] = (np.array(pre, dtype=np.int64), out)
+        return got
+
+    def _contention(self, c: KernelCost, m: int, ops: np.ndarray, comm_sms: np.ndarray):
+        """Slow-down factors of compute ``ops`` (sig_c) and of collective ``m`` (sig_m) while
+        they run together."""
         pr = self.preset
-        s, e = self.starts[p], self.ends[p]
-        idx = np.arange(s, e)
-        comp = idx[~self.ka.is_comm[s:e]]
-        comm = idx[self.ka.is_comm[s:e]]
-        after = ov.after_kernels if ov.mode == "after" else 0
-        if len(comp) == 0 or after >= len(comp):
-            return self._serial_order(c, p, np.concatenate([comp, comm]))
         bw = pr.mem_bw_bytes_s * pr.mem_efficiency
-        # contention factors of every compute kernel against every comm kernel
-        sig_c = np.ones((len(comm), len(comp)))
-        sig_m = np.ones((len(comm), len(comp)))
-        busy_c = np.maximum(c.busy_s[comp], 1e-30)
-        for j, m in enumerate(comm):
-            sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
-            sm_frac = max(pr.sm_count - sms, 1) / pr.sm_count
-            rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
-            avail = max(bw - rate, 0.1 * bw)
-            tc = c.t_c[comp] / sm_frac
-            tm = c.t_m[comp] * bw / avail
-            busy2 = np.maximum(tc, tm) + pr.overlap_alpha * np.minimum(tc, tm)
-            sig_c[j] = (busy2 + pr.launch_s) / (busy_c + pr.launch_s)
-            sig_m[j] = 1.0 + np.minimum(c.t_m[comp] / busy_c, 1.0) * min(rate / bw, 1.0)
+        busy_c = np.maximum(c.busy_s[ops], 1e-30)
+        sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
+        sm_frac = max(pr.sm_count - sms, 1) / pr.sm_count
+        rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
+        avail = max(bw - rate, 0.1 * bw)
+        tc = c.t_c[ops] / sm_frac
+        tm = c.t_m[ops] * bw / avail
+        busy2 = np.maximum(tc, tm) + pr.overlap_alpha * np.minimum(tc, tm)
+        sig_c = (busy2 + pr.launch_s) / (busy_c + pr.launch_s)
+        sig_m = 1.0 + np.minimum(c.t_m[ops] / busy_c, 1.0) * min(rate / bw, 1.0)
+        return sig_c, sig_m
+
+    def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
+        """Event sweep of one partition whose collectives run in their windows."""
+        s, e = self.starts[p], self.ends[p]
         start = np.zeros(e - s)
         end = np.zeros(e - s)
         extra = np.zeros(e - s)
+        pre, segs = self._segments_of(p)
+        d = c.time_s
         t = 0.0
-        ci = mi = 0
-        rc = rm = 0.0          # remaining solo work of the running kernels
-        c_on = m_on = False
-        while True:
-            if not c_on and ci < len(comp):
-                rc, c_on = float(c.time_s[comp[ci]]), True
-                start[comp[ci] - s] = t
-            if not m_on and mi < len(comm) and ci >= after:     # ci compute kernels are done
-                rm, m_on = float(c.time_s[comm[mi]]), True
-                start[comm[mi] - s] = t
-            if not (c_on or m_on):
-                break
-            both = c_on and m_on
-            sc = sig_c[mi, ci] if both else 1.0
-            sm_ = sig_m[mi, ci] if both else 1.0
-            dt_c = rc * sc if c_on else np.inf
-            dt_m = rm * sm_ if m_on else np.inf
-            dt = min(dt_c, dt_m)
-            t += dt
-            if c_on:
-                rc -= dt / sc
-                extra[comp[ci] - s] += dt - dt / sc
-                if dt_c <= dt_m:
-                    end[comp[ci] - s] = t
-                    c_on, ci = False, ci + 1
-            if m_on:
-                rm -= dt / sm_
-                extra[comm[mi] - s] += dt - dt / sm_
-                if dt_m <= dt_c:
-                    end[comm[mi] - s] = t
-                    m_on, mi = False, mi + 1
-        dyn = float(c.dyn_energy_j[s:e].sum() + (c.stall_power_w[s:e] * extra).sum())
+        for i in pre:
+            start[i - s], t = t, t + d[i]
+            end[i - s] = t
+        for m, ops, first in segs:
+            n = len(ops)
+            wait = min(ov.complete_op + 1, n, first)      # op that waits for the collective
+            launch = min(ov.launch_op, wait)              # op whose start launches it
+            for i in ops[:launch]:
+                start[i - s], t = t, t + d[i]
+                end[i - s] = t
+            start[m - s] = t
+            rm = float(d[m])                               # collective's remaining solo work
+            m_end = None
+            j = launch
+            if j < wait:
+                sig_c, sig_m = self._contention(c, m, ops[j:wait], comm_sms)
+            while j < wait and m_end is None:
+                i = ops[j]
+                sc, sm_ = sig_c[j - launch], sig_m[j - launch]
+                start[i - s] = t
+                dt_c, dt_m = d[i] * sc, rm * sm_
+                if dt_c < dt_m:           # the compute op ends first
+                    t += dt_c
+                    rm -= dt_c / sm_
+                    extra[i - s] += dt_c - d[i]
+                    extra[m - s] += dt_c - dt_c / sm_
+                    end[i - s] = t
+                else:                     # the collective ends inside op i: i runs on alone
+                    done = dt_m / sc
+                    extra[i - s] += dt_m - done
+                    extra[m - s] += dt_m - rm
+                    m_end = t + dt_m
+                    t = m_end + (d[i] - done)
+                    end[i - s] = t
+                j += 1
+            if m_end is None:             # the collective outlives its window: it runs alone
+                t += rm                   # and the compute stream waits for it
+                m_end = t
+            end[m - s] = m_end
+            for i in ops[j:]:
+                start[i - s], t = t, t + d[i]
+                end[i - s] = t
+        dyn = float(c.dyn_energy_j[s:e].sum() + (c.stall_power_w[s:e] * extra[:]).sum())
         return t, float(c.gap_power_w[s]) * t, dyn, start, end
 
     def _partition(self, cache, comm_sms, p: int, f: int, ov: Overlap):
-        overlapped = self.has_comm[p] and ov.mode in ("start", "after")
+        overlapped = self.has_comm[p] and ov.overlapped
         key = (p, f, ov) if overlapped else None
         if key is not None and key in self._part_memo:
             return self._part_memo[key]
@@ -283,8 +333,10 @@ class Timeline:
         """Partition ``p`` under the clocks in effect while it runs; consumes the landings.
 
         ``landing``: requested (issue time, clock) not yet in effect, oldest first. Work
-        advances linearly in time at each clock (the split a switch makes inside a partition);
-        kernels take the timing of the clock running at their share of the work.
+        advances linearly in time at each clock (the split a switch makes inside a partition).
+        Kernels keep the order of the schedule at the clock the partition starts at, its time
+        axis warped piecewise-linearly onto the clocks that run: a monotone map, so data flow
+        and stream order hold across a switch as they hold at one clock.
         """
         s, e = self.starts[p], self.ends[p]
         runs = {}
@@ -295,33 +347,38 @@ class Timeline:
             return runs[f]
 
         w, t_loc, st, dy = 0.0, 0.0, 0.0, 0.0
-        ls = np.full(e - s, np.nan)
-        le = np.full(e - s, np.nan)
         clock = running
+        pieces = []                       # (work fraction at its start, local time there, T)
+        ref = None
         while True:
             T, ST, DY, LS, LE = at(clock)
             land_t = (landing[0][0] + latency - t_now) if landing else np.inf
             if land_t <= t_loc:                 # already landed: switch before running
                 clock = landing.pop(0)[1]
                 continue
+            if ref is None:
+                ref = (T, LS, LE)
             finish = t_loc + (1.0 - w) * T
             w_end = 1.0 if finish <= land_t else w + (land_t - t_loc) / T
             frac = w_end - w
             st += frac * ST
             dy += frac * DY
-            # kernels whose start (end) falls in this share of the work, at this clock
-            for src, dst in ((LS, ls), (LE, le)):
-                pos = src / T
-                m = np.isnan(dst) & (pos >= w - 1e-12) & (pos <= w_end + 1e-12)
-                dst[m] = t_loc + (pos[m] - w) * T
+            pieces.append((w, t_loc, T))
             t_loc, w = min(finish, land_t), w_end
             if w >= 1.0 - 1e-12:
                 break
             clock = landing.pop(0)[1]
-        # a kernel split by a switch: its start and end come from different clocks' schedules
-        ls = np.where(np.isnan(ls), 0.0, ls)
-        le = np.clip(np.where(np.isnan(le), t_loc, le), ls, t_loc)
-        return t_loc, st, dy, ls, le, clock
+        T0, LS0, LE0 = ref
+        w0 = np.array([pc[0] for pc in pieces])
+        tl0 = np.array([pc[1] for pc in pieces])
+        Ts = np.array([pc[2] for pc in pieces])
+
+        def warp(x):
+            pos = np.clip(x / T0, 0.0, 1.0) if T0 > 0 else np.zeros_like(x)
+            k = np.clip(np.searchsorted(w0, pos, side="right") - 1, 0, len(w0) - 1)
+            return np.minimum(tl0[k] + (pos - w0[k]) * Ts[k], t_loc)
+
+        return t_loc, st, dy, warp(LS0), warp(LE0), clock
 
     # ---- a whole iteration ---------------------------------------------------------------
     def run(self, freqs_mhz, overlaps, initial_freq_mhz: int | None = None,
@@ -347,7 +404,7 @@ class Timeline:
             self._cost_memo.clear()
         cache = self._cost_memo.setdefault(sms_key, {})
         eff = self._capped(cache, comm_sms, f_req) if power_cap else f_req.copy()
-        overlapped = self.has_comm & np.array([o.mode in ("start", "after") for o in overlaps])
+        overlapped = self.has_comm & np.array([o.overlapped for o in overlaps])
         if power_cap:
             for p in np.flatnonzero(overlapped):
                 eff[p] = self._ov_capped(cache, comm_sms, p, int(f_req[p]), overlaps[p])
@@ -404,4 +461,31 @@ class Timeline:
             partition_energy_j=part_e, partition_freq_mhz=f_req, partition_eff_freq_mhz=eff,
             kernel_start_s=lstart + offsets[self.part_of],
             kernel_end_s=lend + offsets[self.part_of], num_switches=switches, device=pr.name,
+            kernel_stream=self.stream,
             meta={"switch_latency_s": latency, "power_cap": bool(power_cap)})
+
+
+def dependency_violations(deps, stream, start_s, end_s, tol_s: float = 1e-9) -> list[str]:
+    """What breaks data flow or stream order on a timeline (empty when nothing does).
+
+    ``deps[i]``: the kernels kernel i reads from (None: every earlier kernel); ``stream[i]``:
+    its stream. A kernel must start at or after the end of everything it reads from, and
+    kernels on one stream must not overlap.
+    """
+    start = np.asarray(start_s, dtype=np.float64)
+    end = np.asarray(end_s, dtype=np.float64)
+    out: list[str] = []
+    prefix_end = np.maximum.accumulate(np.concatenate([[-np.inf], end]))[:-1]
+    for i, d in enumerate(deps):
+        need = prefix_end[i] if d is None else (end[list(d)].max() if len(d) else -np.inf)
+        if start[i] < need - tol_s:
+            out.append(f"kernel {i} starts at {start[i]:.9f} s before its input is ready "
+                       f"({need:.9f} s)")
+    stream = np.asarray(stream)
+    for s in np.unique(stream):
+        idx = np.flatnonzero(stream == s)
+        idx = idx[np.lexsort((end[idx], start[idx]))]
+        bad = np.flatnonzero(start[idx[1:]] < end[idx[:-1]] - tol_s)
+        for b in bad[:5]:
+            out.append(f"kernels {idx[b]} and {idx[b + 1]} overlap on stream {s}")
+    return out

@@ -104,6 +104,11 @@ def gpt_stack_trace(layers: int = 4, hidden: int = 12288, heads: int = 96, seq: 
                                          elementwise_scale)
     if tp <= 1:
         kernels = [k for k in kernels if k.kind != "comm"]
+    # a layer's kernels form a chain (each reads what the one before it wrote): conservative for
+    # the weight-gradient GEMMs, exact for the rest, and enough that no collective overlaps
+    # its own consumer
+    for i, k in enumerate(kernels):
+        k.deps = (i - 1,) if i else ()
     return KernelTrace(kernels=kernels, model=model, source="synthetic", device="meta",
                        meta={"world_size": tp, "tp": tp, "layers": layers, "hidden": hidden,
                              "seq": seq, "micro_batch": micro_batch})

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gearshift.errors import DeviceError, TraceError
-from gearshift.tuning.iteration import (IterationCounter, energy_delta_j, kernel_period,
+from gearshift.tuning.boundaries import (IterationCounter, energy_delta_j, kernel_period,
                                         power_period, unwrap_energy)
 
 

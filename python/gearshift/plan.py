@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..model import Frontier, KernelTrace, Partitioning, Profile, Schedule
-from ..profile.progress import Stage
-from .config import GearshiftConfig
+from .model import Frontier, KernelTrace, Partitioning, Profile, Schedule
+from .profile.progress import Stage
+
+if TYPE_CHECKING:  # the config lives with the integrations, which import this module
+    from .integrations.config import GearshiftConfig
 
 
 @dataclass
@@ -24,15 +27,15 @@ def switch_latency_s(device) -> float | None:
     return getattr(preset, "switch_latency_s", None)
 
 
-def plan_for(trace: KernelTrace, device, config: GearshiftConfig, *, step=None,
+def plan_for(trace: KernelTrace, device, config: "GearshiftConfig", *, step=None,
              partition_marks=None) -> Plan:
     """Partition ``trace``, profile it on ``device``, search, select by ``config.objective``.
 
     Raises InfeasibleSelectionError (naming the closest point) when no point meets the objective.
     """
-    from ..partition import partition  # noqa: PLC0415
-    from ..profile import profile_partitions  # noqa: PLC0415
-    from ..search.iteration import plan_iteration  # noqa: PLC0415
+    from .partition import partition  # noqa: PLC0415
+    from .profile import profile_partitions  # noqa: PLC0415
+    from .search.iteration import plan_iteration  # noqa: PLC0415
 
     show = config.progress
     with Stage(f"partitioning {len(trace)} kernels", show):

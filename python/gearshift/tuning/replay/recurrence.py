@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from . import zeus_trace
-from .batch_size import BatchSizeOptimizer
-from .power_limit import run_optimizer, zeus_cost
+from ..batch_size import BatchSizeOptimizer
+from ..power_limit import run_optimizer, zeus_cost
 
 MAX_TRIES = 20
 

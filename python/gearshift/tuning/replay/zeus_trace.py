@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, FormatError
-from .power_limit import PowerLimitMeasurement
+from ...errors import ConfigError, FormatError
+from ..power_limit import PowerLimitMeasurement
 
 GPUS = ("a40", "v100", "p100", "rtx6000")
 TRACE_DIR = "zeus_nsdi23_traces"
@@ -103,7 +103,7 @@ def load_profile_windows(path: str | Path) -> tuple[list[PowerLimitMeasurement],
     """A Zeus GlobalPowerLimitOptimizer profiling log: (one window per limit, GPU count)."""
     import re  # noqa: PLC0415
 
-    from ..model._io import read_csv_frame, read_text  # noqa: PLC0415
+    from ...model._io import read_csv_frame, read_text  # noqa: PLC0415
 
     hint = "expect window_name, elapsed_time and gpuK_energy columns (a Zeus profiling log)"
     header = read_text(path, "Zeus profiling log").partition("\n")[0].split(",")

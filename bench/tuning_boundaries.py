@@ -1,6 +1,6 @@
 """Iteration detection accuracy on synthetic noisy traces (power period and kernel repeats).
 
-    .venv/bin/python bench/tuning_iteration.py
+    .venv/bin/python bench/tuning_boundaries.py
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from gearshift.errors import TraceError
-from gearshift.tuning.iteration import kernel_period, power_period
+from gearshift.tuning.boundaries import kernel_period, power_period
 
 
 def power_trace(period_s, dt, n_iter, noise_w, jitter, rng):

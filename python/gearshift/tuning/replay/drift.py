@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
-from .online import OnlineConfig, OnlineTuner, SimRunner
+from ...errors import ConfigError
+from ..online import OnlineConfig, OnlineTuner, SimRunner
 
 
 @dataclass
@@ -38,7 +38,7 @@ class DriftReport:
 
 def phase_kind_partitioning(trace):
     """Cut wherever the phase or the kernel kind (compute/comm) changes."""
-    from ..model import Partitioning
+    from ...model import Partitioning
 
     cuts = [0] + [i for i in range(1, len(trace))
                   if trace.kernels[i - 1].phase != trace.kernels[i].phase
@@ -47,7 +47,7 @@ def phase_kind_partitioning(trace):
 
 
 def offline_plan(device, trace, partitioning, candidates, cost) -> list[int]:
-    from ..model import NO_OVERLAP
+    from ...model import NO_OVERLAP
 
     t, e = device.profile_options(trace, partitioning, [(f, NO_OVERLAP) for f in candidates])
     return [candidates[i] for i in cost(t, e).argmin(axis=0)]
@@ -59,8 +59,8 @@ def run_drift_experiment(iterations: int = 1200, drift_at: int = 300,
                          recovery_tolerance: float = 0.02, **tuner_kwargs) -> DriftReport:
     import numpy as np
 
-    from ..devices.sim import SimDevice, get_preset
-    from ..devices.sim.workloads import gpt_stack_trace
+    from ...devices.sim import SimDevice, get_preset
+    from ...devices.sim.workloads import gpt_stack_trace
 
     if not 0 < drift_at < iterations:
         raise ConfigError(f"drift_at={drift_at} must fall inside the {iterations} iterations",
