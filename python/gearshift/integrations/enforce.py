@@ -60,6 +60,12 @@ class Enforcer:
                         trace=self.trace, auto_wrap=False)
         return s.start()
 
+    @property
+    def clock_refusals(self) -> int:
+        """Clock requests the backend refused (another holder, no permission): above 0, the
+        schedule is not what the GPU runs (the runner reports it and falls back)."""
+        return self.session.clock_refusals if self.session is not None else 0
+
     def step(self):
         self.iterations += 1
         if not self.simulated:

@@ -85,6 +85,11 @@ class Runner:
             self.prepare(example_inputs)
         self.enforcer.step()
 
+    @property
+    def clock_refusals(self) -> int:
+        """Clock requests refused so far (status()["clock_refusals"])."""
+        return self.enforcer.clock_refusals if self.enforcer is not None else 0
+
     def savings(self) -> dict:
         """Predicted figures of the schedule against the all-max baseline."""
         if self.schedule is None:
