@@ -34,12 +34,12 @@ from gearshift.search.sampling import sample_frontier
 
 def simulated_profiles(quick: bool):
     """(name, Profile) pairs on the simulated H100: tensor-parallel (with all-reduce) and not."""
-    from gearshift.devices import get_device
+    from gearshift.devices import open_device
     from gearshift.devices.sim.workloads import gpt_stack_trace
     from gearshift.partition import partition
     from gearshift.profile import profile_partitions
 
-    dev = get_device("sim", preset="h100-sxm")
+    dev = open_device("sim", preset="h100-sxm")
     out = []
     cases = [("gpt-tp8", dict(layers=2, hidden=8192, heads=64, tp=8)),
              ("gpt-tp1", dict(layers=2, hidden=4096, heads=32, tp=1))]

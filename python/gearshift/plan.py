@@ -22,11 +22,6 @@ class Plan:
     schedule: Schedule
 
 
-def switch_latency_s(device) -> float | None:
-    preset = getattr(device, "preset", None)
-    return getattr(preset, "switch_latency_s", None)
-
-
 def plan_for(trace: KernelTrace, device, config: "GearshiftConfig", *, step=None,
              partition_marks=None) -> Plan:
     """Partition ``trace``, profile it on ``device``, search, select by ``config.objective``.
@@ -39,7 +34,7 @@ def plan_for(trace: KernelTrace, device, config: "GearshiftConfig", *, step=None
 
     show = config.progress
     with Stage(f"partitioning {len(trace)} kernels", show):
-        parts = partition(trace, switch_latency_s=switch_latency_s(device))
+        parts = partition(trace, switch_latency_s=device.capabilities.switch_latency_s)
     prof = profile_partitions(trace, parts, device, min_freq_mhz=config.min_freq_mhz,
                               step_mhz=config.freq_step_mhz, overlaps=config.overlaps,
                               progress=show, step=step, partition_marks=partition_marks)

@@ -52,8 +52,8 @@ def test_cupti_hook_counts_every_kernel_of_a_training_step():
     """)
     hook = _run("""
         import json
-        from gearshift.runtime import Session
-        with Session(None, backend="dry-run", mode="record", signal_path="cuda",
+        from gearshift.runtime import Session, make_backend
+        with Session(None, backend=make_backend("dry-run"), mode="record", signal_path="cuda",
                      watchdog=False) as s:
             assert s.cupti_active, s.cupti_error
             s.step(); step(); torch.cuda.synchronize()
@@ -68,10 +68,10 @@ def test_cupti_hook_counts_every_kernel_of_a_training_step():
 def test_stream_writes_reach_the_host_and_latency_with_dry_run():
     r = _run("""
         import json
-        from gearshift.runtime import Session
+        from gearshift.runtime import Session, make_backend
         from gearshift.model import KernelTrace
         from gearshift.model.schedule import Schedule, ScheduleEntry
-        with Session(None, backend="dry-run", mode="record", signal_path="cuda",
+        with Session(None, backend=make_backend("dry-run"), mode="record", signal_path="cuda",
                      watchdog=False) as s:
             s.step(); step(); torch.cuda.synchronize()
             n = len(s.records(iteration=1))
@@ -79,7 +79,7 @@ def test_stream_writes_reach_the_host_and_latency_with_dry_run():
         clocks = [1410, 1200]
         sched = Schedule([ScheduleEntry(i, st, clocks[i % 2]) for i, st in enumerate(starts)],
                          "x", "gpu", n)
-        with Session(sched, backend="dry-run", supported_mhz=clocks, signal_path="cuda",
+        with Session(sched, backend=make_backend("dry-run", supported_mhz=clocks), signal_path="cuda",
                      watchdog=False, auto_wrap=False) as s:
             for _ in range(5):
                 s.step(); step()

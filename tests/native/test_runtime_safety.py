@@ -14,7 +14,7 @@ PRELUDE = textwrap.dedent("""
     import os, signal, sys, time
     from gearshift.model import KernelRecord, KernelTrace, Partitioning
     from gearshift.model.schedule import Schedule, ScheduleEntry
-    from gearshift.runtime import Session
+    from gearshift.runtime import Session, make_backend
     trace = KernelTrace([KernelRecord(name=f"k{i}", duration_s=1e-6) for i in range(8)])
     parts = Partitioning.from_cuts(trace, [0, 4])
     sched = Schedule([ScheduleEntry(0, 0, 1500), ScheduleEntry(1, 4, 1005)],
@@ -45,7 +45,7 @@ def test_sigterm_with_python_handler_resets_then_chains(tmp_path):
     p = run_child("""
         got = []
         signal.signal(signal.SIGTERM, lambda s, f: got.append(s))
-        with Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
+        with Session(sched, backend=make_backend("dry-run", supported_mhz=[1500, 1005]),
                      signal_path="fake-lockstep", watchdog=False) as s:
             s.replay(trace)
             before = s.current_mhz
@@ -62,7 +62,7 @@ def test_sigterm_with_python_handler_resets_then_chains(tmp_path):
 def test_sigterm_default_action_still_kills_after_reset_and_watchdog_sees_it(tmp_path):
     log = tmp_path / "wd.log"
     p = run_child("""
-        with Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
+        with Session(sched, backend=make_backend("dry-run", supported_mhz=[1500, 1005]),
                      signal_path="fake-lockstep", watchdog=True, watchdog_log=LOG) as s:
             s.replay(trace)
             print("ready", flush=True)
@@ -81,7 +81,7 @@ def test_sigint_raises_keyboardinterrupt_and_clocks_are_reset(tmp_path):
     # the interactive default so the test does not depend on how pytest was started.
     p = run_child("""
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        s = Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
+        s = Session(sched, backend=make_backend("dry-run", supported_mhz=[1500, 1005]),
                     signal_path="fake-lockstep", watchdog=False)
         caught = False
         try:
@@ -104,7 +104,7 @@ def test_sigint_raises_keyboardinterrupt_and_clocks_are_reset(tmp_path):
 def test_ignored_sigint_stays_ignored_but_switching_stops(tmp_path):
     p = run_child("""
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
+        with Session(sched, backend=make_backend("dry-run", supported_mhz=[1500, 1005]),
                      signal_path="fake-lockstep", watchdog=False) as s:
             s.replay(trace)
             os.kill(os.getpid(), signal.SIGINT)
@@ -120,7 +120,7 @@ def test_ignored_sigint_stays_ignored_but_switching_stops(tmp_path):
 def test_sigkill_of_the_trainer_is_caught_by_the_watchdog(tmp_path):
     log = tmp_path / "wd.log"
     p = run_child("""
-        with Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
+        with Session(sched, backend=make_backend("dry-run", supported_mhz=[1500, 1005]),
                      signal_path="fake-lockstep", watchdog_log=LOG) as s:
             s.replay(trace)
             print("ready", s._rt.watchdog_pid, flush=True)
@@ -139,7 +139,7 @@ def test_sigkill_of_the_trainer_is_caught_by_the_watchdog(tmp_path):
 def test_normal_exit_disarms_the_watchdog(tmp_path):
     log = tmp_path / "wd.log"
     p = run_child("""
-        with Session(sched, backend="dry-run", supported_mhz=[1500, 1005],
+        with Session(sched, backend=make_backend("dry-run", supported_mhz=[1500, 1005]),
                      signal_path="fake-lockstep", watchdog_log=LOG) as s:
             s.replay(trace)
     """, log)
@@ -160,7 +160,7 @@ def test_session_left_open_is_reset_at_process_exit(exc):
             print("final", b.current_mhz(0), b.events()[-1].reset, flush=True)
         atexit.register(report)
     """) + PRELUDE + textwrap.dedent(f"""
-        s = Session(sched, backend="sim", supported_mhz=[1500, 1005])
+        s = Session(sched, backend=make_backend("sim", supported_mhz=[1500, 1005]))
         state["s"] = s
         s.start()
         s.replay(trace)
@@ -170,4 +170,4 @@ def test_session_left_open_is_reset_at_process_exit(exc):
     p = subprocess.run([sys.executable, "-c", code, "unused"], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode != 0
-    assert p.stdout.split() == ["final", "1980", "True"], p.stderr
+    assert p.stdout.split() == ["final", "1500", "True"], p.stderr  # reset: back to the top clock

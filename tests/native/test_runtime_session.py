@@ -8,7 +8,7 @@ from gearshift import _native
 from gearshift.errors import (ConfigError, ScheduleMismatchError, UnsupportedClockError)
 from gearshift.model import KernelRecord, KernelTrace, Partitioning
 from gearshift.model.schedule import Schedule, ScheduleEntry
-from gearshift.runtime import Session
+from gearshift.runtime import Session, make_backend
 
 CLOCKS = [1980, 1755, 1500, 1200, 1005]
 
@@ -29,7 +29,7 @@ def make_schedule(trace, cuts, freqs):
 def test_sim_session_enforces_schedule_end_to_end():
     trace = make_trace()
     sched = make_schedule(trace, [0, 4, 9], [1500, 1005, 1755])
-    with Session(sched, backend="sim", trace=trace, supported_mhz=CLOCKS) as s:
+    with Session(sched, backend=make_backend("sim", supported_mhz=CLOCKS), trace=trace) as s:
         events = s.replay(trace, iterations=2)
         switched = [e for e in events if e.action == "switched"]
         assert [e.ordinal for e in switched] == [0, 4, 9, 0, 4, 9]
@@ -51,7 +51,7 @@ def test_mismatch_stops_switching_restores_and_warns():
     other = make_trace()
     other.kernels[5].name = "flash_attn_fwd"
     with pytest.warns(RuntimeWarning, match=r"partition 1: kernel names differ"):
-        with Session(sched, backend="sim", trace=trace, supported_mhz=CLOCKS) as s:
+        with Session(sched, backend=make_backend("sim", supported_mhz=CLOCKS), trace=trace) as s:
             s.replay(trace)
             s.replay(other)
             n = len(s.clock_events())
@@ -66,7 +66,7 @@ def test_kernel_count_mismatch_without_trace_explicit_steps():
     sched = make_schedule(trace, [0, 6], [1500, 1005])
     short = make_trace(11)
     with pytest.warns(RuntimeWarning, match="launched 11 kernels, the schedule expects 12"):
-        with Session(sched, backend="sim", auto_wrap=False, supported_mhz=CLOCKS) as s:
+        with Session(sched, backend=make_backend("sim", supported_mhz=CLOCKS), auto_wrap=False) as s:
             s.replay(trace, step=True)
             s.replay(short, step=True)
             s.step()
@@ -76,20 +76,20 @@ def test_schedule_for_another_model_is_refused():
     trace = make_trace()
     sched = make_schedule(trace, [0, 4], [1500, 1005])
     with pytest.raises(ScheduleMismatchError, match="made for another model"):
-        Session(sched, backend="sim", trace=make_trace(13)).start()
+        Session(sched, backend=make_backend("sim"), trace=make_trace(13)).start()
 
 
 def test_unsupported_clock_refused_before_anything_runs():
     trace = make_trace()
     sched = make_schedule(trace, [0, 4], [1500, 1234])
     with pytest.raises(UnsupportedClockError, match="1234 MHz"):
-        Session(sched, backend="sim", supported_mhz=CLOCKS).start()
+        Session(sched, backend=make_backend("sim", supported_mhz=CLOCKS)).start()
 
 
 def test_exception_inside_session_restores_clocks():
     trace = make_trace()
     sched = make_schedule(trace, [0, 4], [1500, 1005])
-    s = Session(sched, backend="dry-run", supported_mhz=CLOCKS, signal_path="fake-lockstep",
+    s = Session(sched, backend=make_backend("dry-run", supported_mhz=CLOCKS), signal_path="fake-lockstep",
                 watchdog=False)
     with pytest.raises(ZeroDivisionError):
         with s:
@@ -103,7 +103,7 @@ def test_exception_inside_session_restores_clocks():
 
 def test_record_mode_gives_a_trace_with_ordinals_per_iteration():
     trace = make_trace(6)
-    with Session(None, backend="sim", mode="record") as s:
+    with Session(None, backend=make_backend("sim"), mode="record") as s:
         s.replay(trace, iterations=2, step=True)
         recs = s.records(iteration=1)
         assert [r.ordinal for r in recs] == list(range(6))
@@ -117,7 +117,7 @@ def test_record_mode_gives_a_trace_with_ordinals_per_iteration():
 def test_markers_switch_when_cupti_is_not_used():
     trace = make_trace()
     sched = make_schedule(trace, [0, 4], [1500, 1005])
-    with Session(sched, backend="sim", use_cupti=False, supported_mhz=CLOCKS) as s:
+    with Session(sched, backend=make_backend("sim", supported_mhz=CLOCKS), use_cupti=False) as s:
         assert not s.cupti_active
         assert s.mark(0) and s.mark(1)
         s._rt.run_fake_device()
@@ -163,7 +163,7 @@ def test_bad_arguments_are_clear():
     with pytest.raises(ConfigError, match="signal path"):
         Session(None, mode="record", signal_path="carrier-pigeon")
     with pytest.raises(ConfigError, match="needs a schedule"):
-        Session(None, backend="sim")
+        Session(None, backend=make_backend("sim"))
     rt = C.Runtime(C.DryRunBackend(), handle_signals=False)
     with pytest.raises(ValueError, match="unknown launch api"):
         rt.subscribe()
@@ -183,7 +183,7 @@ def test_module_markers_from_forward_pre_hooks():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     trace = make_trace()
     sched = make_schedule(trace, [0, 6], [1500, 1005])
-    with Session(sched, backend="sim", use_cupti=False, supported_mhz=CLOCKS) as s:
+    with Session(sched, backend=make_backend("sim", supported_mhz=CLOCKS), use_cupti=False) as s:
         handles = install_module_markers(model, s, {"0": 0, "2": 1})
         model(torch.randn(3, 4))
         model(torch.randn(3, 4))
@@ -204,7 +204,7 @@ def test_real_signal_path_without_a_gpu_says_why(recwarn):
         pytest.skip("a CUDA driver is present: this checks the no-GPU messages")
     trace = make_trace()
     sched = make_schedule(trace, [0, 6], [1500, 1005])
-    with Session(sched, backend="dry-run", supported_mhz=CLOCKS, signal_path="cuda",
+    with Session(sched, backend=make_backend("dry-run", supported_mhz=CLOCKS), signal_path="cuda",
                  watchdog=False) as s:
         assert not s.cupti_active
         s.mark(0)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pytest
 from gearshift.cli import main
+from gearshift.devices import Capabilities
 
 
 class RealGpuLike:
-    """What resolve_device gives for a real GPU: neither replay nor profiling from the CLI."""
+    """What the registry opens for a real GPU: neither replay nor profiling from the CLI."""
 
     name = "NVIDIA H100 80GB HBM3 (gpu 0)"
+    capabilities = Capabilities(simulated=False, clock_control=True, energy_source="measured",
+                                needs_step=True)
 
 
 @pytest.fixture
 def real_gpu(monkeypatch):
-    import gearshift.integrations.device as device  # noqa: PLC0415
+    import gearshift.devices as devices  # noqa: PLC0415
 
-    monkeypatch.setattr(device, "resolve_device", lambda kind, preset=None: RealGpuLike())
+    monkeypatch.setattr(devices, "open_device", lambda spec, preset=None: RealGpuLike())
 
 
 @pytest.mark.parametrize("args, words", [

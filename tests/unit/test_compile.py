@@ -43,16 +43,16 @@ def test_public_api_is_lazy():
 def test_a_device_that_cannot_lock_clocks_says_what_to_do(monkeypatch):
     from gearshift.devices import nvml_query
     from gearshift.errors import ClockPermissionError, DeviceError
-    from gearshift.integrations.device import resolve_device
+    from gearshift.devices import open_device
 
     monkeypatch.setattr(nvml_query, "query",
                         lambda: nvml_query.NvmlReport(False, "NVML unavailable: no driver"))
     with pytest.raises(DeviceError, match="needs an NVIDIA GPU") as exc:
-        resolve_device("nvml")
+        open_device("nvml")
     assert "device='sim'" in exc.value.fix
     gpu = nvml_query.GpuInfo(0, "NVIDIA H100 80GB HBM3", supported_sm_mhz=[1980, 1965],
                              may_lock_clocks=False, why_not="needs root")
     monkeypatch.setattr(nvml_query, "query", lambda: nvml_query.NvmlReport(True, gpus=[gpu]))
     with pytest.raises(ClockPermissionError, match="may not lock the SM clocks") as exc:
-        resolve_device("nvml")
+        open_device("nvml")
     assert "gearshift daemon" in exc.value.fix and "dry-run" in exc.value.fix

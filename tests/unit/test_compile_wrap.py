@@ -90,3 +90,39 @@ def test_saved_schedule_for_another_model_or_device_is_refused(tmp_path):
 def test_compile_rejects_non_modules():
     with pytest.raises(ConfigError, match="nn.Module"):
         gearshift.compile(lambda x: x)
+
+
+def test_compile_with_a_daemon_device_enforces_through_the_daemon(tmp_path):
+    """`device="daemon:/path.sock"` from gearshift.compile: plan on the simulated H100, then
+    enforce the saved schedule with clocks switched by a dry-run daemon (the documented way to
+    run without root). On a CPU no kernels launch, so the test replays the traced step's
+    launches through the runtime's hook; each boundary's clock request reaches the daemon."""
+    from test_daemon import Daemon
+
+    path = tmp_path / "sched.json"
+    x = torch.randn(8, 32)
+    gearshift.compile(Small(), device="sim", sim_preset="h100-sxm", schedule_path=str(path),
+                      progress=False, example_inputs=x)
+    d = Daemon(backend="dry-run")
+    try:
+        g = gearshift.compile(Small(), device=f"daemon:{d.socket}", sim_preset="h100-sxm",
+                              schedule_path=str(path), progress=False, example_inputs=x)
+        run = g.gearshift
+        assert run.device.kind == "daemon" and run.loaded_from == str(path)
+        session = run.enforcer.session
+        assert session.backend.name == "daemon"
+        assert session.backend is run.device.clock_backend()   # one connection to the daemon
+        events = session.replay(run.enforcer.trace, 1)
+        switched = [e for e in events if e.action == "switched"]
+        assert switched, events
+        for e in switched:
+            d.wait_event(rf"lock gpu=0 mhz={e.freq_mhz}")
+        # Training on the CPU launches no CUDA kernels: the runtime sees the mismatch, says so
+        # once, restores the clocks, and the user's steps still run.
+        with pytest.warns(RuntimeWarning, match="launched 0 kernels"):
+            losses = train(g, steps=2)
+        assert losses[-1] < losses[0]
+        run.enforcer.close()
+        d.wait_event(r"reset gpu=0")
+    finally:
+        d.close()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gearshift.devices import Capabilities
 from gearshift.errors import ConfigError, DeviceError
 from gearshift.model import NO_OVERLAP, DeviceFacts, KernelRecord, KernelTrace, Overlap, Partitioning
 from gearshift.profile import candidate_freqs, profile_partitions
@@ -26,6 +27,7 @@ class FakeSim:
     kind = "sim"
     name = "Fake GPU (simulated)"
     facts = FACTS
+    capabilities = Capabilities(simulated=True, clock_control=True, energy_source="simulated")
 
     def __init__(self):
         self.calls = []
@@ -83,6 +85,8 @@ def test_profile_real_gpu_without_step_is_a_clear_error():
 
     class Real:
         kind, name, facts = "nvml", "GPU", FACTS
+        capabilities = Capabilities(simulated=False, clock_control=True,
+                                    energy_source="measured", needs_step=True)
 
     with pytest.raises(ConfigError, match="needs the training step"):
         profile_partitions(tr, parts, Real(), progress=False)

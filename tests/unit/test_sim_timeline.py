@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gearshift.devices import get_device
+from gearshift.devices import open_device
 from gearshift.devices.base import Device
 from gearshift.devices.sim import SimDevice
 from gearshift.devices.sim.kernel import KernelArrays, kernel_costs
@@ -119,7 +119,7 @@ def test_switch_latency_runs_the_old_clock():
 def test_switch_energy_and_counting():
     tr = small_trace()
     part = Partitioning.from_cuts(tr, [0, 2, 4])
-    dev = SimDevice(get_device("sim", preset="h100-sxm").preset.with_(switch_energy_j=0.5))
+    dev = SimDevice(open_device("sim", preset="h100-sxm").preset.with_(switch_energy_j=0.5))
     r = dev.run_iteration(tr, part, [(1980, SERIAL), (990, SERIAL), (1980, NO_OVERLAP)],
                           advance=False)
     assert r.num_switches == 2 and r.switch_energy_j == pytest.approx(1.0)
@@ -139,7 +139,7 @@ def test_bad_choices():
 
 
 def test_device_protocol_and_counters():
-    dev = get_device("sim", preset="a40")
+    dev = open_device("sim", preset="a40")
     assert isinstance(dev, Device) and dev.kind == "sim" and "simulated" in dev.name
     assert dev.energy_j() == 0.0 and dev.time_s() == 0.0
     dev.idle(2.0)
@@ -202,3 +202,19 @@ def test_runs_a_schedule():
     b = dev.run_iteration(tr, part, [(1200, START), (990, NO_OVERLAP)], advance=False)
     assert (a.time_s, a.energy_j) == (b.time_s, b.energy_j)
     assert a.partition_freq_mhz.tolist() == [1200, 990]
+
+
+def test_block_size_and_sms_reach_the_collective():
+    dev = SimDevice("a100-sxm", power_cap=False)
+    tr = small_trace()
+    part = Partitioning.from_cuts(tr, [0, 4])
+
+    def comm_time(ov):
+        r = dev.run_iteration(tr, part, [(1410, ov), (1410, NO_OVERLAP)], advance=False,
+                              switch_latency_s=0.0)
+        return r.kernel_end_s[1] - r.kernel_start_s[1]
+
+    few = comm_time(Overlap.window(0, 99, 6, 1024))
+    small_blocks = comm_time(Overlap.window(0, 99, 6, 512))
+    many = comm_time(Overlap.window(0, 99, 24, 1024))
+    assert small_blocks > few > many

@@ -7,29 +7,36 @@ import click
 
 device_option = click.option(
     "--device", default="sim", show_default=True,
-    help="sim (the simulated GPU) | nvml | dry-run | auto")
+    help="Device: sim (the simulated GPU) | nvml | dry-run | daemon:/path.sock | auto "
+         "(any kind in gearshift.devices' registry).")
 preset_option = click.option(
     "--preset", "sim_preset", default=None,
     help="Simulated GPU: h100-sxm, a100-sxm, a40 (default GEARSHIFT_SIM_PRESET or h100-sxm).")
 
 
-def open_device(kind: str, sim_preset: str | None, *, needs: str | None = None,
+def open_device(spec: str, sim_preset: str | None, *, simulated_only: bool = False,
                 refusal: str = "", fix: str = ""):
-    """The device ``--device`` names; with ``needs``, refuse (``refusal`` formatted with the
-    device's ``name``, and ``fix``) a device without that capability, e.g. a real GPU where
-    only the simulator can replay or profile from the command line."""
+    """The device ``--device`` names, opened by the registry; with ``simulated_only``, refuse
+    (``refusal`` formatted with the device's ``name``, and ``fix``) a device that is not
+    simulated, e.g. a real GPU where only the simulator can replay or profile from the CLI."""
+    from .. import devices  # noqa: PLC0415
     from ..errors import ConfigError  # noqa: PLC0415
-    from ..integrations.device import resolve_device  # noqa: PLC0415
 
-    dev = resolve_device(kind, sim_preset)
-    if needs is not None and not hasattr(dev, needs):
+    dev = devices.open_device(spec, preset=sim_preset)
+    if simulated_only and not dev.capabilities.simulated:
         raise ConfigError(refusal.format(name=dev.name), fix)
     return dev
 
 
 # pipeline subcommands (plan, sim pipeline) read the same stage profile the same way
-pipeline_kind_option = click.option("--pipeline", "kind", default="1f1b", show_default=True,
-                                    help="1f1b or gpipe.")
+pipeline_kind_option = click.option(
+    "--pipeline", "kind", default="1f1b", show_default=True,
+    help="The schedule (torch.distributed.pipelining's): 1f1b, gpipe, interleaved-1f1b, "
+         "looped-bfs, zb-interleaved, zbv, dualpipev.")
+virtual_stages_option = click.option(
+    "--virtual-stages", "virtual_stages", type=int, default=None,
+    help="Model stages per rank (interleaved-1f1b, looped-bfs, zb-interleaved: default 2; zbv, "
+         "dualpipev: 2; 1f1b, gpipe: 1).")
 # scales beyond these are unit mistakes, and the planner's time grid would not end
 time_scale_option = click.option("--time-scale", type=click.FloatRange(0, 1000, min_open=True),
                                  default=1.0, show_default=True,
@@ -47,5 +54,6 @@ def pipeline_kind(kind: str) -> str:
 
     kind = kind.lower()
     if kind not in KINDS:
-        raise ConfigError(f"unknown pipeline kind '{kind}'", f"use --pipeline {' or '.join(KINDS)}")
+        raise ConfigError(f"unknown pipeline kind '{kind}'",
+                          f"use --pipeline {', '.join(KINDS[:-1])} or {KINDS[-1]}")
     return kind

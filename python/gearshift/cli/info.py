@@ -8,7 +8,6 @@ import platform
 import click
 
 from .. import __version__, _native
-from ..config import environment
 
 
 def collect() -> dict:
@@ -25,26 +24,13 @@ def collect() -> dict:
     out["nvml"] = {"available": rep.available, "reason": rep.reason,
                    "driver_version": rep.driver_version,
                    "gpus": [g.__dict__ for g in rep.gpus]}
-    env = environment()
-    from ..daemon.select import choose_clock_backend  # noqa: PLC0415
+    from ..devices import choose_auto, describe  # noqa: PLC0415
 
-    gpu_present = rep.available and bool(rep.gpus)
-    clk = choose_clock_backend(env.device, gpu_present,
-                               gpu_present and all(g.may_lock_clocks for g in rep.gpus),
-                               env.daemon_socket, rep.gpus[0].why_not if gpu_present else "")
-    out["clock_backend"] = {"backend": clk.backend, "device": clk.device, "why": clk.why}
-    if env.device != "auto":
-        default, why = env.device, "set by GEARSHIFT_DEVICE"
-    elif clk.backend == "daemon":
-        default, why = clk.device, clk.why
-    elif rep.available and rep.gpus:
-        default = "nvml" if all(g.may_lock_clocks for g in rep.gpus) else "dry-run"
-        why = ("a GPU is present and this process may lock clocks" if default == "nvml"
-               else "a GPU is present but this process may not lock clocks: "
-               + rep.gpus[0].why_not)
-    else:
-        default, why = "sim", f"no GPU ({rep.reason}); the simulated {env.sim_preset} is used"
-    out["default_device"] = {"device": default, "why": why}
+    chosen = choose_auto(rep)   # the registry's one `auto` choice (GEARSHIFT_DEVICE first)
+    out["default_device"] = {"device": chosen.device, "kind": chosen.kind, "why": chosen.why}
+    # the clock backend is the default device's kind (daemon: through the socket)
+    out["clock_backend"] = {"backend": chosen.kind, "device": chosen.device, "why": chosen.why}
+    out["device_kinds"] = describe()
     return out
 
 
@@ -84,5 +70,5 @@ def info(as_json: bool) -> None:
             click.echo(f"  [{g['index']}] {g['name']}: SM clocks {_clocks(g['supported_sm_mhz'])}; {lock}")
     d = data["default_device"]
     click.echo(f"default device: {d['device']} ({d['why']})")
-    c = data["clock_backend"]
-    click.echo(f"clock backend: {c['backend']} ({c['why']})")
+    click.echo(f"clock backend: {d['kind']}")
+    click.echo(f"device kinds: {data['device_kinds']}")

@@ -4,18 +4,14 @@
 clocks with one of the runtime's clock backends (nvml, dry-run, sim). Every lock is leased to
 one live connection: the daemon resets the GPU when its client disconnects, dies or stops
 heartbeating, and resets every GPU it touched when it stops. See docs/daemon.md.
+The trainer's side is the ``daemon:/path.sock`` device (``gearshift.devices``).
 
 Importing this package loads nothing native; each function imports what it needs.
 """
 
 from __future__ import annotations
 
-from .select import ClockBackendChoice, choose_clock_backend, parse_daemon_device
-
-__all__ = [
-    "ClockBackendChoice", "DaemonClient", "DaemonDevice", "bench_daemon_added_us",
-    "choose_clock_backend", "parse_daemon_device", "run_daemon",
-]
+__all__ = ["DaemonClient", "bench_daemon_added_us", "run_daemon"]
 
 
 def __getattr__(name):
@@ -23,10 +19,6 @@ def __getattr__(name):
         from .client import DaemonClient
 
         return DaemonClient
-    if name == "DaemonDevice":
-        from .device import DaemonDevice
-
-        return DaemonDevice
     if name == "run_daemon":
         from .server import run_daemon
 

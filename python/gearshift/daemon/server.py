@@ -68,17 +68,18 @@ def _visible_gpus() -> tuple[int, list[int]]:
 
 
 def make_backend(kind: str):
-    """The runtime's clock backend for the daemon, and the label clients are told."""
-    C = _native.native()
+    """The runtime's clock backend for the daemon, and the label clients are told (built by
+    ``gearshift.runtime.backends``, the one place native backends are made)."""
+    from ..runtime.backends import make_backend as native_backend  # noqa: PLC0415
+
     if kind == "dry-run":
         # On a GPU: its real clock list (never changed); without one: the simulated H100's.
         count, clocks = _visible_gpus()
         if not count:
             count, clocks = 1, simulated_clocks_mhz()
-        return C.DryRunBackend(count, clocks), "dry-run"
+        return native_backend("dry-run", device_count=count, supported_mhz=clocks), "dry-run"
     if kind == "sim":
-        clocks = simulated_clocks_mhz()
-        return C.SimBackend(1, clocks, default_mhz=max(clocks)), "sim"
+        return native_backend("sim", supported_mhz=simulated_clocks_mhz()), "sim"
     if kind == "nvml":
         from ..devices.nvml_query import _may_lock_clocks  # noqa: PLC0415
 
@@ -87,8 +88,8 @@ def make_backend(kind: str):
             raise DeviceError(f"--backend nvml: this daemon may not lock clocks ({why})",
                               "start `gearshift daemon` as root (e.g. with "
                               "docs/gearshift-daemon.service), or use --backend dry-run")
-        return C.NvmlBackend(), "nvml"
-    raise ConfigError(f"unknown daemon backend '{kind}'", "use dry-run, sim or nvml")
+        return native_backend("nvml"), "nvml"
+    raise ConfigError(f"unknown daemon backend '{kind}'", f"use one of {', '.join(BACKENDS)}")
 
 
 class DaemonCollector:
@@ -100,12 +101,11 @@ class DaemonCollector:
         self._nvml = None
         if backend in ("nvml", "dry-run"):
             # Power and energy are only read, never set: fine on any real GPU.
-            try:
-                import pynvml  # noqa: PLC0415
+            from ..devices import nvml_query  # noqa: PLC0415
 
-                pynvml.nvmlInit()
-                self._nvml = pynvml
-            except Exception:  # no driver or no GPU: the clock series still work
+            try:
+                self._nvml = nvml_query.library()
+            except DeviceError:  # no driver or no GPU: the clock series still work
                 self._nvml = None
 
     def collect(self):

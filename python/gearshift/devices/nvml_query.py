@@ -1,12 +1,48 @@
-"""Read-only NVML queries through nvidia-ml-py (what GPUs exist, their clocks, permissions).
+"""NVML, opened in this one place: read-only queries (what GPUs exist, their clocks,
+permissions) and the handles every energy reader uses.
 
-Nothing here changes a setting of the GPU.
+Nothing here changes a setting of the GPU (clocks are locked by the native backends).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
+
+from ..errors import DeviceError
+
+
+@functools.lru_cache(maxsize=1)
+def library():
+    """pynvml, initialised once for the process (NVML counts inits; one is enough and it is
+    never shut down, so handles stay valid). Raises DeviceError naming the fix."""
+    try:
+        import pynvml  # noqa: PLC0415  (NVML only when asked)
+    except ImportError as exc:
+        raise DeviceError(f"nvidia-ml-py is not installed ({exc})",
+                          "`pip install nvidia-ml-py`, or use device='sim'") from None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        raise DeviceError(f"NVML is unavailable: {exc} (no NVIDIA driver or GPU here)",
+                          "run on a machine with an NVIDIA driver, or use device='sim'") from None
+    return pynvml
+
+
+def handle(index: int):
+    """The NVML handle of GPU ``index``."""
+    nvml = library()
+    count = nvml.nvmlDeviceGetCount()
+    if not 0 <= index < count:
+        raise DeviceError(f"GPU index {index} does not exist ({count} visible)",
+                          f"pass a GPU index from 0 to {max(count - 1, 0)}")
+    return nvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def energy_j(gpu_handle) -> float:
+    """GPU energy since the driver loaded, in J (NVML reports mJ; Volta and newer)."""
+    return library().nvmlDeviceGetTotalEnergyConsumption(gpu_handle) / 1000.0
 
 
 @dataclass
@@ -46,33 +82,27 @@ def _may_lock_clocks() -> tuple[bool, str]:
 
 
 def query() -> NvmlReport:
+    """Every visible GPU, its SM clocks and whether this process may lock them."""
     try:
-        import pynvml  # noqa: PLC0415  (NVML only when asked)
-    except ImportError as exc:
-        return NvmlReport(False, f"nvidia-ml-py is not installed ({exc}); `pip install nvidia-ml-py`")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return NvmlReport(False, f"NVML unavailable: {exc} (no NVIDIA driver or GPU here)")
-    try:
-        may, why = _may_lock_clocks()
-        report = NvmlReport(True, driver_version=_s(pynvml.nvmlSystemGetDriverVersion()))
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            gpu = GpuInfo(i, _s(pynvml.nvmlDeviceGetName(h)), may_lock_clocks=may, why_not=why)
-            try:
-                gpu.uuid = _s(pynvml.nvmlDeviceGetUUID(h))
-                mem = max(pynvml.nvmlDeviceGetSupportedMemoryClocks(h))
-                gpu.supported_sm_mhz = sorted(
-                    pynvml.nvmlDeviceGetSupportedGraphicsClocks(h, mem), reverse=True)
-                gpu.current_sm_mhz = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
-                gpu.power_w = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
-            except pynvml.NVMLError as exc:
-                gpu.why_not = gpu.why_not or f"query failed: {exc}"
-            report.gpus.append(gpu)
-        return report
-    finally:
-        pynvml.nvmlShutdown()
+        pynvml = library()
+    except DeviceError as exc:
+        return NvmlReport(False, exc.problem)
+    may, why = _may_lock_clocks()
+    report = NvmlReport(True, driver_version=_s(pynvml.nvmlSystemGetDriverVersion()))
+    for i in range(pynvml.nvmlDeviceGetCount()):
+        h = pynvml.nvmlDeviceGetHandleByIndex(i)
+        gpu = GpuInfo(i, _s(pynvml.nvmlDeviceGetName(h)), may_lock_clocks=may, why_not=why)
+        try:
+            gpu.uuid = _s(pynvml.nvmlDeviceGetUUID(h))
+            mem = max(pynvml.nvmlDeviceGetSupportedMemoryClocks(h))
+            gpu.supported_sm_mhz = sorted(
+                pynvml.nvmlDeviceGetSupportedGraphicsClocks(h, mem), reverse=True)
+            gpu.current_sm_mhz = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
+            gpu.power_w = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+        except pynvml.NVMLError as exc:
+            gpu.why_not = gpu.why_not or f"query failed: {exc}"
+        report.gpus.append(gpu)
+    return report
 
 
 def _s(v) -> str:

@@ -37,7 +37,7 @@ class Enforcer:
         self.schedule = schedule
         self.partitioning = partitioning or partitioning_of(schedule, trace)
         self.baseline = baseline
-        self.simulated = hasattr(device, "run_iteration")
+        self.simulated = device.capabilities.simulated
         self.iterations = 0
         self.switches = 0
         self.last = None
@@ -48,16 +48,12 @@ class Enforcer:
     def _open_session(self):
         from ..runtime import Session  # noqa: PLC0415
 
-        facts = self.device.facts
         if self.simulated:
-            latency = getattr(getattr(self.device, "preset", None), "switch_latency_s", 0.0)
-            s = Session(self.schedule, backend="sim", trace=self.trace,
-                        supported_mhz=list(facts.supported_freqs_mhz),
-                        default_mhz=facts.max_freq_mhz, switch_latency_s=latency,
+            # the simulated device's own sim backend: its clocks, top clock and switch latency
+            s = Session(self.schedule, backend=self.device, trace=self.trace,
                         handle_signals=False)
         else:
-            s = Session(self.schedule, backend=getattr(self.device, "backend", self.device.kind),
-                        trace=self.trace, auto_wrap=False)
+            s = Session(self.schedule, backend=self.device, trace=self.trace, auto_wrap=False)
         return s.start()
 
     @property
@@ -90,7 +86,7 @@ class Enforcer:
         return self.last
 
     def _gpu_index(self) -> int:
-        index = getattr(self.device, "index", 0)
+        index = getattr(self.device, "index", 0)  # real devices: the GPU they drive
         return index if isinstance(index, int) else 0
 
     def _feed_real_metrics(self) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
+from ..devices import open_device
 from ..errors import ConfigError
 from ..model import Schedule
 from .config import GearshiftConfig
-from .device import resolve_device
 from .enforce import Enforcer, partitioning_of
 from ..plan import Plan, plan_for
 
@@ -29,7 +29,7 @@ class Runner:
         self.loss_fn = loss_fn
         self.optimizer_factory = optimizer_factory
         self.model_name = model_name or type(model).__name__
-        self.device = resolve_device(config.device, config.sim_preset)
+        self.device = open_device(config.device, preset=config.sim_preset)
         from ..monitor import set_current_device  # noqa: PLC0415
 
         set_current_device(self.device)
@@ -60,7 +60,7 @@ class Runner:
             schedule.validate(path, self.device.facts.supported_freqs_mhz)
             partitioning = partitioning_of(schedule, trace)
             self.loaded_from = str(path)
-        elif not hasattr(self.device, "profile_options"):
+        elif not self.device.capabilities.simulated:
             # profiling a real GPU means driving the user's loop clock by clock with boundary
             # timing from the runtime; until that is wired in, plan where it is cheap and safe
             raise ConfigError(
@@ -98,6 +98,13 @@ class Runner:
         return {k: p.get(k) for k in ("time_s", "energy_j", "baseline_time_s",
                                       "baseline_energy_j", "energy_saving", "slowdown",
                                       "energy_scope", "source")}
+
+    def status(self) -> dict:
+        """What is applied to the step now (keys by owner: OWNERS.md); the overlap half's keys
+        come from integrations/overlap_pass.py."""
+        from . import overlap_pass  # noqa: PLC0415
+
+        return overlap_pass.state_of(self).status()
 
     def close(self) -> None:
         if self.enforcer is not None:

@@ -259,9 +259,9 @@ def _gpu_counters(devices, gpu_indices):
     if devices == "nvml":
         return NvmlCounters(gpu_indices)
     if devices == "sim":
-        from ..devices import get_device  # noqa: PLC0415
+        from ..devices import open_device  # noqa: PLC0415
 
-        return DeviceCounters([get_device("sim")])
+        return DeviceCounters([open_device("sim")])
     if isinstance(devices, (list, tuple)):
         return DeviceCounters(devices)
     if hasattr(devices, "energy_j"):

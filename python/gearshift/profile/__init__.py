@@ -29,14 +29,14 @@ def profile_partitions(trace: KernelTrace, partitioning: Partitioning, device=No
     """
     partitioning.check_trace(trace)
     if device is None:
-        from ..devices import get_device  # noqa: PLC0415
+        from ..devices import open_device  # noqa: PLC0415
 
-        device = get_device("sim")
+        device = open_device("sim")
     freqs = candidate_freqs(device.facts, freqs_mhz, min_freq_mhz=min_freq_mhz, step_mhz=step_mhz)
     bar = Progress(progress)
     has_comm = [p.has_comm or any(k.kind == "comm" for k in trace.kernels[p.start:p.end])
                 for p in partitioning.partitions]
-    if hasattr(device, "profile_options"):
+    if device.capabilities.simulated:
         from .simulated import profile_simulated  # noqa: PLC0415
 
         entries = profile_simulated(trace, partitioning, device, freqs, parse_overlaps(overlaps),

@@ -1,6 +1,6 @@
 """The runtime: enforce a Schedule while the model trains, and always restore the clocks.
 
-    with gearshift.runtime.Session(schedule, backend="nvml", trace=trace) as s:
+    with gearshift.runtime.Session(schedule, backend=open_device("nvml"), trace=trace) as s:
         for batch in loader:
             s.step()            # one training iteration begins (optional with auto_wrap)
             train_step(batch)

@@ -1,4 +1,9 @@
-"""Clock backends by name: nvml | dry-run | sim (or a native ClockBackend passed through)."""
+"""Native clock backends by name (nvml | dry-run | sim): the one place they are built.
+
+Devices (``gearshift.devices``) hand the runtime their backend through ``clock_backend()``, and
+the daemon builds the one it serves with here; nothing else constructs ``gearshift._C``
+backends. A native ClockBackend passed in is returned as it is.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +12,36 @@ from ..errors import ConfigError
 BACKENDS = ("nvml", "dry-run", "sim")
 
 
-def _query_supported_mhz(gpu: int) -> list[int]:
+def _real_supported_mhz(gpu: int) -> list[int]:
     """The real GPU's SM clocks, read-only (for dry-run); [] when NVML is not usable."""
-    try:
-        import pynvml  # noqa: PLC0415
+    from ..devices import nvml_query  # noqa: PLC0415
 
-        pynvml.nvmlInit()
-        try:
-            h = pynvml.nvmlDeviceGetHandleByIndex(gpu)
-            mem = max(pynvml.nvmlDeviceGetSupportedMemoryClocks(h))
-            return sorted(pynvml.nvmlDeviceGetSupportedGraphicsClocks(h, mem), reverse=True)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - any failure means "no list": dry-run then accepts all
-        return []
+    rep = nvml_query.query()
+    return list(rep.gpus[gpu].supported_sm_mhz) if rep.available and len(rep.gpus) > gpu else []
 
 
 def make_backend(kind, *, gpu: int = 0, device_count: int = 1, supported_mhz=None,
-                 default_mhz: int = 1980, switch_latency_s: float = 0.0):
-    """A native clock backend. ``kind`` may already be one (e.g. a daemon client backend)."""
+                 default_mhz: int | None = None, switch_latency_s: float = 0.0):
+    """A native clock backend. ``kind`` may already be one (e.g. a daemon client backend).
+
+    ``default_mhz`` (sim): the clock a reset returns to; default the highest supported one.
+    """
     from .._native import native  # noqa: PLC0415
 
     C = native()
     if isinstance(kind, C.ClockBackend):
         return kind
     if kind == "sim":
-        return C.SimBackend(device_count=max(device_count, gpu + 1),
-                            supported_mhz=list(supported_mhz or []), default_mhz=int(default_mhz),
+        clocks = list(supported_mhz or [])
+        top = default_mhz if default_mhz is not None else (max(clocks) if clocks else 1980)
+        return C.SimBackend(device_count=max(device_count, gpu + 1), supported_mhz=clocks,
+                            default_mhz=int(top),
                             switch_latency_ns=int(round(switch_latency_s * 1e9)))
     if kind == "dry-run":
-        clocks = list(supported_mhz) if supported_mhz is not None else _query_supported_mhz(gpu)
+        clocks = list(supported_mhz) if supported_mhz is not None else _real_supported_mhz(gpu)
         return C.DryRunBackend(device_count=max(device_count, gpu + 1), supported_mhz=clocks)
     if kind == "nvml":
         return C.NvmlBackend()
     raise ConfigError(f"unknown clock backend {kind!r}",
-                      "use one of nvml, dry-run, sim (or pass a native backend object)")
+                      "use one of nvml, dry-run, sim, or a device's clock_backend() "
+                      "(gearshift.devices.open_device(...).clock_backend())")

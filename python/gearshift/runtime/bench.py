@@ -97,6 +97,7 @@ def real_gpu_step(iterations: int = 20, samples: int = 200) -> dict:
     import torch  # noqa: PLC0415
 
     from ..model.schedule import Schedule, ScheduleEntry  # noqa: PLC0415
+    from .backends import make_backend  # noqa: PLC0415
     from .session import Session  # noqa: PLC0415
 
     model = torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.GELU(),
@@ -121,7 +122,7 @@ def real_gpu_step(iterations: int = 20, samples: int = 200) -> dict:
         torch.cuda.synchronize()
         return (time.perf_counter() - t0) / iterations
 
-    with Session(None, backend="dry-run", mode="record", signal_path="cuda", watchdog=False) as s:
+    with Session(None, backend=make_backend("dry-run"), mode="record", signal_path="cuda", watchdog=False) as s:
         s.step()
         step()
         torch.cuda.synchronize()
@@ -131,7 +132,7 @@ def real_gpu_step(iterations: int = 20, samples: int = 200) -> dict:
     sched = Schedule([ScheduleEntry(i, st, clocks[i % 2]) for i, st in enumerate(starts)],
                      "bench", "gpu", n)
     t_off = min(timed(step) for _ in range(3))
-    with Session(sched, backend="dry-run", supported_mhz=clocks, signal_path="cuda",
+    with Session(sched, backend=make_backend("dry-run", supported_mhz=clocks), signal_path="cuda",
                  watchdog=False) as s:
         t_apply = min(timed(step) for _ in range(3))
     out = {"launches_per_step": n, "step_off_us": t_off * 1e6, "step_apply_us": t_apply * 1e6,
@@ -139,7 +140,7 @@ def real_gpu_step(iterations: int = 20, samples: int = 200) -> dict:
     for trigger in ("host_func", "write"):
         sched2 = Schedule([ScheduleEntry(0, 0, clocks[0]), ScheduleEntry(1, 1, clocks[1])],
                           "bench", "gpu", 2)
-        with Session(sched2, backend="dry-run", supported_mhz=clocks, signal_path="cuda",
+        with Session(sched2, backend=make_backend("dry-run", supported_mhz=clocks), signal_path="cuda",
                      trigger=trigger, use_cupti=False, watchdog=False) as s:
             for i in range(samples):
                 torch.cuda.synchronize()

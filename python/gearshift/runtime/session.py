@@ -10,8 +10,6 @@ import weakref
 from dataclasses import dataclass
 
 from ..errors import ConfigError, FormatError, NativeUnavailableError, ScheduleMismatchError
-from .backends import make_backend
-
 log = logging.getLogger("gearshift.runtime")
 
 SIGNAL_PATHS = ("cuda", "fake-lockstep", "fake-realtime")
@@ -53,7 +51,10 @@ atexit.register(_atexit_stop_all)
 class Session:
     """Enforce ``schedule`` on GPU ``gpu`` through a clock backend; restores clocks on exit.
 
-    backend: "nvml" | "dry-run" | "sim" or a native backend object.
+    backend: the clock backend the controller drives: a Device from the registry (its
+        ``clock_backend()`` is used: ``gearshift.devices.open_device("nvml")``) or a native
+        ``ClockBackend`` (``gearshift.runtime.make_backend("sim", supported_mhz=...)``).
+        Its supported clocks are what the schedule is checked against.
     trace: the KernelTrace the schedule was planned from; with it, each partition's kernel names
         are checked as the hook observes them (without it only kernel counts are checked).
     mode: "apply" enforces the schedule; "record" records launches into a trace (no schedule).
@@ -69,11 +70,10 @@ class Session:
         boundary arrives (lowest latency; costs a host core while the GPU lags the CPU).
     """
 
-    def __init__(self, schedule=None, backend="sim", *, gpu: int = 0, trace=None,
+    def __init__(self, schedule=None, backend=None, *, gpu: int = 0, trace=None,
                  mode: str = "apply", signal_path: str | None = None, trigger: str = "write",
                  auto_wrap: bool = True, watchdog: bool | None = None,
-                 watchdog_log: str | os.PathLike | None = None, supported_mhz=None,
-                 default_mhz: int = 1980, switch_latency_s: float = 0.0,
+                 watchdog_log: str | os.PathLike | None = None,
                  handle_signals: bool = True, use_cupti: bool = True,
                  poll_spin_us: float = 200.0, poll_sleep_us: float = 10.0):
         if mode not in ("apply", "record"):
@@ -88,10 +88,14 @@ class Session:
         self.trace = trace
         self.mode = mode
         self.gpu = gpu
-        self._backend_kind = backend
-        self._backend_args = dict(supported_mhz=supported_mhz, default_mhz=default_mhz,
-                                  switch_latency_s=switch_latency_s)
+        if backend is None or isinstance(backend, str):
+            raise ConfigError(
+                f"Session needs a clock backend object, not {backend!r}",
+                "pass a device from gearshift.devices.open_device(...) (or its clock_backend()), "
+                "e.g. Session(schedule, open_device('sim'))")
+        self._backend_source = backend
         self._signal_path = signal_path
+        self.signal_path = signal_path or ""     # the one in use, once started
         self._trigger = trigger
         self._auto_wrap = auto_wrap
         self._watchdog = watchdog
@@ -124,8 +128,9 @@ class Session:
         from .._native import library_status, native, native_dir  # noqa: PLC0415
 
         C = native()
-        self.backend = make_backend(self._backend_kind, gpu=self.gpu, **self._backend_args)
+        self.backend = self._clock_backend(C)
         path = self._signal_path or self._default_signal_path(library_status)
+        self.signal_path = path
         hashes = self._expected_hashes(C) if self.mode == "apply" else []
         if self.mode == "apply":
             supported = self.backend.supported_sm_mhz(self.gpu)
@@ -191,6 +196,14 @@ class Session:
         if int(partition) == 0:
             self._check_mismatch(rt)
         return True
+
+    def sync(self) -> None:
+        """Fake signal paths: run the fake device until it reached every posted boundary, so
+        the controller has acted on each ``mark`` (the clock is then that partition's). A real
+        GPU's stream reaches its boundaries by itself: nothing to do there."""
+        rt = self._require()
+        if self.signal_path.startswith("fake"):
+            rt.run_fake_device()
 
     def replay(self, trace, iterations: int = 1, *, api: str = "runtime",
                default_kernel_s: float = 10e-6, step: bool = False) -> list[SwitchEvent]:
@@ -269,6 +282,18 @@ class Session:
         if self._rt is None:
             raise ConfigError("the session is not running", "use it inside `with Session(...)`")
         return self._rt
+
+    def _clock_backend(self, C):
+        from ..devices.base import Device  # noqa: PLC0415
+
+        b = self._backend_source
+        if isinstance(b, Device):
+            b = b.clock_backend()
+        if not isinstance(b, C.ClockBackend):
+            raise ConfigError(f"Session's backend {type(b).__name__} is not a clock backend",
+                              "pass a device from gearshift.devices.open_device(...) or a "
+                              "native ClockBackend (gearshift.runtime.make_backend)")
+        return b
 
     def _is_sim(self) -> bool:
         return self.backend is not None and self.backend.name == "sim"

@@ -38,6 +38,22 @@ class SimDevice:
     def name(self) -> str:
         return f"{self.preset.name} (simulated)"
 
+    @property
+    def capabilities(self):
+        from ..base import Capabilities  # noqa: PLC0415
+
+        return Capabilities(simulated=True, clock_control=True, energy_source="simulated",
+                            switch_latency_s=self.preset.switch_latency_s)
+
+    def clock_backend(self):
+        """A fresh native ``sim`` backend with this preset's clocks and switch latency (the
+        runtime's controller drives it; the simulator then prices the clocks it set)."""
+        from ...runtime.backends import make_backend  # noqa: PLC0415
+
+        return make_backend("sim", supported_mhz=list(self.facts.supported_freqs_mhz),
+                            default_mhz=self.facts.max_freq_mhz,
+                            switch_latency_s=self.preset.switch_latency_s)
+
     def energy_j(self) -> float:
         return self._energy_j
 

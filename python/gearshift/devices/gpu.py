@@ -1,0 +1,74 @@
+"""A real GPU behind the Device protocol: NVML energy counter and clocks through the runtime's
+native clock backend (``nvml`` locks them; ``dry-run`` only logs what it would do)."""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import ClockPermissionError, DeviceError
+from ..model import DeviceFacts
+from . import nvml_query
+from .base import Capabilities
+
+
+class GpuDevice:
+    source = "measured"
+
+    def __init__(self, kind: str = "nvml", index: int = 0, info: nvml_query.GpuInfo | None = None):
+        if info is None:
+            rep = nvml_query.query()
+            if not (rep.available and len(rep.gpus) > index):
+                raise DeviceError(f"no NVIDIA GPU {index} here ({rep.reason or 'none visible'})",
+                                  "use device='sim' (the simulated GPU) on this machine")
+            info = rep.gpus[index]
+        self.kind = kind
+        self.index = index
+        self.facts = DeviceFacts(info.name, tuple(info.supported_sm_mhz) or (0,))
+        self.capabilities = Capabilities(simulated=False, clock_control=kind == "nvml",
+                                         energy_source="measured", needs_step=True)
+        self.nvml = nvml_query.library()
+        self.nvml_handle = nvml_query.handle(index)
+        self._backend = None
+
+    @classmethod
+    def open(cls, kind: str, index: int = 0) -> "GpuDevice":
+        """The registry's opener: refuses, with the fix, a GPU this process may not clock."""
+        rep = nvml_query.query()
+        if not (rep.available and rep.gpus):
+            raise DeviceError(f"device '{kind}' needs an NVIDIA GPU ({rep.reason or 'none visible'})",
+                              "use device='sim' (simulated GPU) on this machine")
+        if not index < len(rep.gpus):
+            raise DeviceError(f"there is no GPU {index} here ({len(rep.gpus)} visible)",
+                              f"pick a GPU index from 0 to {len(rep.gpus) - 1}")
+        info = rep.gpus[index]
+        if kind == "nvml" and not info.may_lock_clocks:
+            raise ClockPermissionError(
+                f"this process may not lock the SM clocks of {info.name}",
+                "run as root, or start `sudo gearshift daemon` and use device='daemon:/run/"
+                "gearshift/gearshift.sock', or use device='dry-run' to log switches only")
+        return cls(kind, index, info)
+
+    @property
+    def name(self) -> str:
+        return self.facts.name + (" (dry-run: clocks never changed)" if self.kind == "dry-run"
+                                  else "")
+
+    def clock_backend(self):
+        if self._backend is None:
+            from ..runtime.backends import make_backend  # noqa: PLC0415
+
+            self._backend = make_backend(self.kind, gpu=self.index,
+                                         supported_mhz=list(self.facts.supported_freqs_mhz))
+        return self._backend
+
+    def energy_j(self) -> float:
+        return nvml_query.energy_j(self.nvml_handle)
+
+    def time_s(self) -> float:
+        return time.monotonic()
+
+    def set_sm_clock(self, freq_mhz: int) -> None:
+        self.clock_backend().lock_sm_mhz(self.index, int(freq_mhz))
+
+    def reset_sm_clock(self) -> None:
+        self.clock_backend().reset(self.index)
