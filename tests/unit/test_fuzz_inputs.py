@@ -393,7 +393,7 @@ CLI_OPTIONS = [
     (["sim", "pipeline", "--stage-profile", "{stage_profile}", "--plan", "{pipeline_plan}",
       "--stages", "2", "--microbatches", "3", "--blocking-power-w", "50"],
      ["--stages", "--microbatches", "--blocking-power-w", "--p2p-s", "--time-scale",
-      "--energy-scale"]),
+      "--energy-scale", "--virtual-stages"]),
     (["run", "{schedule}", "--trace", "{trace}", "-n", "1", "--no-baseline", "--quiet"],
      ["-n"]),
     (["sim", "run", "--trace", "{trace}", "--freq", "1980"], ["--freq", "--switch-latency-ms"]),

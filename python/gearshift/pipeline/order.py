@@ -134,6 +134,7 @@ def schedule_order(kind: str, stages: int, microbatches: int,
     check_shape(stages, microbatches)
     kind = check_kind(kind)
     v = virtual_stages_of(kind, virtual_stages)
+    check_shape(stages * v, microbatches)  # every model stage's computations, not only ranks'
     stages, microbatches = int(stages), int(microbatches)
     if kind in ("1f1b", "gpipe"):
         per_stage = pipeline_order(kind, stages, microbatches)
