@@ -133,3 +133,33 @@ def test_metrics_port_is_checked_before_the_daemon_starts(tmp_path):
 
     with pytest.raises(ConfigError, match="metrics-port"):
         run_daemon(str(tmp_path / "d.sock"), "dry-run", metrics_port=70000)
+
+
+def test_wrapped_model_reports_refusals_and_falls_back():
+    import torch
+
+    from gearshift.integrations.config import GearshiftConfig
+    from gearshift.integrations.runner import Runner
+
+    class RefusedEnforcer:
+        """Stands in for an Enforcer whose session's clock requests the daemon refuses."""
+        clock_refusals, clock_refusal_reason = 0, None
+        steps = closed = 0
+
+        def step(self):
+            self.steps += 1
+            self.clock_refusals += 2
+            self.clock_refusal_reason = "gpu 0 is held by uid 1000 pid 42"
+
+        def close(self):
+            self.closed += 1
+
+    r = Runner(torch.nn.Linear(2, 2), GearshiftConfig(device="sim", progress=False))
+    r.enforcer = enf = RefusedEnforcer()
+    assert r.status()["clock_refusals"] == 0 and r.status().get("phase") != "fallback"
+    r.on_step(None)
+    r.on_step(None)  # after the fallback the step runs untouched
+    st = r.status()
+    assert st["clock_refusals"] == 2 and st["phase"] == "fallback"
+    assert "held by uid 1000" in st["fallback_reason"]
+    assert enf.steps == 1 and enf.closed == 1

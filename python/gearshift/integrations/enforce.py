@@ -62,6 +62,10 @@ class Enforcer:
         schedule is not what the GPU runs (the runner reports it and falls back)."""
         return self.session.clock_refusals if self.session is not None else 0
 
+    @property
+    def clock_refusal_reason(self) -> str | None:
+        return self.session.clock_refusal_reason if self.session is not None else None
+
     def step(self):
         self.iterations += 1
         if not self.simulated:

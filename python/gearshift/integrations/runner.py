@@ -35,6 +35,7 @@ class Runner:
         set_current_device(self.device)
         self.plan: Plan | None = None
         self.schedule: Schedule | None = None
+        self.refusal_reason: str | None = None  # set when clock requests were refused
         self.enforcer: Enforcer | None = None
         self.loaded_from: str | None = None
 
@@ -83,7 +84,15 @@ class Runner:
     def on_step(self, example_inputs) -> None:
         if not self.ready:
             self.prepare(example_inputs)
+        if self.refusal_reason is not None:
+            return  # fell back: the step runs untouched, at clocks this process does not own
         self.enforcer.step()
+        if self.enforcer.clock_refusals:
+            # the clocks are not ours (another job holds them, no permission): stop rather
+            # than report a schedule as enforced; the session has warned once already
+            self.refusal_reason = ("the clock backend refused a clock request ("
+                                   f"{self.enforcer.clock_refusal_reason or 'no reason given'})")
+            self.enforcer.close()
 
     @property
     def clock_refusals(self) -> int:
@@ -104,7 +113,11 @@ class Runner:
         come from integrations/overlap_pass.py."""
         from . import overlap_pass  # noqa: PLC0415
 
-        return overlap_pass.state_of(self).status()
+        st = overlap_pass.state_of(self).status()
+        st["clock_refusals"] = self.clock_refusals
+        if self.refusal_reason is not None:
+            st["phase"], st["fallback_reason"] = "fallback", self.refusal_reason
+        return st
 
     def close(self) -> None:
         if self.enforcer is not None:

@@ -273,6 +273,12 @@ class Session:
         return 0 if rt is None else rt.stats().clock_refusals
 
     @property
+    def clock_refusal_reason(self) -> str | None:
+        """Why the backend refused the last clock request, while any was refused."""
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return rt.last_error if rt is not None and rt.stats().clock_refusals else None
+
+    @property
     def current_mhz(self) -> int:
         """The clock the controller last set (0 = the driver's default)."""
         return self._require().current_mhz
