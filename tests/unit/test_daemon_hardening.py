@@ -163,3 +163,30 @@ def test_wrapped_model_reports_refusals_and_falls_back():
     assert st["clock_refusals"] == 2 and st["phase"] == "fallback"
     assert "held by uid 1000" in st["fallback_reason"]
     assert enf.steps == 1 and enf.closed == 1
+
+
+def test_native_accept_loop_rests_when_out_of_descriptors():
+    from test_daemon import Daemon, raw_connect
+
+    d = Daemon(backend="dry-run", lease_s=30.0)
+    conns = []
+    try:
+        pid = d.proc.pid
+        limit = _fds(pid) + 8
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        for _ in range(40):  # more clients than descriptors left: accept() fails with EMFILE
+            conns.append(raw_connect(d.socket))
+        d.wait_event(r"accept-paused reason=out-of-file-descriptors")
+        cpu0 = _cpu_s(pid)
+        time.sleep(2.0)
+        cpu = _cpu_s(pid) - cpu0
+        print(f"out of descriptors with 40 clients waiting: CPU {cpu / 2.0:.1%} of a core")
+        assert cpu < 0.2  # resting, not spinning on the readable listening socket
+        for s in conns:
+            s.close()
+        conns.clear()
+        assert d.status()["gpus"][0]["index"] == 0  # serving again once descriptors free up
+    finally:
+        for s in conns:
+            s.close()
+        d.close()
