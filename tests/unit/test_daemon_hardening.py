@@ -156,9 +156,11 @@ def test_wrapped_model_reports_refusals_and_falls_back():
 
     r = Runner(torch.nn.Linear(2, 2), GearshiftConfig(device="sim", progress=False))
     r.enforcer = enf = RefusedEnforcer()
-    assert r.status()["clock_refusals"] == 0 and r.status().get("phase") != "fallback"
-    r.on_step(None)
-    r.on_step(None)  # after the fallback the step runs untouched
+    assert r.status()["clock_refusals"] == 0 and r.status()["phase"] != "fallback"
+    x = torch.zeros(1, 2)
+    with pytest.warns(RuntimeWarning, match="refused a clock request"):
+        r.guarded_step(x)
+    r.guarded_step(x)  # after the fallback the step runs untouched
     st = r.status()
     assert st["clock_refusals"] == 2 and st["phase"] == "fallback"
     assert "held by uid 1000" in st["fallback_reason"]
