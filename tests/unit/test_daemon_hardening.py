@@ -144,7 +144,7 @@ def test_wrapped_model_reports_refusals_and_falls_back():
     class RefusedEnforcer:
         """Stands in for an Enforcer whose session's clock requests the daemon refuses."""
         clock_refusals, clock_refusal_reason = 0, None
-        steps = closed = 0
+        steps = closed = iterations = 0
 
         def step(self):
             self.steps += 1
