@@ -31,18 +31,23 @@ def validate_objective(objective: str) -> str:
     return objective
 
 
-def _check_json_type(path: str | None, key: str, v) -> None:
-    """A config file's value has its field's JSON type (a bool is not a number here)."""
-    if v is None and key not in ("objective", "device", "progress"):
+def _check_json_type(path: str | None, annotation: str, key: str, v) -> None:
+    """A config file's value has its field's JSON type (a bool is not a number here); the
+    type is read from the field's annotation, so a new field is checked too."""
+    if v is None and "None" in annotation:
         return
-    if key == "progress":
+    if annotation.startswith("bool"):
         ok, want = isinstance(v, bool), "true or false"
-    elif key in ("min_freq_mhz", "freq_step_mhz"):
-        ok, want = isinstance(v, int) and not isinstance(v, bool), "a whole number of MHz"
-    elif key == "overlaps":
+    elif annotation.startswith("int"):
+        ok, want = isinstance(v, int) and not isinstance(v, bool), "a whole number"
+    elif annotation.startswith("float"):
+        ok, want = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+    elif annotation.startswith("tuple"):
         ok, want = isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"
-    else:
+    elif annotation.startswith("str"):
         ok, want = isinstance(v, str), "a string"
+    else:
+        return
     if not ok:
         raise FormatError(path, key, f"expected {want}, got {v!r}"[:200], f"write {want}")
 
@@ -120,8 +125,9 @@ class GearshiftConfig:
             raise FormatError(path, sorted(unknown)[0], "is not a config field",
                               f"use only {', '.join(sorted(known))}")
         kw = {k: v for k, v in data.items() if k in known}
+        types = {f.name: str(f.type) for f in fields(cls)}
         for k, v in kw.items():
-            _check_json_type(path, k, v)
+            _check_json_type(path, types[k], k, v)
         if kw.get("overlaps") is not None:
             kw["overlaps"] = tuple(kw["overlaps"])
         return cls(**kw)
