@@ -377,9 +377,9 @@ class PipelineRunner:
 
     # ------------------------------------------------------------------ the simulated GPU
     def _open_device(self):
-        from .integrations.device import resolve_device  # noqa: PLC0415
+        from .devices import open_device  # noqa: PLC0415
 
-        dev = resolve_device(self.config.device, self.config.sim_preset)
+        dev = open_device(self.config.device, preset=self.config.sim_preset)
         if not hasattr(dev, "profile_options"):
             raise _Failed(f"profiling pipeline instructions on {dev.name} is not implemented "
                           "(only the simulated GPU)", "use device='sim'")
@@ -440,10 +440,9 @@ class PipelineRunner:
                           for i, (f, lab) in enumerate(zip(freqs, labels))],
                          f"pipeline:{self.kind}:rank{self.rank}", self.device.name,
                          len(self.program), objective=self.config.objective)
-        facts = self.device.facts
-        self._session = Session(sched, backend="sim", use_cupti=False,
-                                supported_mhz=list(facts.supported_freqs_mhz),
-                                default_mhz=facts.max_freq_mhz, switch_latency_s=0.0,
+        # the simulated device's own clock backend; the pipeline's simulated timeline does not
+        # charge its switch latency (see the module doc)
+        self._session = Session(sched, backend=self.device, use_cupti=False,
                                 handle_signals=False, signal_path="fake-lockstep").start()
 
     def _stop_session(self) -> None:
