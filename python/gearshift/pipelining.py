@@ -377,10 +377,11 @@ class PipelineRunner:
 
     # ------------------------------------------------------------------ the simulated GPU
     def _open_device(self):
-        from .devices import open_device  # noqa: PLC0415
+        from .devices.open import open_device  # noqa: PLC0415
 
-        dev = open_device(self.config.device, preset=self.config.sim_preset)
-        if not hasattr(dev, "profile_options"):
+        # switch latency is not charged here, as in the pipeline executor (see the docstring)
+        dev = open_device(self.config.device, preset=self.config.sim_preset, switch_latency_s=0.0)
+        if not dev.capabilities.simulated:
             raise _Failed(f"profiling pipeline instructions on {dev.name} is not implemented "
                           "(only the simulated GPU)", "use device='sim'")
         return dev
@@ -440,8 +441,6 @@ class PipelineRunner:
                           for i, (f, lab) in enumerate(zip(freqs, labels))],
                          f"pipeline:{self.kind}:rank{self.rank}", self.device.name,
                          len(self.program), objective=self.config.objective)
-        # the simulated device's own clock backend; the pipeline's simulated timeline does not
-        # charge its switch latency (see the module doc)
         self._session = Session(sched, backend=self.device, use_cupti=False,
                                 handle_signals=False, signal_path="fake-lockstep").start()
 
