@@ -378,3 +378,35 @@ def test_compile_splits_nanobatches_or_says_why_not(monkeypatch, graph_break):
     else:
         assert st["overlap_applied"] is True and st["overlap_skipped_reason"] is None
         assert st["nanobatches"] == 2 and st["partitions"] == []
+
+
+def test_runner_fallback_leaves_the_step_untouched():
+    from types import SimpleNamespace
+
+    sched = SimpleNamespace(entries=[], nanobatches=2)
+    runner = SimpleNamespace(schedule=sched, fallback_reason=None)
+    module = torch.nn.Linear(2, 2)
+    assert op.module_call(runner, module) is not module     # the schedule asks for nanobatches
+    runner.fallback_reason = "clock refused"
+    assert op.module_call(runner, module) is module
+
+
+def test_a_step_dynamo_cannot_capture_runs_eagerly(monkeypatch):
+    from types import SimpleNamespace
+
+    runner = SimpleNamespace(schedule=SimpleNamespace(entries=[], nanobatches=2))
+
+    def broken(*a, **k):
+        def fn(*args, **kwargs):
+            raise RuntimeError("dynamo internal error")
+        return fn
+
+    monkeypatch.setattr(torch, "compile", broken)
+    module = torch.nn.Linear(2, 2)
+    x = torch.randn(3, 2)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = op.module_call(runner, module)(x)
+    assert torch.equal(out, module(x))
+    assert "could not capture the step: RuntimeError" in runner.overlap.skipped_reason
+    assert op.module_call(runner, module) is module
