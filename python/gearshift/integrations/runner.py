@@ -174,6 +174,16 @@ class Runner:
         if not self.ready:
             self.prepare(example_inputs)
         self.enforcer.step()
+        if self.enforcer.clock_refusals:
+            # the clocks are not ours (another job holds them, no permission): fall back rather
+            # than report a schedule as enforced
+            self.fallback("the clock backend refused a clock request ("
+                          f"{self.enforcer.clock_refusal_reason or 'no reason given'})")
+
+    @property
+    def clock_refusals(self) -> int:
+        """Clock requests refused so far (status()["clock_refusals"])."""
+        return self.enforcer.clock_refusals if self.enforcer is not None else 0
 
     # ---- never break training ------------------------------------------------------------
     @property
@@ -228,6 +238,9 @@ class Runner:
             self.steps_by_phase["fallback"] += 1
             return
         self.micro_steps += 1
+        if self.enforcer is None and not self.count_on_optimizer:
+            # an optimizer over the model already exists: count its steps from the first one
+            self.count_on_optimizer = _optimizer_exists(self.model)
         if self.count_on_optimizer and self.ready and self.micro_steps > 1:
             return                        # a further micro-step of the same optimizer step
         shapes = _shapes(example_inputs)
@@ -287,6 +300,7 @@ class Runner:
         from . import overlap_pass  # noqa: PLC0415  (the overlap half's keys)
 
         s.update(overlap_pass.state_of(self).status())
+        s["clock_refusals"] = self.clock_refusals
         return s
 
     def savings(self) -> dict:
@@ -305,6 +319,22 @@ class Runner:
             self.online.close()
         if self.enforcer is not None:
             self.enforcer.close()
+
+
+def _optimizer_exists(model) -> bool:
+    """Whether some torch optimizer holds this model's parameters (found once, at the first
+    step, so that gradient accumulation counts optimizer steps from the first iteration)."""
+    import gc  # noqa: PLC0415
+
+    first = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    if first is None:
+        return False
+    for o in gc.get_objects():
+        # type(), not isinstance(): a dead weak proxy among the objects raises on the latter
+        if issubclass(type(o), torch.optim.Optimizer) and any(
+                p is first for g in o.param_groups for p in g["params"]):
+            return True
+    return False
 
 
 def _shapes(inputs) -> tuple:
