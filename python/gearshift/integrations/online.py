@@ -195,8 +195,6 @@ class OnlinePath:
         if e is None:  # the counter never moved twice: give up on this clock, say so
             log.warning("profile: no energy reading at %d MHz after %d steps",
                         self.round.freq_mhz, self.round.steps)
-            self.search.measured[self.round.freq_mhz] = (t, t * 0 + np.nan, err,
-                                                         self.round.steps)
             raise RuntimeError(f"the energy counter did not update during {self.round.steps} "
                                f"steps at {self.round.freq_mhz} MHz")
         self.search.record(self.round.freq_mhz, t, e, err, self.round.steps)

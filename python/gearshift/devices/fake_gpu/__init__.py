@@ -170,11 +170,11 @@ class FakeGpuDevice:
                 self.counter.advance(float(t) * self.slowdown, float(e) / float(t))
             reads.append((self.counter.now_s, self.counter.read_mj()))
         self.steps_played += 1
-        by_part = {}
-        for ev in events:
-            if ev.device_time_s is not None:
-                by_part.setdefault(ev.partition, ev.device_time_s + self._session_t0_s)
-        bounds = [by_part.get(i) for i in range(len(cuts))] if events else [t0]
+        # a boundary the runtime's controller acted on was reached when the simulated timeline
+        # reached that partition's first kernel (the fake device's write time)
+        seen = {ev.partition for ev in events}
+        bounds = ([t0 + float(start[c]) if i in seen else None for i, c in enumerate(cuts)]
+                  if schedule is not None else [t0])
         return StepSample(bounds, reads, self.counter.now_s)
 
     def power_ratio(self, cuts, freq_mhz: int) -> np.ndarray | None:
