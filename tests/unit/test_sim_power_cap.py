@@ -35,9 +35,14 @@ def comm_heavy_trace(num_parts: int = 6) -> tuple[KernelTrace, Partitioning]:
     return tr, Partitioning.from_cuts(tr, cuts)
 
 
-@pytest.mark.parametrize("preset", ["h100-sxm", "a100-sxm"])
-def test_no_partition_exceeds_the_tdp(preset):
-    dev = SimDevice(preset)
+# The calibrated A100 (issue #13) draws at most ~380 W on this trace, below its 400 W TDP, as a
+# real A100 does; a 350 W power limit (what `nvidia-smi -pl 350` sets) makes the limit bind.
+@pytest.mark.parametrize("preset,limit_w", [("h100-sxm", None), ("a100-sxm", 350.0)])
+def test_no_partition_exceeds_the_tdp(preset, limit_w):
+    from gearshift.devices.sim import get_preset
+
+    p = get_preset(preset)
+    dev = SimDevice(p if limit_w is None else p.with_(tdp_w=limit_w))
     tr, part = comm_heavy_trace()
     P = len(part.partitions)
     tdp = dev.preset.tdp_w

@@ -194,3 +194,53 @@ def run_cmd(trace_path, part_path, sched_path, freq_mhz, overlap, preset, switch
                 w.writerow([i, k.name, int(dev.timeline(trace, part).part_of[i]),
                             repr(float(res.kernel_start_s[i])), repr(float(res.kernel_end_s[i]))])
     click.echo(f"time_s={res.time_s!r} energy_j={res.energy_j!r}")
+
+
+@sim.command(name="overlap-validate")
+@click.option("--fit", "fit_path", default=None, type=click.Path(dir_okay=False),
+              help="Measured overlap CSV to fit on, clocks unlocked (Kareus energy_results.csv "
+              "columns; default: the shipped kareus_a100_attn data).")
+@click.option("--test", "test_path", required=True, type=click.Path(dir_okay=False),
+              help="Measured overlap CSV to predict, same columns.")
+@click.option("--test-clock-mhz", type=int, default=None,
+              help="SM clock TEST was measured at (locked); default: clocks unlocked.")
+def overlap_validate(fit_path, test_path, test_clock_mhz):
+    """Fit the communication/contention model on FIT, predict TEST (simulated A100).
+
+    Last line: time_mape_pct=<float> energy_mape_pct=<float> pick_gap_pct=<float>."""
+    import numpy as np  # noqa: PLC0415
+
+    from ..devices.sim import calibration_overlap as co  # noqa: PLC0415
+    from ..errors import ConfigError  # noqa: PLC0415
+
+    preset = co.base_a100()
+    if test_clock_mhz is not None and test_clock_mhz not in preset.freqs_mhz:
+        raise ConfigError(f"--test-clock-mhz {test_clock_mhz} is not a supported A100 SM clock",
+                          f"pass a clock in {preset.min_freq_mhz}..{preset.max_freq_mhz} MHz "
+                          "in 15 MHz steps (e.g. 1200)")
+    fit_m = co.load_measured(fit_path or co.data_path())
+    test_m = co.load_measured(test_path)
+    click.echo(f"fitting the A100 kernel, communication and contention model on "
+               f"{len(fit_m)} configurations, {len(fit_m.windows())} windows "
+               f"({fit_path or 'shipped kareus_a100_attn'}, clocks unlocked) ...")
+    _, p, q, b = co.fit(co.neutral(preset), fit_m)
+    clock = "unlocked" if test_clock_mhz is None else f"{test_clock_mhz} MHz"
+    s = co.scores(p, q, b, test_m, test_clock_mhz)
+    t, e = s["time_s"], s["energy_j"]
+    click.echo(f"predicted vs measured on {len(test_m)} configurations of {test_path} "
+               f"(clock {clock}); energy = both GPUs, simulated vs measured (NVML)")
+    click.echo(f"{'window':>7} {'n':>3} {'time MAPE':>9} {'energy MAPE':>11} "
+               f"{'fastest measured':>22} {'model pick (measured)':>27} {'gap':>6}")
+    for w in test_m.windows():
+        sel = (test_m.launch_op == w[0]) & (test_m.complete_op == w[1])
+        mt, me, pt, pe = test_m.time_s[sel], test_m.energy_j[sel], t[sel], e[sel]
+        best, pick = int(np.argmin(mt)), int(np.argmin(pt))
+        sms, blk = test_m.ctas[sel], test_m.block[sel]
+        click.echo(f"{w[0]:>3},{w[1]:<3} {int(sel.sum()):3d} "
+                   f"{100 * np.mean(np.abs(pt / mt - 1)):8.2f}% {100 * np.mean(np.abs(pe / me - 1)):10.2f}% "
+                   f"{int(sms[best]):>5}/{int(blk[best]):<4} {1e3 * mt[best]:7.3f} ms   "
+                   f"{int(sms[pick]):>5}/{int(blk[pick]):<4} {1e3 * pt[pick]:6.3f} "
+                   f"({1e3 * mt[pick]:6.3f}) ms {100 * (mt[pick] / mt[best] - 1):5.2f}%")
+    click.echo("(sms/block: CTAs and threads per block of the all-reduce; time per call)")
+    click.echo(f"time_mape_pct={s['time_mape_pct']:.4f} energy_mape_pct={s['energy_mape_pct']:.4f} "
+               f"pick_gap_pct={s['pick_gap_pct']:.4f}")

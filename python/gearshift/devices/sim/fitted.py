@@ -36,7 +36,7 @@ def apply_fitted(preset):
     idle_ratio = preset.idle_power_w / A40_IDLE_W
     tdp_ratio = preset.tdp_w / A40_TDP_W
     for k in ("static_power_w", "leak_power_w"):
-        if k in A40_FITTED:
+        if k in A40_FITTED and preset.key not in OVERLAP_FITTED_KEYS:
             changes[k] = A40_FITTED[k] * idle_ratio
     for k in ("sm_power_w", "mem_power_w"):
         if k in A40_FITTED:
@@ -45,3 +45,31 @@ def apply_fitted(preset):
         changes["f_knee_mhz"] = int(round(A40_FITTED["f_knee_mhz"] * preset.max_freq_mhz
                                           / A40_FMAX))
     return replace(preset, **changes)
+
+
+# presets whose power and efficiencies come from the overlap calibration (overlap_a100.json)
+OVERLAP_FITTED_KEYS = ("a100-sxm", "h100-sxm")
+H100_GEMM_POWER_W = 700.0     # assumed: a dense GEMM at the H100's max clock draws about its TDP
+
+
+def apply_overlap_fit(preset):
+    """A100: the figures fitted on the Kareus overlap data. H100: derived from them (presets.py
+    says how). Others unchanged. Without the calibration file, the preset as it is."""
+    if preset.key not in OVERLAP_FITTED_KEYS:
+        return preset
+    from .calibration_overlap import load_stored  # noqa: PLC0415
+
+    doc = load_stored()
+    if doc is None:
+        return preset
+    fit = doc["a100_preset"]
+    if preset.key == "a100-sxm":
+        return replace(preset, **fit)
+    # H100: base power by the idle ratio; SM power so a dense GEMM (u_c = 1) at f_max draws
+    # H100_GEMM_POWER_W; DRAM power and efficiencies kept (typical published-benchmark values)
+    from .presets import A100_SXM  # noqa: PLC0415
+
+    static = fit["static_power_w"] * preset.idle_power_w / A100_SXM.idle_power_w
+    sm = H100_GEMM_POWER_W - static - preset.leak_power_w
+    return replace(preset, static_power_w=static, sm_power_w=sm,
+                   mem_power_w=fit["mem_power_w"])

@@ -5,8 +5,9 @@
     t_m    = bytes / (mem_bw * mem_efficiency) * (1 - mu + mu * x)
                                                              memory part, mu = mem_f_share
     t      = max(t_c, t_m) + alpha * min(t_c, t_m) + launch_s
-    comm:  t = latency + payload * algo_factor / (link_bw * min(1, sms / sms_sat))
-               * (1 - kappa + kappa * x)                     kappa = comm_f_share (small)
+    comm:  library default CTAs (sms = 0): t = latency + link_bytes / (link_bw * min(1, sms /
+               sms_sat)) * (1 - kappa + kappa * x),           kappa = comm_f_share (small)
+           a given CTA count and block size: overlap.comm_time_s (fitted on measured A100 data)
 
     V(f)/V(fmax) = v_min + (1 - v_min) * clip((f - f_knee) / (f_max - f_knee), 0, 1)
     phi(f) = (V(f)/V(fmax))^2 * f / f_max
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import TraceError
+from . import overlap as ov
 from .presets import GPUPreset
 
 # bytes that cross the link per byte of payload, for a ring over n ranks
@@ -131,7 +133,8 @@ class KernelCost:
         self.dyn_energy_j = (self.power_w - self.gap_power_w) * self.busy_s
 
 
-def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None) -> KernelCost:
+def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None,
+             comm_block=None) -> KernelCost:
     fmax = p.max_freq_mhz
     x = fmax / f
     mu = p.mem_f_share
@@ -139,11 +142,16 @@ def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None) -> Ke
     t_m = ka.mem_bytes / (p.mem_bw_bytes_s * p.mem_efficiency) * (1.0 - mu + mu * x)
     busy = np.maximum(t_c, t_m) + p.overlap_alpha * np.minimum(t_c, t_m)
     if ka.is_comm.any():
-        sms = np.full(len(ka), float(p.comm_sms_default)) if comm_sms is None else \
-            np.where(np.asarray(comm_sms) > 0, comm_sms, p.comm_sms_default).astype(float)
-        bw = p.link_bw_bytes_s * np.minimum(1.0, sms / p.comm_sms_saturate)
-        kappa = p.comm_f_share
-        t_comm = p.comm_latency_s + ka.link_bytes / bw * (1.0 - kappa + kappa * x)
+        # a collective given a CTA count runs the fitted CTA-limited kernel (overlap.py); the
+        # library default (0) the published link bandwidth
+        req = np.zeros(len(ka)) if comm_sms is None else np.asarray(comm_sms, dtype=float)
+        lib = req <= 0
+        sms = np.where(lib, float(p.comm_sms_default), req)
+        blk = np.full(len(ka), float(ov.DEFAULT_BLOCK_THREADS)) if comm_block is None else \
+            np.where(np.asarray(comm_block) > 0, comm_block, ov.DEFAULT_BLOCK_THREADS)
+        q = ov.params_for(p)
+        t_comm = np.where(lib, ov.library_comm_time_s(p, ka.link_bytes, sms, f),
+                          ov.comm_time_s(q, ka.link_bytes, sms, blk, f, fmax))
         busy = np.where(ka.is_comm, t_comm, busy)
         t_c = np.where(ka.is_comm, 0.0, t_c)
         t_m = np.where(ka.is_comm, np.minimum(ka.mem_bytes / (p.mem_bw_bytes_s * p.mem_efficiency),
@@ -158,19 +166,19 @@ def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None) -> Ke
     dyn = p.sm_power_w * act * ph + p.mem_power_w * u_m
     if ka.is_comm.any():
         share = sms / p.sm_count
-        dyn_comm = p.sm_power_w * share * p.comm_activity * ph + p.mem_power_w * u_m + \
-            p.link_power_w
-        dyn = np.where(ka.is_comm, dyn_comm, dyn)
+        p_lib = p.sm_power_w * share * p.comm_activity * ph + p.link_power_w
+        p_fit = ov.comm_power_w(q, sms, blk, f, fmax, p.sm_count, p.sm_power_w, ph)
+        p_comm = np.where(lib, p_lib, p_fit)
+        dyn = np.where(ka.is_comm, p_comm + p.mem_power_w * u_m, dyn)
     stall = p.sm_power_w * p.stall_activity * ph
     if ka.is_comm.any():
-        stall = np.where(ka.is_comm, p.sm_power_w * share * p.comm_activity * ph + p.link_power_w,
-                         stall)
+        stall = np.where(ka.is_comm, p_comm, stall)
     time = busy + p.launch_s
     return KernelCost(time, busy, t_c, t_m, base + dyn, base, f, stall)
 
 
 def group_cap_clock(ka: KernelArrays, preset: GPUPreset, f_set_mhz: float,
-                    comm_sms=None) -> float:
+                    comm_sms=None, comm_block=None) -> float:
     """The clock a run of kernels settles at under the power limit, averaged over the run.
 
     The board's power controller averages over a window much longer than one kernel, so a
@@ -182,7 +190,7 @@ def group_cap_clock(ka: KernelArrays, preset: GPUPreset, f_set_mhz: float,
         return float(f_set_mhz)
 
     def avg_power(f):
-        c = _cost_at(ka, preset, np.full(len(ka), f), comm_sms)
+        c = _cost_at(ka, preset, np.full(len(ka), f), comm_sms, comm_block)
         return c.energy_j.sum() / max(c.time_s.sum(), 1e-30)
 
     if avg_power(clocks[-1]) <= preset.tdp_w:
@@ -198,17 +206,18 @@ def group_cap_clock(ka: KernelArrays, preset: GPUPreset, f_set_mhz: float,
 
 
 def kernel_costs(ka: KernelArrays, preset: GPUPreset, f_set_mhz, comm_sms=None,
-                 power_cap: str | bool = "kernel") -> KernelCost:
+                 power_cap: str | bool = "kernel", comm_block=None) -> KernelCost:
     """Solo time and power of every kernel at its requested clock (scalar or per kernel).
 
+    ``comm_block``: threads per block of each collective (0/None: the library default).
     ``power_cap``: "kernel" throttles each kernel alone, "group" throttles all of them to one
     clock by their average power (``f_set_mhz`` must then be a scalar), False never throttles.
     """
     if power_cap == "group":
-        f_set_mhz = group_cap_clock(ka, preset, float(f_set_mhz), comm_sms)
+        f_set_mhz = group_cap_clock(ka, preset, float(f_set_mhz), comm_sms, comm_block)
         power_cap = False
     f = np.broadcast_to(np.asarray(f_set_mhz, dtype=np.float64), (len(ka),)).copy()
-    cost = _cost_at(ka, preset, f, comm_sms)
+    cost = _cost_at(ka, preset, f, comm_sms, comm_block)
     if not power_cap:
         return cost
     over = cost.power_w > preset.tdp_w
@@ -219,6 +228,7 @@ def kernel_costs(ka: KernelArrays, preset: GPUPreset, f_set_mhz, comm_sms=None,
     idx = np.flatnonzero(over)
     sub = KernelArrays(ka.is_comm[idx], ka.flops[idx], ka.mem_bytes[idx], ka.link_bytes[idx], [])
     sub_sms = None if comm_sms is None else np.asarray(comm_sms)[idx]
+    sub_blk = None if comm_block is None else np.asarray(comm_block)[idx]
     lo = np.zeros(len(idx), dtype=np.int64)                    # always feasible (assumed)
     hi = np.searchsorted(clocks, f[idx], side="right") - 1     # infeasible
     while True:
@@ -226,9 +236,9 @@ def kernel_costs(ka: KernelArrays, preset: GPUPreset, f_set_mhz, comm_sms=None,
         if not active.any():
             break
         mid = (lo + hi) // 2
-        pw = _cost_at(sub, preset, clocks[mid], sub_sms).power_w
+        pw = _cost_at(sub, preset, clocks[mid], sub_sms, sub_blk).power_w
         ok = pw <= preset.tdp_w
         lo = np.where(active & ok, mid, lo)
         hi = np.where(active & ~ok, mid, hi)
     f[idx] = clocks[lo]
-    return _cost_at(ka, preset, f, comm_sms)
+    return _cost_at(ka, preset, f, comm_sms, comm_block)

@@ -72,7 +72,7 @@ class OverlapParams:
     link_bw_bytes_s: float = 80e9      # saturated rate of the collective (bus-bandwidth bound)
     smooth_p: float = 2.0              # sharpness of the CTA-bound / link-bound transition
     latency_s: float = 20e-6           # fixed launch + handshake time of one collective
-    clock_exponent: float = 1.0        # assumed: a CTA's issue rate scales with the SM clock
+    clock_exponent: float = 0.25       # assumed: a CTA is NVLink-latency bound, weakly clocked
     slow_compute: float = 0.3          # comm slowdown per unit compute utilisation beside it
     slow_memory: float = 0.3           # comm slowdown per unit memory utilisation beside it
     block_contention: float = 1.0      # smaller blocks hide less latency when sharing an SM
@@ -97,12 +97,45 @@ class OverlapParams:
         return replace(self, **changes)
 
 
+_PARAMS_CACHE: dict = {}
+A100_LINK_BW_BYTES_S = 300e9   # the preset the parameters were fitted on (NVLink3, per direction)
+A100_MAX_FREQ_MHZ = 1410
+
+
 def load_params(name: str = "overlap_a100.json") -> OverlapParams:
     """The fitted parameters shipped with the package (defaults if the file is absent)."""
+    if name in _PARAMS_CACHE:
+        return _PARAMS_CACHE[name]
     f = resources.files("gearshift.devices.sim") / name
-    if not f.is_file():
-        return OverlapParams()
-    return OverlapParams.from_json(json.loads(f.read_text()))
+    q = OverlapParams()
+    if f.is_file():
+        doc = json.loads(f.read_text())
+        q = OverlapParams.from_json(doc.get("comm", doc))
+    _PARAMS_CACHE[name] = q
+    return q
+
+
+def params_for(preset) -> OverlapParams:
+    """The fitted parameters carried to ``preset``: the link-bound asymptote scales with the
+    published link bandwidth, a CTA's rate with the max clock (``clock_exponent``). An assumption
+    for any GPU but the A100 the data come from."""
+    q = load_params()
+    if preset.key == "a100-sxm":
+        return q
+    return q.with_(
+        link_bw_bytes_s=q.link_bw_bytes_s * preset.link_bw_bytes_s / A100_LINK_BW_BYTES_S,
+        cta_rate_bytes_s=q.cta_rate_bytes_s
+        * (preset.max_freq_mhz / A100_MAX_FREQ_MHZ) ** q.clock_exponent)
+
+
+def library_comm_time_s(preset, link_bytes_, ctas, freq_mhz):
+    """A collective with the library's default CTAs (NCCL; not measured here): the published
+    link bandwidth, reached at ``comm_sms_saturate`` CTAs, ``comm_f_share`` of it clocked."""
+    x = preset.max_freq_mhz / np.asarray(freq_mhz, dtype=np.float64)
+    bw = preset.link_bw_bytes_s * np.minimum(1.0, np.asarray(ctas, dtype=np.float64)
+                                             / preset.comm_sms_saturate)
+    k = preset.comm_f_share
+    return preset.comm_latency_s + np.asarray(link_bytes_) / bw * (1.0 - k + k * x)
 
 
 # ---- the communication kernel ---------------------------------------------------------------
@@ -161,6 +194,25 @@ def comm_stretch(q: OverlapParams, u_c, u_m, block_threads):
     b = DEFAULT_BLOCK_THREADS / np.asarray(block_threads, dtype=np.float64)
     return 1.0 + (q.slow_compute * np.asarray(u_c) + q.slow_memory * np.asarray(u_m)) \
         * b ** q.block_contention
+
+
+def pair_stretch(q: OverlapParams, preset, t_c_s, t_m_s, busy_s, comm_ctas, comm_mem_bytes,
+                 comm_busy_s, comm_block_threads=DEFAULT_BLOCK_THREADS):
+    """(s_c, s_m), each (n_comm, n_comp): the stretch of every compute kernel (solo parts t_c,
+    t_m, busy time) beside every collective (CTAs, DRAM bytes, solo busy time), and of the
+    collective beside it. What an event sweep multiplies the overlapped durations by."""
+    t_c = np.asarray(t_c_s, dtype=np.float64)[None, :]
+    t_m = np.asarray(t_m_s, dtype=np.float64)[None, :]
+    busy = np.maximum(np.asarray(busy_s, dtype=np.float64), 1e-30)[None, :]
+    ctas = np.asarray(comm_ctas, dtype=np.float64)[:, None]
+    rate = (np.asarray(comm_mem_bytes, dtype=np.float64)
+            / np.maximum(np.asarray(comm_busy_s, dtype=np.float64), 1e-30))[:, None]
+    bw = preset.mem_bw_bytes_s * preset.mem_efficiency
+    s_c = compute_stretch(t_c, t_m, ctas, preset.sm_count, rate, bw, preset.overlap_alpha)
+    s_m = comm_stretch(q, t_c / busy, np.minimum(t_m / busy, 1.0),
+                       np.broadcast_to(np.asarray(comm_block_threads, dtype=np.float64),
+                                       ctas.shape))
+    return s_c, np.broadcast_to(s_m, s_c.shape)
 
 
 # ---- a window of compute ops with one collective beside them --------------------------------

@@ -111,27 +111,47 @@ _OTHER_PROV = {**_COMMON_PROV, "gemm_efficiency": "assumed (typical large-GEMM e
                "overlap_alpha": "assumed", "static_power_w": "fitted (A40), scaled by idle power",
                "leak_power_w": "fitted (A40), scaled by idle power"}
 
+# The Kareus testbed's part (A100-SXM4-40GB, HBM2e 1555 GB/s): the overlap calibration's data
+# were measured on it. Its kernel efficiencies and power figures are fitted on that data
+# (calibration_overlap.py, overlap_a100.json; applied by get_preset), not transferred from the A40.
+_A100_FIT = "fitted (Kareus A100 attention/all-reduce overlap data, overlap_a100.json)"
 A100_SXM = GPUPreset(
-    key="a100-sxm", name="NVIDIA A100-SXM4-80GB", generation="ampere", sm_count=108,
+    key="a100-sxm", name="NVIDIA A100-SXM4-40GB", generation="ampere", sm_count=108,
     freqs_mhz=clock_range(210, 1410), tdp_w=400.0, peak_flops=312e12,
-    mem_bw_bytes_s=2039e9, link_bw_bytes_s=300e9, idle_power_w=60.0,
+    mem_bw_bytes_s=1555e9, link_bw_bytes_s=300e9, idle_power_w=85.0, leak_power_w=4.5,
     switch_latency_s=0.010,
-    provenance={**_OTHER_PROV, "idle_power_w": "reported (nvidia-smi idle readings, ~60 W)",
-                "link_bw_bytes_s": _PUB + " (NVLink3 600 GB/s both directions)"},
+    provenance={**_OTHER_PROV,
+                "idle_power_w": "measured (Kareus: ~85 W while an A100 waits on point-to-point "
+                                "communication)",
+                "link_bw_bytes_s": _PUB + " (NVLink3 600 GB/s both directions)",
+                "gemm_efficiency": _A100_FIT, "mem_efficiency": _A100_FIT,
+                "static_power_w": _A100_FIT, "sm_power_w": _A100_FIT, "mem_power_w": _A100_FIT,
+                "leak_power_w": "assumed (small: the A40 fit puts almost all base power in "
+                                "static_power_w)"},
 )
 
+# Power of the H100 (no measured overlap data for it): busy-base power scaled from the A100 fit
+# by the idle-power ratio, and the dynamic SM power set so that a dense GEMM at 1980 MHz draws
+# about the 700 W TDP (reported: H100 SXM runs large GEMMs at its power limit); DRAM power as
+# the A100's. Applied by get_preset from the same calibration file.
 H100_SXM = GPUPreset(
     key="h100-sxm", name="NVIDIA H100 80GB HBM3", generation="hopper", sm_count=132,
     freqs_mhz=clock_range(345, 1980), tdp_w=700.0, peak_flops=989.4e12,
-    mem_bw_bytes_s=3350e9, link_bw_bytes_s=450e9, idle_power_w=74.0,
+    mem_bw_bytes_s=3350e9, link_bw_bytes_s=450e9, idle_power_w=74.0, leak_power_w=4.5,
     comm_sms_default=20, comm_sms_saturate=20, switch_latency_s=0.005,
     provenance={**_OTHER_PROV, "idle_power_w": "reported (nvidia-smi idle readings, ~74 W)",
-                "link_bw_bytes_s": _PUB + " (NVLink4 900 GB/s both directions)"},
+                "freqs_mhz": _PUB + " (NVML supported clocks 345-1980 MHz in 15 MHz steps; an "
+                             "idle GH100 SXM part reports 345 MHz, awslabs/amazon-eks-ami#1985)",
+                "link_bw_bytes_s": _PUB + " (NVLink4 900 GB/s both directions)",
+                "static_power_w": "A100 fit x idle-power ratio (74/85)",
+                "sm_power_w": "assumed: a dense GEMM at 1980 MHz draws ~700 W (the TDP)",
+                "mem_power_w": "A100 fit (assumed equal)",
+                "leak_power_w": "assumed (as the A100)"},
 )
 
 PRESETS: dict[str, GPUPreset] = {p.key: p for p in (H100_SXM, A100_SXM, A40)}
 ALIASES = {"h100": "h100-sxm", "h100-sxm5": "h100-sxm", "a100": "a100-sxm",
-           "a100-sxm4": "a100-sxm"}
+           "a100-sxm4": "a100-sxm", "a100-sxm4-40gb": "a100-sxm"}
 
 
 def get_preset(key: str) -> GPUPreset:
@@ -140,6 +160,6 @@ def get_preset(key: str) -> GPUPreset:
     if k not in PRESETS:
         raise ConfigError(f"unknown simulated GPU preset '{key}'",
                           f"use one of {', '.join(PRESETS)} (GEARSHIFT_SIM_PRESET)")
-    from .fitted import apply_fitted  # noqa: PLC0415
+    from .fitted import apply_fitted, apply_overlap_fit  # noqa: PLC0415
 
-    return apply_fitted(PRESETS[k])
+    return apply_overlap_fit(apply_fitted(PRESETS[k]))

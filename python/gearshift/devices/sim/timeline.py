@@ -34,6 +34,7 @@ import numpy as np
 
 from ...errors import ConfigError, UnsupportedClockError
 from ...model import NO_OVERLAP, Overlap
+from . import overlap as ovl
 from .kernel import KernelArrays, KernelCost, kernel_costs
 from .presets import GPUPreset
 
@@ -230,18 +231,12 @@ class Timeline:
         """Slow-down factors of compute ``ops`` (sig_c) and of collective ``m`` (sig_m) while
         they run together."""
         pr = self.preset
-        bw = pr.mem_bw_bytes_s * pr.mem_efficiency
-        busy_c = np.maximum(c.busy_s[ops], 1e-30)
+        # the stretch of each op beside the collective and of the collective (overlap.py)
         sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
-        sm_frac = max(pr.sm_count - sms, 1) / pr.sm_count
-        rate = self.ka.mem_bytes[m] / max(c.busy_s[m], 1e-30)
-        avail = max(bw - rate, 0.1 * bw)
-        tc = c.t_c[ops] / sm_frac
-        tm = c.t_m[ops] * bw / avail
-        busy2 = np.maximum(tc, tm) + pr.overlap_alpha * np.minimum(tc, tm)
-        sig_c = (busy2 + pr.launch_s) / (busy_c + pr.launch_s)
-        sig_m = 1.0 + np.minimum(c.t_m[ops] / busy_c, 1.0) * min(rate / bw, 1.0)
-        return sig_c, sig_m
+        sig_c, sig_m = ovl.pair_stretch(ovl.params_for(pr), pr, c.t_c[ops], c.t_m[ops],
+                                        c.busy_s[ops], [sms], [self.ka.mem_bytes[m]],
+                                        [c.busy_s[m]])
+        return sig_c[0], sig_m[0]
 
     def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
         """Event sweep of one partition whose collectives run in their windows."""
