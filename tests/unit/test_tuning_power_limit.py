@@ -4,7 +4,8 @@ import pytest
 
 from gearshift.errors import ConfigError, FormatError
 from gearshift.tuning.power_limit import (PowerLimitMeasurement, PowerLimitOptimizer,
-                                          optimum_limit, run_optimizer, zeus_cost)
+                                          optimum_limit, run_optimizer)
+from gearshift.objective import zeus_cost
 
 
 def convex_table(limits=(300, 250, 200, 150, 100)):

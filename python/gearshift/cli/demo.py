@@ -18,10 +18,10 @@ import click
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def demo(model, gpu, objective, iterations, out_dir, quiet):
     """The whole flow on a simulated GPU: plan a GPT step's clocks and run it."""
-    from ..integrations.config import validate_objective
     from ..integrations.demo import DEMO_MODEL, run_demo
+    from ..objective import Objective
 
-    validate_objective(objective)
+    objective = str(Objective.parse(objective))
     t0 = time.perf_counter()
     res = run_demo(model or DEMO_MODEL, gpu, iterations, out_dir, objective, not quiet)
     plan, run = res.plan, res.run
