@@ -114,3 +114,26 @@ def test_infeasible_selection_prints_nearest(tmp_path, monkeypatch):
     f = Frontier([FrontierPoint(2.0, 5.0)], baseline=FrontierPoint(1.5, 9.0))
     with pytest.raises(InfeasibleSelectionError, match=r"nearest: time 2 s, energy 5 J"):
         select(f, "iso-time")
+
+
+@pytest.mark.parametrize("kind,stages,v", [("zbv", "2", None)])
+def test_torch_schedules_plan_and_sim_agree(tmp_path, kind, stages, v):
+    """`plan --pipeline <torch schedule>` then `sim pipeline` of its plan: the same last line;
+    the profile has 4 model stages = 2 ranks x 2 virtual stages."""
+    pytest.importorskip("torch.distributed.pipelining")
+    extra = {"--pipeline": kind, "--stages": stages, "--microbatches": "4"}
+    if v:
+        extra["--virtual-stages"] = v
+    args = base_args(tmp_path, profile_text(stages=4), **extra)
+    r = gearshift(*args)
+    assert r.returncode == 0, r.stderr
+    plan_rows = (tmp_path / "plan.csv").read_text()
+    assert ("backward_input" in plan_rows) == (kind == "zbv")
+    sim = subprocess.run([sys.executable, "-m", "gearshift", "sim", "pipeline",
+                          "--stage-profile", str(tmp_path / "profile.csv"),
+                          "--plan", str(tmp_path / "plan.csv"), "--pipeline", kind,
+                          "--stages", stages, "--microbatches", "4",
+                          "--blocking-power-w", "40"] + (["--virtual-stages", v] if v else []),
+                         capture_output=True, text=True)
+    assert sim.returncode == 0, sim.stderr
+    assert sim.stdout.strip().splitlines()[-1] == r.stdout.strip().splitlines()[-1]

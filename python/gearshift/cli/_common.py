@@ -29,8 +29,14 @@ def open_device(spec: str, sim_preset: str | None, *, simulated_only: bool = Fal
 
 
 # pipeline subcommands (plan, sim pipeline) read the same stage profile the same way
-pipeline_kind_option = click.option("--pipeline", "kind", default="1f1b", show_default=True,
-                                    help="1f1b or gpipe.")
+pipeline_kind_option = click.option(
+    "--pipeline", "kind", default="1f1b", show_default=True,
+    help="The schedule (torch.distributed.pipelining's): 1f1b, gpipe, interleaved-1f1b, "
+         "looped-bfs, zb-interleaved, zbv, dualpipev.")
+virtual_stages_option = click.option(
+    "--virtual-stages", "virtual_stages", type=int, default=None,
+    help="Model stages per rank (interleaved-1f1b, looped-bfs, zb-interleaved: default 2; zbv, "
+         "dualpipev: 2; 1f1b, gpipe: 1).")
 time_scale_option = click.option("--time-scale", type=float, default=1.0, show_default=True,
                                  help="Multiply every profile time (Perseus's emulation uses 10).")
 energy_scale_option = click.option(
@@ -45,5 +51,6 @@ def pipeline_kind(kind: str) -> str:
 
     kind = kind.lower()
     if kind not in KINDS:
-        raise ConfigError(f"unknown pipeline kind '{kind}'", f"use --pipeline {' or '.join(KINDS)}")
+        raise ConfigError(f"unknown pipeline kind '{kind}'",
+                          f"use --pipeline {', '.join(KINDS[:-1])} or {KINDS[-1]}")
     return kind

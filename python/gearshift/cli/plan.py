@@ -3,7 +3,7 @@
 Contract (other tools rely on it)::
 
     gearshift plan --stage-profile PROFILE.csv --pipeline 1f1b --stages S --microbatches N \\
-        --blocking-power-w P --frontier-out FRONTIER.csv \\
+        [--virtual-stages V] --blocking-power-w P --frontier-out FRONTIER.csv \\
         [--select iso-time | --select max-slowdown=1.05] --plan-out PLAN.csv
 
 FRONTIER.csv: ``time_s,energy_j``; PLAN.csv: ``stage,instruction,microbatch,freq_mhz``, one row
@@ -25,6 +25,7 @@ from ._common import (
     pipeline_kind,
     pipeline_kind_option,
     time_scale_option,
+    virtual_stages_option,
 )
 
 
@@ -32,7 +33,8 @@ from ._common import (
 @click.option("--stage-profile", "stage_profile", type=click.Path(dir_okay=False),
               help="Pipeline: CSV stage,instruction,frequency,time,energy (one microbatch, one GPU).")
 @pipeline_kind_option
-@click.option("--stages", type=int, help="Pipeline: number of stages S.")
+@click.option("--stages", type=int, help="Pipeline: number of stages (ranks, GPUs) S.")
+@virtual_stages_option
 @click.option("--microbatches", type=int, help="Pipeline: microbatches per iteration N.")
 @click.option("--blocking-power-w", type=float,
               help="Pipeline: power of one stage while it waits, charged per idle second (W).")
@@ -60,7 +62,7 @@ from ._common import (
 @click.option("--tolerance", type=click.FloatRange(0, 1), default=5e-3, show_default=True,
               help="Stop refining when a pass improves no point by more than this fraction.")
 @click.option("--quiet", is_flag=True, help="Only the result lines.")
-def plan(stage_profile, kind, stages, microbatches, blocking_power_w, profile_path,
+def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_power_w, profile_path,
          partitioning_path, trace_path, schedule_out, frontier_out, selection, plan_out,
          time_scale, energy_scale, points, passes, tolerance, quiet):
     """Search the time-energy frontier and select a plan: of a pipeline (--stage-profile) or of
@@ -113,7 +115,7 @@ def plan(stage_profile, kind, stages, microbatches, blocking_power_w, profile_pa
 
         res = plan_pipeline(profile, kind, stages, microbatches, blocking_power_w, selection,
                             points=points, passes=passes, tol=tolerance, progress=progress,
-                            on_pass=on_pass)
+                            on_pass=on_pass, virtual_stages=virtual_stages)
     elapsed = time.perf_counter() - started
     if frontier_out:
         res.frontier.save(frontier_out)
@@ -121,7 +123,9 @@ def plan(stage_profile, kind, stages, microbatches, blocking_power_w, profile_pa
         res.plan.save(plan_out)
     base, got = res.baseline, res.result
     if not quiet:
-        click.echo(f"{kind} pipeline, {stages} stages x {microbatches} microbatches, blocking "
+        v = res.search.problem.virtual_stages
+        click.echo(f"{kind} pipeline, {stages} stages" + (f" x {v} virtual" if v > 1 else "") +
+                   f" x {microbatches} microbatches, blocking "
                    f"{blocking_power_w:g} W/stage; energy = computation + blocking (simulated "
                    f"from the profile)")
         click.echo(f"all-max clocks : time {base.time_s:.6g} s, energy {base.energy_j:.6g} J")

@@ -8,6 +8,7 @@ from ._common import (
     energy_scale_option,
     pipeline_kind,
     pipeline_kind_option,
+    virtual_stages_option,
     time_scale_option,
 )
 
@@ -23,7 +24,8 @@ def sim():
 @click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False),
               help="CSV stage,instruction,microbatch,freq_mhz (one row per computation).")
 @pipeline_kind_option
-@click.option("--stages", type=int, required=True, help="Number of pipeline stages S.")
+@click.option("--stages", type=int, required=True, help="Number of pipeline stages (ranks) S.")
+@virtual_stages_option
 @click.option("--microbatches", type=int, required=True, help="Microbatches per iteration N.")
 @click.option("--blocking-power-w", type=float, required=True,
               help="Power of one stage's GPU while it waits, charged for its idle seconds.")
@@ -31,21 +33,25 @@ def sim():
 @energy_scale_option
 @click.option("--p2p-s", type=float, default=0.0, show_default=True,
               help="Point-to-point transfer time added on every edge between stages.")
-def pipeline(stage_profile, plan_path, kind, stages, microbatches, blocking_power_w, time_scale,
-             energy_scale, p2p_s):
+def pipeline(stage_profile, plan_path, kind, stages, virtual_stages, microbatches,
+             blocking_power_w, time_scale, energy_scale, p2p_s):
     """Iteration time and energy of a frequency plan; last line: time_s=<float> energy_j=<float>."""
     from ..errors import ConfigError
-    from ..pipeline import PipelinePlan, execute, load_stage_profile
+    from ..pipeline import PipelinePlan, load_stage_profile
+    from ..pipeline.executor import execute_graph, graph_for
     from ..pipeline.order import check_shape
 
     kind = pipeline_kind(kind)
     check_shape(stages, microbatches)
     if not p2p_s >= 0:
         raise ConfigError(f"--p2p-s {p2p_s} is negative", "pass a transfer time >= 0")
+    graph = graph_for(kind, stages, microbatches, virtual_stages)
     profile = load_stage_profile(stage_profile, time_scale, energy_scale)
-    plan = PipelinePlan.load(plan_path, stages, microbatches)
-    res = execute(profile, plan, kind, stages, microbatches, blocking_power_w, p2p_s)
-    click.echo(f"simulated {kind} pipeline, {stages} stages x {microbatches} microbatches: "
+    plan = PipelinePlan.load(plan_path, graph.stages, microbatches)
+    res = execute_graph(profile, plan, graph, blocking_power_w, p2p_s)
+    shape = f"{stages} stages" + (f" x {graph.stages // stages} virtual" if graph.stages > stages
+                                  else "")
+    click.echo(f"simulated {kind} pipeline, {shape} x {microbatches} microbatches: "
                f"compute {res.compute_energy_j:.6g} J + blocking {res.blocking_energy_j:.6g} J")
     click.echo(res.line())
 

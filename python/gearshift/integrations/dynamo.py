@@ -12,6 +12,7 @@ import warnings
 
 import torch
 
+from . import overlap_pass
 from .config import GearshiftConfig
 from .runner import Runner
 
@@ -63,17 +64,22 @@ def backend(config: GearshiftConfig | None = None, *, loss_fn=None, optimizer_fa
                           "(graph breaks or recompiles); only the first runs under a schedule. "
                           "Remove the graph breaks (torch._dynamo.explain), or use "
                           "gearshift.compile(model).", stacklevel=2)
+            overlap_pass.graph_break(_active[0])
             return compiled
         lifted = _Lifted(gm, example_inputs)
         runner = Runner(lifted, config, loss_fn or _sum_outputs, optimizer_factory,
                         model_name="compiled graph")
         _active.append(runner)
 
+        # the schedule's overlap half: the transformed step once the schedule asks for it
+        step = overlap_pass.compiled_step(runner, gm, example_inputs, compiled)
+
         def run(*args):
             if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad
                                                for a in args):
                 data = lifted.data_inputs(args)
                 runner.on_step(data if len(data) != 1 else data[0])
+                return step(*args)
             return compiled(*args)
 
         run.gearshift = runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from . import overlap_pass
 from .config import GearshiftConfig
 from .runner import Runner
 
@@ -23,6 +24,8 @@ class GearshiftModule(torch.nn.Module):
         if self.training and torch.is_grad_enabled():
             inputs = kwargs if kwargs and not args else args if len(args) != 1 else args[0]
             self.gearshift.on_step(inputs)
+            # the schedule's overlap half: the module compiled with the overlap pass, or itself
+            return overlap_pass.module_call(self.gearshift, self.module)(*args, **kwargs)
         return self.module(*args, **kwargs)
 
 

@@ -1,7 +1,8 @@
 """PipelinePlan: the SM clock of every computation (stage, instruction, microbatch).
 
 CSV format (the ``gearshift plan`` contract): ``stage,instruction,microbatch,freq_mhz``, one row
-per computation, instruction forward|backward.
+per computation, instruction forward|backward (and backward_input|backward_weight for
+zero-bubble schedules); stage is the model stage (with virtual stages, S x V of them).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ COLUMNS = ("stage", "instruction", "microbatch", "freq_mhz")
 
 @dataclass
 class PipelinePlan:
-    freq_mhz: np.ndarray       # (S, 2, N) int64: [stage, instruction, microbatch]
+    freq_mhz: np.ndarray       # (S, K, N) int64: [stage, instruction, microbatch]; K = 2 or 4,
+    #                            0 where the schedule runs no such computation
     source: str = ""
 
     @property
@@ -33,12 +35,17 @@ class PipelinePlan:
         return int(self.freq_mhz.shape[2])
 
     @classmethod
-    def uniform(cls, stages: int, microbatches: int, freq_mhz: int) -> "PipelinePlan":
+    def uniform(cls, stages: int, microbatches: int, freq_mhz: int,
+                graph=None) -> "PipelinePlan":
+        """Every computation at one clock (of ``graph``'s schedule when given)."""
         check_shape(stages, microbatches)
+        if graph is not None:
+            return cls(np.where(graph.used(), int(freq_mhz), 0).astype(np.int64))
         return cls(np.full((stages, 2, microbatches), int(freq_mhz), dtype=np.int64))
 
-    def check(self, stages: int, microbatches: int, profile=None) -> "PipelinePlan":
-        """The plan covers exactly this pipeline, with clocks the profile has."""
+    def check(self, stages: int, microbatches: int, profile=None, graph=None) -> "PipelinePlan":
+        """The plan covers exactly this pipeline (every computation of ``graph``'s schedule
+        has a clock), with clocks the profile has."""
         path = self.source or None
         if self.stages != stages or self.microbatches != microbatches:
             raise FormatError(path, "<rows>",
@@ -46,19 +53,45 @@ class PipelinePlan:
                               f"microbatches, not {stages} x {microbatches}",
                               "pass the --stages/--microbatches the plan was made for, or "
                               "re-plan for this pipeline")
+        if graph is not None:
+            used = graph.used()
+            k = self.freq_mhz.shape[1]
+            if k < graph.kinds:
+                raise FormatError(path, "instruction",
+                                  f"the plan has no backward_input/backward_weight rows, the "
+                                  f"{graph.kind} schedule runs them",
+                                  "plan for this schedule (gearshift plan --pipeline ...)")
+            if k > graph.kinds and np.any(self.freq_mhz[:, graph.kinds:] > 0):
+                raise FormatError(path, "instruction",
+                                  f"the plan has backward_input/backward_weight rows, the "
+                                  f"{graph.kind} schedule runs none",
+                                  "plan for this schedule (gearshift plan --pipeline ...)")
+            freq = self.freq_mhz[:, :graph.kinds]
+            absent = np.argwhere(used & (freq <= 0))
+            if len(absent):
+                shown = ", ".join(f"s{s}/{INSTRUCTIONS[i]}/{m}" for s, i, m in absent[:5])
+                raise FormatError(path, "<rows>",
+                                  f"{len(absent)} computation(s) of the {graph.kind} schedule "
+                                  f"have no clock, e.g. {shown}",
+                                  "give every computation the schedule runs a freq_mhz row")
+            if k > graph.kinds:
+                self.freq_mhz = np.ascontiguousarray(freq)
         if profile is not None:
             if profile.stages != stages:
                 raise FormatError(profile.source or None, "stage",
                                   f"the stage profile has {profile.stages} stages, the pipeline "
                                   f"{stages}", "use the profile of this pipeline")
-            profile.freq_index(self.freq_mhz)
+            f = self.freq_mhz
+            profile.freq_index(f[f > 0] if graph is not None else f)
         return self
 
     def save(self, path: str | Path) -> None:
-        write_rows(path, COLUMNS, ([s, name, m, int(self.freq_mhz[s, k, m])]
+        k = self.freq_mhz.shape[1]
+        write_rows(path, COLUMNS, ([s, name, m, int(self.freq_mhz[s, i, m])]
                                    for s in range(self.stages)
-                                   for k, name in enumerate(INSTRUCTIONS)
-                                   for m in range(self.microbatches)))
+                                   for i, name in enumerate(INSTRUCTIONS[:k])
+                                   for m in range(self.microbatches)
+                                   if self.freq_mhz[s, i, m] > 0))
 
     @classmethod
     def load(cls, path: str | Path, stages: int | None = None,
@@ -92,10 +125,18 @@ class PipelinePlan:
                               f"stage {s} {INSTRUCTIONS[i]} microbatch {m} is outside the pipeline "
                               f"({S} stages x {N} microbatches)",
                               "pass the --stages/--microbatches the plan was made for")
-        freq = np.zeros((S, 2, N), dtype=np.int64)
+        split = any(i >= 2 for _, i, _ in cells)
+        freq = np.zeros((S, 4 if split else 2, N), dtype=np.int64)
         for (s, i, m), f in cells.items():
             freq[s, i, m] = f
-        absent = np.argwhere(freq == 0)
+        # a split plan: every forward, and per (stage, microbatch) a B or an I and a W
+        need = freq > 0 if split else np.ones(freq.shape, dtype=bool)
+        if split:
+            need[:, 0] = True
+            whole = freq[:, 1] > 0
+            need[:, 2] = need[:, 3] = ~whole
+            need[:, 1] = whole | ((freq[:, 2] == 0) & (freq[:, 3] == 0))
+        absent = np.argwhere(need & (freq == 0))
         if len(absent):
             shown = ", ".join(f"s{s}/{INSTRUCTIONS[i]}/{m}" for s, i, m in absent[:5])
             raise FormatError(path, "<rows>",
@@ -117,6 +158,7 @@ def _parse_row(row: Row):
     instr = row.cell("instruction").lower()
     if instr not in INSTRUCTIONS:
         raise FormatError(row.path, row.where("instruction"),
-                          f"'{instr}' is not an instruction", "write forward or backward")
+                          f"'{instr}' is not an instruction",
+                          "write forward, backward, backward_input or backward_weight")
     key = (whole("stage", 0), INSTRUCTIONS.index(instr), whole("microbatch", 0))
     return key, whole("freq_mhz", 1)

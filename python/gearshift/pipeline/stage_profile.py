@@ -3,6 +3,13 @@
 File format (the Perseus artifact's, and the ``gearshift plan`` contract's): a CSV with the
 columns ``stage,instruction,frequency,time,energy`` (instruction forward|backward, frequency
 in MHz, time in s, energy in J of one GPU), one row per (stage, instruction, frequency).
+Zero-bubble schedules split a backward into backward_input (I) and backward_weight (W); a
+profile may carry rows for both (then every stage needs both). When it has only forward and
+backward, ``with_split`` derives them: I and W each take half of B's time and half of its
+energy at every clock. That is the zero-bubble paper's working assumption (T_I ~ T_W; the
+two halves of a backward are matrix products of the same sizes, one for the input gradient,
+one for the weight gradient); profile I and W (``gearshift.pipelining.wrap`` measures them)
+where it matters.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ class StageProfile:
     """
 
     freqs_mhz: np.ndarray      # (F,) int64, ascending
-    time_s: np.ndarray         # (S, 2, F) float64
-    energy_j: np.ndarray       # (S, 2, F) float64
+    time_s: np.ndarray         # (S, K, F) float64; K = 2 (F, B) or 4 (F, B, I, W)
+    energy_j: np.ndarray       # (S, K, F) float64
     source: str = ""           # where it came from (a path), for messages
+    split: str = ""            # "" (no I/W), "measured" or "derived" (I = W = B/2)
 
     @property
     def stages(self) -> int:
@@ -65,6 +73,34 @@ class StageProfile:
                               "use a clock the profile lists, or profile that clock")
         return idx_c
 
+    def with_split(self) -> "StageProfile":
+        """The profile with I and W: as given, or derived as half of B each (module doc)."""
+        if self.time_s.shape[1] >= 4:
+            return self
+        t = np.concatenate([self.time_s, self.time_s[:, 1:2] / 2, self.time_s[:, 1:2] / 2], 1)
+        e = np.concatenate([self.energy_j, self.energy_j[:, 1:2] / 2,
+                            self.energy_j[:, 1:2] / 2], 1)
+        return StageProfile(self.freqs_mhz.copy(), t, e, self.source, "derived")
+
+    def for_stages(self, stages: int, stage_rank) -> "StageProfile":
+        """A profile of ``stages`` model stages. A profile with one row set per model stage is
+        used as is; one with a row set per rank (GPU) is split evenly over the stages each rank
+        holds (virtual stages: each of a rank's V model chunks is a V-th of its layers, so
+        it takes 1/V of the rank's time and energy). Otherwise FormatError."""
+        if self.stages == stages:
+            return self
+        ranks = int(max(stage_rank)) + 1
+        if self.stages != ranks:
+            raise FormatError(self.source or None, "stage",
+                              f"the stage profile has {self.stages} stages; the pipeline has "
+                              f"{stages} model stages on {ranks} ranks",
+                              f"profile {stages} stages (one per model stage) or {ranks} "
+                              "(one per rank)")
+        sr = np.asarray(stage_rank, dtype=np.int64)
+        v = np.bincount(sr, minlength=ranks)[sr].astype(np.float64)[:, None, None]
+        return StageProfile(self.freqs_mhz.copy(), self.time_s[sr] / v, self.energy_j[sr] / v,
+                            self.source, self.split)
+
     def lookup(self, stage: int, instruction: str | int, freq_mhz: int) -> tuple[float, float]:
         k = instruction if isinstance(instruction, int) else INSTRUCTIONS.index(instruction)
         i = int(self.freq_index([freq_mhz])[0])
@@ -77,17 +113,19 @@ class StageProfile:
                 raise FormatError(None, f"{name} scale", f"{v} is not a positive number",
                                   "pass a finite scale > 0")
         return StageProfile(self.freqs_mhz.copy(), self.time_s * time, self.energy_j * energy,
-                            self.source)
+                            self.source, self.split)
 
     def restricted(self, min_freq_mhz: int = 0, max_freq_mhz: int | None = None) -> "StageProfile":
         keep = (self.freqs_mhz >= min_freq_mhz) & (
             self.freqs_mhz <= (max_freq_mhz if max_freq_mhz is not None else self.max_freq_mhz))
         return StageProfile(self.freqs_mhz[keep], self.time_s[..., keep],
-                            self.energy_j[..., keep], self.source)
+                            self.energy_j[..., keep], self.source, self.split)
 
     def rows(self):
+        """Rows of the file; derived I/W are not written (they follow from B)."""
+        kinds = 2 if self.split == "derived" else self.time_s.shape[1]
         for s in range(self.stages):
-            for k, name in enumerate(INSTRUCTIONS):
+            for k, name in enumerate(INSTRUCTIONS[:kinds]):
                 for i in range(len(self.freqs_mhz) - 1, -1, -1):
                     yield s, name, int(self.freqs_mhz[i]), float(self.time_s[s, k, i]), \
                         float(self.energy_j[s, k, i])
@@ -131,7 +169,8 @@ def _parse_row(row: Row):
     instr = row.cell("instruction").lower()
     if instr not in INSTRUCTIONS:
         raise FormatError(path, f"row {lineno} column 'instruction'",
-                          f"'{instr}' is not an instruction", "write forward or backward")
+                          f"'{instr}' is not an instruction",
+                          "write forward, backward, backward_input or backward_weight")
     stage = number("stage", integer=True)
     freq = number("frequency", integer=True)
     t, e = number("time"), number("energy")
@@ -165,8 +204,9 @@ def _build(records, source: str) -> StageProfile:
                               "keep one row per (stage, instruction, frequency)")
         cell[int(freq)] = (float(t), float(e))
     stages = max(s for s, _ in table) + 1
+    kinds = 4 if any(k >= 2 for _, k in table) else 2
     for s in range(stages):
-        for k in (0, 1):
+        for k in range(kinds):
             if (s, k) not in table:
                 raise FormatError(path, "<rows>",
                                   f"stage {s} has no {INSTRUCTIONS[k]} rows "
@@ -183,9 +223,9 @@ def _build(records, source: str) -> StageProfile:
                               "profile every (stage, instruction) at the same set of clocks, or "
                               "drop those clocks from the other rows")
     freqs = np.array(all_freqs, dtype=np.int64)
-    time = np.empty((stages, 2, len(freqs)))
+    time = np.empty((stages, kinds, len(freqs)))
     energy = np.empty_like(time)
     for (s, k), cell in table.items():
         for i, f in enumerate(all_freqs):
             time[s, k, i], energy[s, k, i] = cell[f]
-    return StageProfile(freqs, time, energy, source)
+    return StageProfile(freqs, time, energy, source, "measured" if kinds == 4 else "")

@@ -95,6 +95,7 @@ class Session:
                 "e.g. Session(schedule, open_device('sim'))")
         self._backend_source = backend
         self._signal_path = signal_path
+        self.signal_path = signal_path or ""     # the one in use, once started
         self._trigger = trigger
         self._auto_wrap = auto_wrap
         self._watchdog = watchdog
@@ -128,6 +129,7 @@ class Session:
         C = native()
         self.backend = self._clock_backend(C)
         path = self._signal_path or self._default_signal_path(library_status)
+        self.signal_path = path
         hashes = self._expected_hashes(C) if self.mode == "apply" else []
         if self.mode == "apply":
             supported = self.backend.supported_sm_mhz(self.gpu)
@@ -193,6 +195,14 @@ class Session:
         if int(partition) == 0:
             self._check_mismatch(rt)
         return True
+
+    def sync(self) -> None:
+        """Fake signal paths: run the fake device until it reached every posted boundary, so
+        the controller has acted on each ``mark`` (the clock is then that partition's). A real
+        GPU's stream reaches its boundaries by itself: nothing to do there."""
+        rt = self._require()
+        if self.signal_path.startswith("fake"):
+            rt.run_fake_device()
 
     def replay(self, trace, iterations: int = 1, *, api: str = "runtime",
                default_kernel_s: float = 10e-6, step: bool = False) -> list[SwitchEvent]:

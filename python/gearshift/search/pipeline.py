@@ -1,4 +1,4 @@
-"""Pipeline-aware iteration time-energy frontier (1F1B, GPipe), per-computation clocks.
+"""Pipeline-aware iteration time-energy frontier (any schedule), per-computation clocks.
 
 The sweep: for a grid of iteration times T between the all-fastest plan's time and the time
 beyond which slowing down only adds blocking energy, solve the relaxation at T (pipeline_lp),
@@ -56,6 +56,7 @@ class PipelineSearch:
         return Frontier(pts, energy_scope="gpu+blocking", source="simulated",
                         baseline=FrontierPoint(b.time_s, b.energy_j),
                         meta={"kind": p.kind, "stages": p.stages, "microbatches": p.microbatches,
+                              "virtual_stages": p.virtual_stages,
                               "blocking_power_w": p.blocking_power_w})
 
     def plan_for(self, point: FrontierPoint) -> PipelinePlan:
@@ -82,7 +83,8 @@ def choices_of(plan: PipelinePlan) -> list[Choice]:
     """A plan as frontier choices, one per computation: unit ``s{stage}/{instr}/{mb}``."""
     f = plan.freq_mhz
     return [Choice(f"s{s}/{INSTRUCTIONS[k]}/{m}", int(f[s, k, m]))
-            for s in range(f.shape[0]) for k in (0, 1) for m in range(f.shape[2])]
+            for s in range(f.shape[0]) for k in range(f.shape[1]) for m in range(f.shape[2])
+            if f[s, k, m] > 0]
 
 
 def start_search(prob: PipelineProblem) -> PipelineSearch:

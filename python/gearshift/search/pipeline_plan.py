@@ -37,13 +37,13 @@ class PipelinePlanning:
 def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: int,
                   blocking_power_w: float, selection: str = "iso-time", points: int = 32,
                   between: int = 3, passes: int = 3, tol: float = 5e-3,
-                  local_passes: int = 2,
+                  local_passes: int = 2, virtual_stages: int | None = None,
                   progress: Callable[[str, int, int], None] | None = None,
                   on_pass: Callable[[PassReport], None] | None = None) -> PipelinePlanning:
     """The whole search. ``passes`` refinement passes over the frontier (stopping early when
     one gains <= ``tol``), then ``local_passes`` around the selected point."""
     sel = Objective.parse(selection)       # bad selections fail before any work
-    prob = PipelineProblem(profile, kind, stages, microbatches, blocking_power_w)
+    prob = PipelineProblem(profile, kind, stages, microbatches, blocking_power_w, virtual_stages)
     search = pipeline_frontier(
         prob, points, between,
         progress=(lambda d, t: progress("sweep", d, t)) if progress else None)

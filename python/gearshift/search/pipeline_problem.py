@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, FormatError
-from ..pipeline import INSTRUCTIONS, KINDS, PipelinePlan, PipelineResult, StageProfile
-from ..pipeline.executor import PipelineGraph, graph_for
-from ..pipeline.order import check_shape
+from ..pipeline import INSTRUCTIONS, PipelinePlan, PipelineResult, StageProfile
+from ..pipeline.executor import PipelineGraph, execute_graph, graph_for
+from ..pipeline.order import check_kind, check_shape
 
 
 @dataclass
 class Options:
     """The useful clocks of one (stage, instruction), sorted by time (reduced cost falling)."""
+
 
     freq_index: np.ndarray     # indices into the profile's frequency axis
     time_s: np.ndarray
@@ -32,43 +33,52 @@ class Options:
 
 @dataclass
 class PipelineProblem:
+    """``stages`` is the number of ranks (GPUs); with ``virtual_stages`` V each runs V model
+    stages, and the profile has S x V stages (or S, split evenly: StageProfile.for_stages)."""
+
     profile: StageProfile
     kind: str
     stages: int
     microbatches: int
     blocking_power_w: float
+    virtual_stages: int | None = None
     graph: PipelineGraph = field(init=False, repr=False)
     options: dict = field(init=False, repr=False)       # (stage, instr) -> Options
 
     def __post_init__(self):
-        self.kind = str(self.kind).lower()
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown pipeline kind '{self.kind}'",
-                              f"use --pipeline {' or '.join(KINDS)}")
+        self.kind = check_kind(self.kind)
         check_shape(self.stages, self.microbatches)
         self.stages, self.microbatches = int(self.stages), int(self.microbatches)
         p = self.blocking_power_w
         if not (isinstance(p, (int, float)) and math.isfinite(p) and p >= 0):
             raise ConfigError(f"blocking power {p} W is not a finite value >= 0",
                               "pass --blocking-power-w P with P >= 0 (W of one stage)")
-        if self.profile.stages != self.stages:
+        self.graph = g = graph_for(self.kind, self.stages, self.microbatches,
+                                   self.virtual_stages)
+        self.virtual_stages = g.stages // g.ranks
+        if self.profile.stages not in (g.stages, g.ranks):
             raise FormatError(self.profile.source or None, "stage",
                               f"the stage profile has {self.profile.stages} stages, the pipeline "
-                              f"{self.stages}", "pass --stages equal to the profile's stage count")
+                              f"{self.stages}" + (f" ranks x {self.virtual_stages} virtual stages"
+                                                  if self.virtual_stages > 1 else ""),
+                              "pass --stages equal to the profile's stage count")
         check_profile(self.profile)
-        self.graph = graph_for(self.kind, self.stages, self.microbatches)
+        # the profile the executor prices plans with: one row set per model stage, I/W too
+        # where the schedule splits backwards
+        self.profile = self.profile.for_stages(g.stages, g.stage_rank)
+        if g.kinds == 4:
+            self.profile = self.profile.with_split()
         cost = self.profile.energy_j - self.blocking_power_w * self.profile.time_s
         self.options = {}
-        for s in range(self.stages):
-            for k in (0, 1):
-                keep = pareto_indices(self.profile.time_s[s, k], cost[s, k])
-                self.options[(s, k)] = Options(keep, self.profile.time_s[s, k, keep],
-                                               cost[s, k, keep])
-        g = self.graph
+        for s, k in sorted(set(zip(g.op_stage.tolist(), g.op_instr.tolist()))):
+            keep = pareto_indices(self.profile.time_s[s, k], cost[s, k])
+            self.options[(s, k)] = Options(keep, self.profile.time_s[s, k, keep],
+                                           cost[s, k, keep])
         self.num_ops = g.num_ops
         self.op_key = list(zip(g.op_stage.tolist(), g.op_instr.tolist()))
-        pair = g.op_stage * 2 + g.op_instr
-        self.ops_of = {key: np.flatnonzero(pair == key[0] * 2 + key[1]) for key in self.options}
+        pair = g.op_stage * g.kinds + g.op_instr
+        self.ops_of = {key: np.flatnonzero(pair == key[0] * g.kinds + key[1])
+                       for key in self.options}
         # successors, for the backward (latest-start) passes
         succ: list[list[int]] = [[] for _ in range(g.num_ops)]
         for i in range(g.num_ops):
@@ -82,8 +92,14 @@ class PipelineProblem:
     def fastest_choice(self) -> np.ndarray:
         return np.zeros(self.num_ops, dtype=np.int64)
 
+    @property
+    def ranks(self) -> int:
+        """GPUs, each paying the blocking power while it waits."""
+        return self.graph.ranks
+
     def allmax_plan(self) -> PipelinePlan:
-        return PipelinePlan.uniform(self.stages, self.microbatches, self.profile.max_freq_mhz)
+        return PipelinePlan.uniform(self.graph.stages, self.microbatches,
+                                    self.profile.max_freq_mhz, self.graph)
 
     def op_times(self, choice: np.ndarray) -> np.ndarray:
         return np.array([self.options[k].time_s[c] for k, c in zip(self.op_key, choice)])
@@ -93,16 +109,14 @@ class PipelineProblem:
 
     def to_plan(self, choice: np.ndarray) -> PipelinePlan:
         fidx = np.array([self.options[k].freq_index[c] for k, c in zip(self.op_key, choice)])
-        freq = np.empty(self.num_ops, dtype=np.int64)
-        freq[self.graph.op_flat] = self.profile.freqs_mhz[fidx]
-        return PipelinePlan(freq.reshape(self.stages, 2, self.microbatches), "gearshift plan")
+        g = self.graph
+        freq = np.zeros(g.stages * g.kinds * g.microbatches, dtype=np.int64)
+        freq[g.op_flat] = self.profile.freqs_mhz[fidx]
+        return PipelinePlan(freq.reshape(g.shape), "gearshift plan")
 
     def rescore(self, plan: PipelinePlan) -> PipelineResult:
         """The exact iteration time and energy of a plan, from the pipeline executor."""
-        from ..pipeline import execute
-
-        return execute(self.profile, plan, self.kind, self.stages, self.microbatches,
-                       self.blocking_power_w)
+        return execute_graph(self.profile, plan, self.graph, self.blocking_power_w)
 
     def makespan(self, durations: np.ndarray) -> float:
         g = self.graph

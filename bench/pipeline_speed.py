@@ -1,0 +1,107 @@
+"""Pipeline planner scale and speed (issue #16 item 4), every plan re-scored exactly.
+
+Cases (A40 profiles of ../shared/data/perseus_a40, time x10, energy x80, P_block 8 x 70.38 W):
+  gpt3-n96     GPT-3 175B, 8 stages, 1F1B, N=96: the whole frontier (sweep + refinement)
+  il-16x128    16 ranks x 128 microbatches, Interleaved1F1B, 2 virtual stages: the whole frontier
+               (the 8-stage GPT-3 profile tiled to 32 model stages: stage s -> profile s mod 8)
+  iso-<model>-<N>  iso-time energy of the selected plan vs the relaxation's bound at that time
+               (points of the bound's energy), gpt3-175b / bloom, N = 12, 24
+  lowtime      lowtime (Perseus's solver, Phillips-Dessouky) on GPT-3 N=12 in the same run:
+               its solver time / ours (its fit is not timed; see lowtime_speed.py)
+
+    .venv/bin/python bench/pipeline_speed.py [--only gpt3-n96 il-16x128 iso lowtime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "perseus_a40"
+P_BLOCK_W = 8 * 70.38
+TIME_SCALE, ENERGY_SCALE = 10.0, 80.0
+
+
+def load(model: str):
+    from gearshift.pipeline import load_stage_profile
+
+    return load_stage_profile(DATA / "stage_profile" / f"{model}+a40_bf16.csv",
+                              TIME_SCALE, ENERGY_SCALE)
+
+
+def tiled(profile, stages: int):
+    from gearshift.pipeline import StageProfile
+
+    idx = np.arange(stages) % profile.stages
+    return StageProfile(profile.freqs_mhz, profile.time_s[idx], profile.energy_j[idx],
+                        profile.source + f" (tiled to {stages})")
+
+
+def frontier_case(name, profile, kind, stages, n, v=None) -> dict:
+    from gearshift.search.pipeline_plan import plan_pipeline
+
+    t0 = time.perf_counter()
+    res = plan_pipeline(profile, kind, stages, n, P_BLOCK_W, "iso-time", virtual_stages=v)
+    wall = time.perf_counter() - t0
+    gap = iso_gap(res)
+    return {"case": name, "frontier_s": wall, "points": len(res.frontier),
+            "iso_saving_pct": 100 * res.saving, "iso_gap_pts": gap}
+
+
+def iso_gap(res) -> float:
+    """Percentage points between the selected iso-time plan's saving and the bound's."""
+    base = res.baseline
+    t = base.time_s
+    lb = res.search.bounds.get(t)
+    if lb is None:
+        from gearshift.search.pipeline_lp import relaxation
+
+        lb = relaxation(res.search.problem).solve(t)[1]
+    return 100 * (res.result.energy_j - lb) / base.energy_j
+
+
+def iso_cases() -> list[dict]:
+    out = []
+    for model in ("gpt3-175b", "bloom"):
+        for n in (12, 24):
+            out.append(frontier_case(f"iso-{model}-{n}", load(model), "1f1b", 8, n))
+    return out
+
+
+def lowtime_case() -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import lowtime_speed as ls
+
+    r = ls.compare("gpt3-175b", 12)
+    return {"case": "lowtime-gpt3-12", "gearshift_s": r["gearshift_s"],
+            "lowtime_s": r["lowtime_s"], "lowtime_over_gearshift": r["ratio"],
+            "max_energy_vs_lowtime": r["max_energy_vs_lowtime"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", default=["gpt3-n96", "il-16x128", "iso", "lowtime"])
+    a = ap.parse_args(argv)
+    rows = []
+    if "gpt3-n96" in a.only:
+        rows.append(frontier_case("gpt3-n96", load("gpt3-175b"), "1f1b", 8, 96))
+    if "il-16x128" in a.only:
+        rows.append(frontier_case("il-16x128", tiled(load("gpt3-175b"), 32),
+                                  "interleaved-1f1b", 16, 128, 2))
+    if "iso" in a.only:
+        rows += iso_cases()
+    if "lowtime" in a.only:
+        rows.append(lowtime_case())
+    for r in rows:
+        print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in r.items()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
