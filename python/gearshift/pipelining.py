@@ -433,7 +433,7 @@ class PipelineRunner:
     # ------------------------------------------------------------------ the native runtime
     def _start_session(self, freqs: list[int]) -> None:
         from .model import Schedule, ScheduleEntry  # noqa: PLC0415
-        from .runtime import Session  # noqa: PLC0415
+        from .runtime import Session, make_backend  # noqa: PLC0415
 
         labels = [f"s{s}/{'FBIW'[k]}/{m}" for s, k, m in self.program]
         sched = Schedule([ScheduleEntry(i, i, int(f), label=lab)
@@ -441,9 +441,9 @@ class PipelineRunner:
                          f"pipeline:{self.kind}:rank{self.rank}", self.device.name,
                          len(self.program), objective=self.config.objective)
         facts = self.device.facts
-        self._session = Session(sched, backend="sim", use_cupti=False,
-                                supported_mhz=list(facts.supported_freqs_mhz),
-                                default_mhz=facts.max_freq_mhz, switch_latency_s=0.0,
+        backend = make_backend("sim", supported_mhz=list(facts.supported_freqs_mhz),
+                               default_mhz=facts.max_freq_mhz, switch_latency_s=0.0)
+        self._session = Session(sched, backend=backend, use_cupti=False,
                                 handle_signals=False, signal_path="fake-lockstep").start()
 
     def _stop_session(self) -> None:
