@@ -202,3 +202,19 @@ def test_runs_a_schedule():
     b = dev.run_iteration(tr, part, [(1200, START), (990, NO_OVERLAP)], advance=False)
     assert (a.time_s, a.energy_j) == (b.time_s, b.energy_j)
     assert a.partition_freq_mhz.tolist() == [1200, 990]
+
+
+def test_block_size_and_sms_reach_the_collective():
+    dev = SimDevice("a100-sxm", power_cap=False)
+    tr = small_trace()
+    part = Partitioning.from_cuts(tr, [0, 4])
+
+    def comm_time(ov):
+        r = dev.run_iteration(tr, part, [(1410, ov), (1410, NO_OVERLAP)], advance=False,
+                              switch_latency_s=0.0)
+        return r.kernel_end_s[1] - r.kernel_start_s[1]
+
+    few = comm_time(Overlap.window(0, 99, 6, 1024))
+    small_blocks = comm_time(Overlap.window(0, 99, 6, 512))
+    many = comm_time(Overlap.window(0, 99, 24, 1024))
+    assert small_blocks > few > many

@@ -21,7 +21,8 @@ from ._common import device_option, open_device, preset_option
               help="Keep clocks at least this many MHz apart.")
 @click.option("--overlaps", default=None,
               help="Comma-separated overlap choices for partitions with communication "
-              "(default serial,start,start/sms=8,start/sms=16,after1,after2).")
+              "(default serial,window0-99,window0-99/sms=8,window0-99/sms=24,window2-99,"
+              "window0-2: window<L>-<C>[/sms=N][/block=B], see docs/simulator.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def profile(trace_path, partitioning_path, output, device, sim_preset, freqs, min_freq_mhz,
             step_mhz, overlaps, quiet):

@@ -17,10 +17,14 @@ from ._common import device_option, open_device, preset_option
 @click.option("--no-baseline", is_flag=True, help="Run only the schedule.")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
               help="Write the run summary here (input of `gearshift report --run`).")
+@click.option("--timeline-out", default=None, type=click.Path(dir_okay=False),
+              help="Write the last iteration's kernels as Chrome trace events (Perfetto): one "
+                   "track per stream per GPU, args id/deps/kind/partition/freq_mhz.")
 @device_option
 @preset_option
 @click.option("--quiet", is_flag=True)
-def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, output, device,
+def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, output, timeline_out,
+        device,
         sim_preset, quiet):
     """Replay TRACE's iterations with SCHEDULE enforced and print time and energy.
 
@@ -44,7 +48,8 @@ def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, outpu
         fr = Frontier.load(frontier_path)
         baseline = fr.baseline.choices if fr.baseline else None
     summary = run_schedule(dev, trace, schedule, iterations=iterations, baseline=baseline,
-                           with_baseline=not no_baseline, progress=not quiet)
+                           with_baseline=not no_baseline, progress=not quiet,
+                           timeline_out=timeline_out)
     g = summary.gearshift
     click.echo(f"{iterations} iterations on {summary.device} "
                f"({summary.source.upper()} {summary.energy_scope} energy):")
@@ -56,3 +61,5 @@ def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, outpu
     if output:
         summary.save(output)
         click.echo(f"run summary -> {output}")
+    if timeline_out:
+        click.echo(f"timeline of the last iteration (simulated) -> {timeline_out}")

@@ -42,8 +42,16 @@ def summary(trace) -> list[str]:
 @click.option("--batch", type=int, default=None, help="Override the preset's batch size.")
 @click.option("--seq", type=int, default=None, help="Override the sequence length (GPT).")
 @click.option("--layers", type=int, default=None, help="Override the number of layers (GPT).")
+@click.option("--hf-config", "hf_config", type=click.Path(dir_okay=False), default=None,
+              help="Trace a Hugging Face config.json (model_type llama or qwen3) instead of a "
+                   "preset; --seq/--batch default to 4096/4.")
+@click.option("--tp", type=int, default=None,
+              help="Tensor-parallel degree (with --hf-config; default 1).")
+@click.option("--nanobatches", type=int, default=1, show_default=True,
+              help="Split the microbatch into this many interleaved nanobatches (Kareus: 2).")
 @click.option("--list", "list_", is_flag=True, help="List the model presets and exit.")
-def trace(model: str, out: str | None, batch, seq, layers, list_: bool) -> None:
+def trace(model: str, out: str | None, batch, seq, layers, hf_config, tp, nanobatches,
+          list_: bool) -> None:
     """Trace one training step (forward, backward, AdamW step) on the meta device: no GPU and
     no memory needed, any model size."""
     from .. import trace as tr  # noqa: PLC0415
@@ -52,11 +60,18 @@ def trace(model: str, out: str | None, batch, seq, layers, list_: bool) -> None:
         for name in tr.presets():
             click.echo(name)
         return
-    for name, v in (("--batch", batch), ("--seq", seq), ("--layers", layers)):
+    for name, v in (("--batch", batch), ("--seq", seq), ("--layers", layers), ("--tp", tp),
+                    ("--nanobatches", nanobatches)):
         if v is not None and v < 1:
             raise ConfigError(f"{name} {v} must be >= 1", f"pass a positive {name}")
+    if tp is not None and hf_config is None:
+        raise ConfigError("--tp goes with --hf-config", "pick a -tpN preset, or pass --hf-config")
     t0 = time.perf_counter()
-    result = tr.trace_preset(model, batch=batch, seq=seq, layers=layers)
+    if hf_config:
+        result = _trace_hf(hf_config, batch, seq, layers, tp, nanobatches)
+    else:
+        result = tr.trace_preset(model, nanobatches=nanobatches, batch=batch, seq=seq,
+                                 layers=layers)
     took = time.perf_counter() - t0
     for line in summary(result):
         click.echo(line)
@@ -64,3 +79,26 @@ def trace(model: str, out: str | None, batch, seq, layers, list_: bool) -> None:
     if out:
         result.save(out)
         click.echo(f"wrote {out}")
+
+
+def _trace_hf(path: str, batch, seq, layers, tp, nanobatches):
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from .. import trace as tr  # noqa: PLC0415
+    from ..errors import TraceError  # noqa: PLC0415
+    from ..trace.zoo import llama_config_from_hf  # noqa: PLC0415
+
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise TraceError(f"cannot read {path} as JSON: {exc}",
+                         "pass the model's config.json") from exc
+    if not isinstance(raw, dict):
+        raise TraceError(f"{path} is not a JSON object", "pass the model's config.json")
+    cfg = llama_config_from_hf(raw, batch=batch or 4, seq=seq or 4096, layers=layers,
+                               tp=tp or 1)
+    name = str(raw.get("_name_or_path") or Path(path).parent.name or cfg.family)
+    if cfg.tp > 1:
+        name += f"-tp{cfg.tp}"
+    return tr.trace_config(cfg, name, nanobatches)

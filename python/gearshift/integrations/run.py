@@ -20,9 +20,11 @@ def baseline_choices(partitioning: Partitioning, device, default_overlap: str = 
 def run_schedule(device, trace: KernelTrace, schedule: Schedule,
                  partitioning: Partitioning | None = None, iterations: int = 5,
                  baseline: list | None = None, with_baseline: bool = True,
-                 progress: bool = False) -> RunSummary:
+                 progress: bool = False, timeline_out=None) -> RunSummary:
     """``iterations`` baseline iterations, then as many under ``schedule``, each block in its own
-    gearshift.measure window on ``device``; per-iteration means in the summary."""
+    gearshift.measure window on ``device``; per-iteration means in the summary.
+    ``timeline_out``: write the last scheduled iteration's kernel timeline there as Chrome
+    trace events (simulated devices)."""
     from ..monitor import Monitor  # noqa: PLC0415
     from ..profile.progress import Progress  # noqa: PLC0415
 
@@ -44,6 +46,7 @@ def run_schedule(device, trace: KernelTrace, schedule: Schedule,
                 bar.advance()
             m = mon.end_window("baseline")
             base_pt = RunPoint(m.time_s / iterations, m.energy_j("gpu") / iterations, iterations)
+        res = None
         mon.begin_window("gearshift")
         switches = 0
         for _ in range(iterations):
@@ -54,6 +57,16 @@ def run_schedule(device, trace: KernelTrace, schedule: Schedule,
     finally:
         bar.stop()
         enf.close()
+    if timeline_out is not None:
+        if res is None or not hasattr(res, "kernel_start_s"):
+            from ..errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(f"{device.name} reports no kernel timeline",
+                              "write --timeline-out from a simulated run (--device sim)")
+        from ..devices.sim.chrome_trace import write_chrome_trace  # noqa: PLC0415
+
+        part_of = [p.index for p in enf.partitioning.partitions for _ in range(p.start, p.end)]
+        write_chrome_trace(timeline_out, trace, res, part_of)
     return RunSummary(device.name, m.source, "gpu",
                       RunPoint(m.time_s / iterations, m.energy_j("gpu") / iterations, iterations),
                       base_pt, schedule.objective,

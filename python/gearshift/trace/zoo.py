@@ -1,9 +1,14 @@
-"""A small model zoo for demos and tests: GPT-style decoders and a ResNet-50-like CNN.
+"""A small model zoo for demos and tests: GPT-style decoders, Llama/Qwen3-style decoders
+(grouped-query attention, SwiGLU, RMSNorm, rotary embeddings) and a ResNet-50-like CNN.
 
 Defined here, no downloads. Built on the meta device, a preset of any size costs no memory.
 ``gpt-*-tp4`` presets shard attention and MLP Megatron-style over 4 ranks with sequence
 parallelism, so their trace holds all-gather and reduce-scatter kernels; the collectives are the
-real ``_c10d_functional`` ops, whose meta kernels need no process group.
+real ``_c10d_functional`` ops, whose meta kernels need no process group. The ``-tp8`` Llama and
+Qwen3 presets use Megatron's tensor parallelism without sequence parallelism (as Kareus runs
+them): an all-reduce after each row-parallel projection in the forward pass and one of the
+input gradient before each column-parallel projection in the backward pass. Their shapes are
+the published Hugging Face configs (``llama_config_from_hf`` reads such a config.json).
 """
 
 from __future__ import annotations
@@ -46,6 +51,45 @@ class GPTConfig:
 
 
 @dataclass(frozen=True)
+class LlamaConfig:
+    """A Llama-family decoder (Llama 3, Qwen3): GQA, SwiGLU MLP, RMSNorm, rotary embeddings."""
+
+    layers: int = 28
+    hidden: int = 3072
+    heads: int = 24
+    kv_heads: int = 8
+    head_dim: int = 128
+    intermediate: int = 8192
+    vocab: int = 128256
+    seq: int = 4096
+    batch: int = 4
+    tp: int = 1
+    qk_norm: bool = False         # Qwen3: RMSNorm over each head's queries and keys
+    tie_embeddings: bool = True
+    rms_eps: float = 1e-5
+    rope_theta: float = 500000.0
+    family: str = "llama"
+    dtype: str = "bfloat16"
+
+    def check(self) -> "LlamaConfig":
+        problems = []
+        if self.heads % self.kv_heads:
+            problems.append(f"heads {self.heads} is not a multiple of kv_heads {self.kv_heads}")
+        if self.tp > 1:
+            for what, n in (("heads", self.heads), ("kv_heads", self.kv_heads),
+                            ("intermediate", self.intermediate), ("vocab", self.vocab)):
+                if n % self.tp:
+                    problems.append(f"{what} {n} is not divisible by tp {self.tp}")
+        if min(self.layers, self.hidden, self.heads, self.kv_heads, self.head_dim,
+               self.intermediate, self.seq, self.batch, self.tp) < 1:
+            problems.append("every size must be >= 1")
+        if problems:
+            raise TraceError("invalid Llama configuration: " + "; ".join(problems),
+                             "pick sizes that divide evenly")
+        return self
+
+
+@dataclass(frozen=True)
 class ResNetConfig:
     blocks: tuple[int, int, int, int] = (3, 4, 6, 3)
     width: int = 64
@@ -68,6 +112,50 @@ GPT_PRESETS = {
     "gpt-1.3b-tp4": GPTConfig(layers=24, hidden=2048, heads=16, seq=2048, batch=8, tp=4),
     "gpt-6.7b-tp4": GPTConfig(layers=32, hidden=4096, heads=32, seq=2048, batch=4, tp=4),
 }
+# Published Hugging Face configs: meta-llama/Llama-3.2-3B and Qwen/Qwen3-1.7B (config.json).
+# Sequence 4096 and microbatch 4 (split into two nanobatches of 2) as in Kareus's measurements.
+LLAMA_3_2_3B = LlamaConfig(layers=28, hidden=3072, heads=24, kv_heads=8, head_dim=128,
+                           intermediate=8192, vocab=128256, rms_eps=1e-5, rope_theta=500000.0,
+                           family="llama")
+QWEN3_1_7B = LlamaConfig(layers=28, hidden=2048, heads=16, kv_heads=8, head_dim=128,
+                         intermediate=6144, vocab=151936, qk_norm=True, rms_eps=1e-6,
+                         rope_theta=1000000.0, family="qwen3")
+LLAMA_PRESETS = {
+    "llama-3.2-3b": LLAMA_3_2_3B,
+    "llama-3.2-3b-tp8": dataclasses.replace(LLAMA_3_2_3B, tp=8),
+    "qwen3-1.7b": QWEN3_1_7B,
+    "qwen3-1.7b-tp8": dataclasses.replace(QWEN3_1_7B, tp=8),
+    "llama-tiny-tp2": LlamaConfig(layers=2, hidden=64, heads=4, kv_heads=2, head_dim=16,
+                                  intermediate=128, vocab=512, seq=32, batch=4, tp=2),
+}
+HF_FAMILIES = {"llama": False, "qwen3": True}   # model_type -> qk_norm
+
+
+def llama_config_from_hf(cfg: dict, **sizes) -> LlamaConfig:
+    """A LlamaConfig from a Hugging Face config.json (model_type llama or qwen3); ``sizes``
+    set what a config does not hold (seq=, batch=, tp=) or override it (layers=)."""
+    kind = cfg.get("model_type")
+    if kind not in HF_FAMILIES:
+        raise TraceError(f"config.json has model_type {kind!r}; --hf-config reads "
+                         f"{', '.join(HF_FAMILIES)}", "pass the config of a Llama or Qwen3 model")
+    missing = [k for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                           "num_attention_heads", "vocab_size") if k not in cfg]
+    if missing:
+        raise TraceError(f"config.json lacks {', '.join(missing)}",
+                         "pass the model's full config.json from its Hugging Face repository")
+    heads = int(cfg["num_attention_heads"])
+    base = LlamaConfig(
+        layers=int(cfg["num_hidden_layers"]), hidden=int(cfg["hidden_size"]), heads=heads,
+        kv_heads=int(cfg.get("num_key_value_heads") or heads),
+        head_dim=int(cfg.get("head_dim") or int(cfg["hidden_size"]) // heads),
+        intermediate=int(cfg["intermediate_size"]), vocab=int(cfg["vocab_size"]),
+        qk_norm=HF_FAMILIES[kind], tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        rms_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+        rope_theta=float(cfg.get("rope_theta", 10000.0)), family=kind)
+    sizes = {k: v for k, v in sizes.items() if v is not None}
+    return dataclasses.replace(base, **sizes).check()
+
+
 RESNET_PRESETS = {
     "resnet-tiny": ResNetConfig(blocks=(1, 1, 1, 1), width=8, batch=2, image=32, classes=10),
     "resnet50": ResNetConfig(),
@@ -75,7 +163,7 @@ RESNET_PRESETS = {
 
 
 def presets() -> list[str]:
-    return list(GPT_PRESETS) + list(RESNET_PRESETS)
+    return list(GPT_PRESETS) + list(LLAMA_PRESETS) + list(RESNET_PRESETS)
 
 
 # --- tensor-parallel collectives (sequence parallel, sequence-first layout [T, B, H]) -----------
@@ -176,6 +264,139 @@ def gpt_loss(targets: torch.Tensor):
     return loss
 
 
+# --- Llama / Qwen3 (Megatron tensor parallelism, no sequence parallelism) ----------------------
+
+def _all_reduce(x: torch.Tensor) -> torch.Tensor:
+    y = torch.ops._c10d_functional.all_reduce(x, "sum", "tp")
+    return torch.ops._c10d_functional.wait_tensor(y)
+
+
+class _CopyToTP(torch.autograd.Function):
+    """Megatron's f: identity forward, all-reduce of the input gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _all_reduce(g)
+
+
+class _ReduceFromTP(torch.autograd.Function):
+    """Megatron's g: all-reduce forward, identity backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _all_reduce(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def _rotate_half(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.tp = cfg.tp
+        self.heads = cfg.heads // cfg.tp
+        self.kv_heads = cfg.kv_heads // cfg.tp
+        self.head_dim = cfg.head_dim
+        self.qkv = nn.Linear(cfg.hidden, (self.heads + 2 * self.kv_heads) * cfg.head_dim,
+                             bias=False)
+        self.o_proj = nn.Linear(self.heads * cfg.head_dim, cfg.hidden, bias=False)
+        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=cfg.rms_eps) if cfg.qk_norm else None
+        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=cfg.rms_eps) if cfg.qk_norm else None
+
+    def forward(self, x, cos, sin):             # x: [T, B, H], full sequence on every rank
+        if self.tp > 1:
+            x = _CopyToTP.apply(x)
+        t, b, _ = x.shape
+        d = self.head_dim
+        q, k, v = self.qkv(x).split([self.heads * d, self.kv_heads * d, self.kv_heads * d], -1)
+        q = q.reshape(t, b, self.heads, d)
+        k = k.reshape(t, b, self.kv_heads, d)
+        v = v.reshape(t, b, self.kv_heads, d)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        q, k, v = (z.permute(1, 2, 0, 3) for z in (q, k, v))       # [B, heads, T, d]
+        rep = self.heads // self.kv_heads
+        if rep > 1:                                                 # GQA: share K/V heads
+            k = k.repeat_interleave(rep, dim=1)
+            v = v.repeat_interleave(rep, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = self.o_proj(y.permute(2, 0, 1, 3).reshape(t, b, self.heads * d))
+        return _ReduceFromTP.apply(y) if self.tp > 1 else y
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.tp = cfg.tp
+        inner = cfg.intermediate // cfg.tp
+        self.gate_up = nn.Linear(cfg.hidden, 2 * inner, bias=False)
+        self.down = nn.Linear(inner, cfg.hidden, bias=False)
+
+    def forward(self, x):
+        if self.tp > 1:
+            x = _CopyToTP.apply(x)
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        y = self.down(F.silu(gate) * up)
+        return _ReduceFromTP.apply(y) if self.tp > 1 else y
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.input_norm = nn.RMSNorm(cfg.hidden, eps=cfg.rms_eps)
+        self.attn = LlamaAttention(cfg)
+        self.post_norm = nn.RMSNorm(cfg.hidden, eps=cfg.rms_eps)
+        self.mlp = SwiGLU(cfg)
+
+    def forward(self, x, cos, sin):
+        x = x + self.attn(self.input_norm(x), cos, sin)
+        return x + self.mlp(self.post_norm(x))
+
+
+class Llama(nn.Module):
+    """A Llama/Qwen3 decoder; with tp > 1 the embedding and the LM head are vocab-parallel."""
+
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.cfg = cfg.check()
+        self.embed = nn.Embedding(cfg.vocab // cfg.tp, cfg.hidden)
+        self.blocks = nn.ModuleList(LlamaBlock(cfg) for _ in range(cfg.layers))
+        self.norm = nn.RMSNorm(cfg.hidden, eps=cfg.rms_eps)
+        self.lm_head = nn.Linear(cfg.hidden, cfg.vocab // cfg.tp, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        inv = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim)
+        ang = torch.outer(torch.arange(cfg.seq).float(), inv)
+        ang = torch.cat((ang, ang), dim=-1)[:, None, None, :]       # [T, 1, 1, d]
+        self.register_buffer("cos", ang.cos().to(getattr(torch, cfg.dtype)), persistent=False)
+        self.register_buffer("sin", ang.sin().to(getattr(torch, cfg.dtype)), persistent=False)
+
+    def forward(self, idx):                      # idx: [B, T] token ids (this rank's vocab shard)
+        x = self.embed(idx).transpose(0, 1)      # [T, B, H]
+        if self.cfg.tp > 1:                      # vocab-parallel embedding: sum the shards
+            x = _ReduceFromTP.apply(x)
+        t = x.shape[0]
+        cos, sin = self.cos[:t], self.sin[:t]
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        x = self.norm(x)
+        if self.cfg.tp > 1:
+            x = _CopyToTP.apply(x)
+        return self.lm_head(x)                   # [T, B, vocab / tp]
+
+
 # --- ResNet-50-like CNN ---------------------------------------------------------------------------
 
 class Bottleneck(nn.Module):
@@ -231,7 +452,7 @@ class ResNet(nn.Module):
 
 def preset_config(name: str, **overrides):
     """The config of a preset with sizes overridden (batch=, seq=, layers=, ...)."""
-    base = GPT_PRESETS.get(name) or RESNET_PRESETS.get(name)
+    base = GPT_PRESETS.get(name) or LLAMA_PRESETS.get(name) or RESNET_PRESETS.get(name)
     if base is None:
         raise TraceError(f"unknown model preset '{name}'",
                          f"use one of: {', '.join(presets())}")
@@ -253,6 +474,12 @@ def build_config(cfg, device: str = "meta"):
     """(module, example_inputs, loss_fn, config) for a config, built on ``device``."""
     dtype = getattr(torch, cfg.dtype)
     with torch.device(device):
+        if isinstance(cfg, LlamaConfig):
+            model = Llama(cfg.check()).to(dtype)
+            vocab = cfg.vocab // cfg.tp
+            idx = torch.randint(0, vocab, (cfg.batch, cfg.seq))
+            targets = torch.randint(0, vocab, (cfg.batch, cfg.seq))
+            return model, (idx,), gpt_loss(targets), cfg
         if isinstance(cfg, GPTConfig):
             model = GPT(cfg.check()).to(dtype)
             idx = torch.randint(0, cfg.vocab, (cfg.batch, cfg.seq))

@@ -109,7 +109,8 @@ class Timeline:
     def _costs(self, cache: dict, f: int, comm_sms: np.ndarray) -> KernelCost:
         c = cache.get(f)
         if c is None:
-            c = cache[f] = kernel_costs(self.ka, self.preset, float(f), comm_sms, power_cap=False)
+            c = cache[f] = kernel_costs(self.ka, self.preset, float(f), comm_sms, power_cap=False,
+                                        comm_block=cache.get("comm_block"))
         return c
 
     def _pavg(self, cache, f: int, comm_sms) -> np.ndarray:
@@ -227,15 +228,18 @@ class Timeline:
         got = self._segs[p] = (np.array(pre, dtype=np.int64), out)
         return got
 
-    def _contention(self, c: KernelCost, m: int, ops: np.ndarray, comm_sms: np.ndarray):
+    def _contention(self, c: KernelCost, m: int, ops: np.ndarray, comm_sms: np.ndarray,
+                    block_size: int = 0):
         """Slow-down factors of compute ``ops`` (sig_c) and of collective ``m`` (sig_m) while
-        they run together."""
+        they run together: devices/sim/overlap.py's contention model (calibrated on Kareus's
+        measured A100 overlap)."""
         pr = self.preset
         # the stretch of each op beside the collective and of the collective (overlap.py)
         sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
         sig_c, sig_m = ovl.pair_stretch(ovl.params_for(pr), pr, c.t_c[ops], c.t_m[ops],
                                         c.busy_s[ops], [sms], [self.ka.mem_bytes[m]],
-                                        [c.busy_s[m]])
+                                        [c.busy_s[m]],
+                                        block_size or ovl.DEFAULT_BLOCK_THREADS)
         return sig_c[0], sig_m[0]
 
     def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
@@ -262,7 +266,7 @@ class Timeline:
             m_end = None
             j = launch
             if j < wait:
-                sig_c, sig_m = self._contention(c, m, ops[j:wait], comm_sms)
+                sig_c, sig_m = self._contention(c, m, ops[j:wait], comm_sms, ov.block_size)
             while j < wait and m_end is None:
                 i = ops[j]
                 sc, sm_ = sig_c[j - launch], sig_m[j - launch]
@@ -394,10 +398,12 @@ class Timeline:
             raise ConfigError(f"switch latency {latency} s is negative", "pass a latency >= 0")
         applied = int(pr.max_freq_mhz if initial_freq_mhz is None else initial_freq_mhz)
         comm_sms = np.array([o.comm_sms for o in overlaps], dtype=np.float64)[self.part_of]
-        sms_key = comm_sms[self.ka.is_comm].tobytes()
+        comm_block = np.array([o.block_size for o in overlaps], dtype=np.float64)[self.part_of]
+        sms_key = (comm_sms[self.ka.is_comm].tobytes(), comm_block[self.ka.is_comm].tobytes())
         if len(self._cost_memo) > 64:
             self._cost_memo.clear()
-        cache = self._cost_memo.setdefault(sms_key, {})
+        # per (comm SMs, block size) assignment: kernel costs per clock, and the block sizes
+        cache = self._cost_memo.setdefault(sms_key, {"comm_block": comm_block})
         eff = self._capped(cache, comm_sms, f_req) if power_cap else f_req.copy()
         overlapped = self.has_comm & np.array([o.overlapped for o in overlaps])
         if power_cap:

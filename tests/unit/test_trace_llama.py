@@ -1,0 +1,74 @@
+"""Kareus's models in the zoo: Llama 3.2 3B and Qwen3 1.7B (GQA, SwiGLU, RMSNorm, rotary),
+their -tp8 presets and `gearshift trace --hf-config` (issue #13)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gearshift.cli import main
+from gearshift.errors import TraceError
+from gearshift.model import KernelTrace
+from gearshift.trace import presets, trace_preset
+from gearshift.trace.zoo import LLAMA_PRESETS, build, llama_config_from_hf
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name,config,params_b", [
+    ("llama-3.2-3b", "llama-3.2-3b-config.json", 3.21),   # published: 3.21 B
+    ("qwen3-1.7b", "qwen3-1.7b-config.json", 1.72),       # published: 1.7 B (1.4 B non-embedding)
+])
+def test_hf_config_gives_the_published_model(name, config, params_b):
+    raw = json.loads((DATA / config).read_text())
+    cfg = llama_config_from_hf(raw)
+    assert cfg == LLAMA_PRESETS[name]
+    module, _, _, _ = build(name)
+    n = sum(p.numel() for p in module.parameters())
+    assert n / 1e9 == pytest.approx(params_b, abs=0.01)
+    assert f"{name}-tp8" in presets()
+
+
+def test_tp8_preset_shards_gqa_attention_and_all_reduces():
+    tr = trace_preset("llama-3.2-3b-tp8", layers=2)
+    cfg = tr.meta["config"]
+    assert cfg["tp"] == 8 and cfg["heads"] == 24 and cfg["kv_heads"] == 8
+    comm = Counter((k.phase, k.comm_op) for k in tr.kernels if k.kind == "comm")
+    # forward: embedding + 2 per layer; backward: 2 per layer + the LM head's input gradient
+    assert comm == {("forward", "all_reduce"): 5, ("backward", "all_reduce"): 5}
+    ar = next(k for k in tr.kernels if k.kind == "comm" and k.module == "blocks.0.attn")
+    assert ar.comm_bytes == 4096 * 4 * 3072 * 2          # [T, B, H] bf16, the full activation
+    # 3 query heads and 1 KV head per rank, KV shared across the queries before attention
+    fa = next(k for k in tr.kernels if "flash_attention(" in k.name)
+    assert fa.name.startswith("aten::_scaled_dot_product_flash_attention(4x3x4096x128,")
+    qkv = next(k for k in tr.kernels if k.module == "blocks.0.attn.qkv")
+    assert "3072x640" in qkv.name                          # (3 + 2 x 1) x 128 columns
+    # the all-reduce's consumer is the residual add, not the next layer's GEMM
+    i = tr.kernels.index(ar)
+    assert i in tr.kernels[i + 1].deps
+
+
+def test_qwen3_normalises_queries_and_keys():
+    tr = trace_preset("qwen3-1.7b-tp8", layers=1)
+    llama = trace_preset("llama-3.2-3b-tp8", layers=1)
+    assert any(k.module.endswith("attn.q_norm") for k in tr.kernels)
+    assert not any(k.module.endswith("attn.q_norm") for k in llama.kernels)
+
+
+def test_trace_cli_hf_config(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    main(["trace", "--hf-config", str(DATA / "qwen3-1.7b-config.json"), "--tp", "8",
+          "--layers", "2", "--seq", "512", "--nanobatches", "2", "--out", str(out)])
+    text = capsys.readouterr().out
+    t = KernelTrace.load(out)
+    assert t.model == "qwen3-1.7b-tp8" and t.nanobatches == 2 and "all_reduce" in text
+    assert t.meta["config"]["seq"] == 512 and t.meta["config"]["batch"] == 4
+    (tmp_path / "bad.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(SystemExit):
+        main(["trace", "--hf-config", str(tmp_path / "bad.json")])
+    assert "model_type 'bert'" in capsys.readouterr().err
+    with pytest.raises(TraceError, match="not divisible by tp 5"):
+        llama_config_from_hf(json.loads((DATA / "qwen3-1.7b-config.json").read_text()), tp=5)
