@@ -377,9 +377,10 @@ class PipelineRunner:
 
     # ------------------------------------------------------------------ the simulated GPU
     def _open_device(self):
-        from .devices import open_device  # noqa: PLC0415
+        from .devices.open import open_device  # noqa: PLC0415
 
-        dev = open_device(self.config.device, preset=self.config.sim_preset)
+        # switch latency is not charged here, as in the pipeline executor (see the docstring)
+        dev = open_device(self.config.device, preset=self.config.sim_preset, switch_latency_s=0.0)
         if not dev.capabilities.simulated:
             raise _Failed(f"profiling pipeline instructions on {dev.name} is not implemented "
                           "(only the simulated GPU)", "use device='sim'")
@@ -433,17 +434,14 @@ class PipelineRunner:
     # ------------------------------------------------------------------ the native runtime
     def _start_session(self, freqs: list[int]) -> None:
         from .model import Schedule, ScheduleEntry  # noqa: PLC0415
-        from .runtime import Session, make_backend  # noqa: PLC0415
+        from .runtime import Session  # noqa: PLC0415
 
         labels = [f"s{s}/{'FBIW'[k]}/{m}" for s, k, m in self.program]
         sched = Schedule([ScheduleEntry(i, i, int(f), label=lab)
                           for i, (f, lab) in enumerate(zip(freqs, labels))],
                          f"pipeline:{self.kind}:rank{self.rank}", self.device.name,
                          len(self.program), objective=self.config.objective)
-        facts = self.device.facts
-        backend = make_backend("sim", supported_mhz=list(facts.supported_freqs_mhz),
-                               default_mhz=facts.max_freq_mhz, switch_latency_s=0.0)
-        self._session = Session(sched, backend=backend, use_cupti=False,
+        self._session = Session(sched, backend=self.device, use_cupti=False,
                                 handle_signals=False, signal_path="fake-lockstep").start()
 
     def _stop_session(self) -> None:

@@ -80,3 +80,34 @@ def test_params_roundtrip_and_version_check():
     assert ov.OverlapParams.from_json(q.to_json()) == q
     with pytest.raises(ConfigError):
         ov.OverlapParams.from_json({**q.to_json(), "version": 99})
+
+
+def test_the_simulated_a100_uses_the_fitted_comm_kernel_and_block_size():
+    """A CTA-limited collective on the simulated A100 follows the fitted model: few CTAs of 512
+    threads are slower than of 1024, and the library default (0) keeps the link model."""
+    from gearshift.devices.sim import SimDevice
+    from gearshift.model import KernelRecord, KernelTrace, Overlap, Partitioning
+
+    ks = [KernelRecord("gemm", flops=2 * 4096.0 ** 3, bytes_read=1e8),
+          KernelRecord("ar", kind="comm", comm_op="all_reduce", comm_bytes=32 * 2**20),
+          KernelRecord("gemm2", flops=2 * 4096.0 ** 3, bytes_read=1e8)]
+    tr = KernelTrace(ks, source="synthetic", meta={"world_size": 2})
+    part = Partitioning.from_cuts(tr, [0])
+    dev = SimDevice("a100-sxm", power_cap=False)
+
+    def t(o):
+        return dev.run_iteration(tr, part, [(1410, o)], advance=False).time_s
+
+    serial_512 = t(Overlap("serial", comm_sms=4, block_size=512))
+    serial_1024 = t(Overlap("serial", comm_sms=4, block_size=1024))
+    assert serial_512 > serial_1024
+    q = ov.load_params()
+    lb = ov.link_bytes(32 * 2**20, "all_reduce", 2)
+    want = ov.comm_time_s(q, lb, 4, 1024, 1410, 1410)
+    # serial: the two GEMMs plus the collective alone
+    no_comm = dev.run_iteration(KernelTrace([ks[0], ks[2]], source="synthetic"),
+                                Partitioning.from_cuts(KernelTrace([ks[0], ks[2]],
+                                                                   source="synthetic"), [0]),
+                                [(1410, Overlap("none"))], advance=False).time_s
+    launch_s = dev.preset.launch_s
+    assert serial_1024 - no_comm == pytest.approx(want + launch_s, rel=1e-6)
