@@ -46,8 +46,8 @@ def test_backend_wraps_the_compiled_step(monkeypatch):
     with gearshift.measure("steps") as m:          # opened before the backend picks a device
         losses = _train(compiled, model)
     assert losses[-1] < losses[0]
-    run = dynamo.runner()
-    assert run is not None and run.enforcer.iterations == 3
+    run = compiled.gearshift                     # one runner per compiled model
+    assert run is dynamo.runner() and run.enforcer.iterations == 3
     # the traced step holds the lifted parameters' backward and optimizer kernels
     phases = {k.phase for k in run.enforcer.trace.kernels}
     assert {"forward", "backward", "optimizer"} <= phases
@@ -77,6 +77,6 @@ def test_backend_with_inductor(monkeypatch):
         compiled = torch.compile(model, backend="gearshift")
         losses = _train(compiled, model, steps=2)
         assert losses[-1] < losses[0]
-        assert dynamo.runner().enforcer.iterations == 2
+        assert compiled.gearshift.enforcer.iterations == 2
     finally:
         environment.cache_clear()

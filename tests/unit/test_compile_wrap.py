@@ -80,11 +80,22 @@ def test_saved_schedule_for_another_model_or_device_is_refused(tmp_path):
     assert g.gearshift.ready
     with pytest.raises(ScheduleMismatchError, match="another model") as exc:
         gearshift.compile(Small(width=64), device="sim", schedule_path=str(path),
-                          progress=False, example_inputs=torch.randn(8, 32))
+                          progress=False, example_inputs=torch.randn(8, 32), strict=True)
     assert "re-plan" in exc.value.fix
     with pytest.raises(ScheduleMismatchError, match="another device"):
         gearshift.compile(Small(), device="sim", sim_preset="a100-sxm", schedule_path=str(path),
-                          progress=False, example_inputs=torch.randn(8, 32))
+                          progress=False, example_inputs=torch.randn(8, 32), strict=True)
+    # without strict, training goes on untouched: one warning that names the fix, phase fallback
+    torch.manual_seed(0)
+    eager = train(Small(width=64), steps=2)
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match="loading the saved schedule.*another model.*re-plan"):
+        g = gearshift.compile(Small(width=64), device="sim", schedule_path=str(path),
+                              progress=False, example_inputs=torch.randn(8, 32))
+    assert train(g, steps=2) == eager
+    st = g.gearshift.status()
+    assert st["phase"] == "fallback" and "another model" in st["fallback_reason"]
+    assert "fell back" in st["explanation"]
 
 
 def test_compile_rejects_non_modules():

@@ -299,3 +299,114 @@ def test_collective_plan_of_a_nanobatch_split_trace():
     assert plan.get(1, 0) == (3, op.SERIAL) and plan.get(1, 1) == (4, Overlap.window(1, 1))
     with pytest.raises(SkipOverlap, match="split into 2 nanobatches, the schedule into 3"):
         op.collective_plan(SimpleNamespace(entries=entries, nanobatches=3), trace)
+
+
+# ---------------------------------------------------------------------------- gearshift.compile
+
+
+def _nanobatch_plan(nanobatches):
+    """A planner whose schedule is one partition at the top clock, split into nanobatches."""
+    from types import SimpleNamespace
+
+    from gearshift.model import Partitioning, Schedule, ScheduleEntry
+
+    def plan_for(trace, device, config, **_):
+        parts = Partitioning.from_cuts(trace, [0])
+        entry = ScheduleEntry(0, 0, device.facts.max_freq_mhz, Overlap.parse("none"),
+                              parts.partitions[0].signature, "all")
+        sched = Schedule([entry], trace.signature(), device.facts.name, len(trace),
+                         nanobatches=nanobatches)
+        return SimpleNamespace(schedule=sched, partitioning=parts,
+                               frontier=SimpleNamespace(baseline=None))
+
+    return plan_for
+
+
+class _Breaks(torch.nn.Module):
+    def __init__(self, graph_break):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(8, 16), torch.nn.Linear(16, 1)
+        self.graph_break = graph_break
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        if self.graph_break:
+            torch._dynamo.graph_break()
+        return self.b(h)
+
+
+def _losses(model, steps=3):
+    torch.manual_seed(5)
+    x, y = torch.randn(6, 8), torch.randn(6, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    out = []
+    for _ in range(steps):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        out.append(loss.item())
+    return out
+
+
+@pytest.mark.parametrize("graph_break", [False, True])
+def test_compile_splits_nanobatches_or_says_why_not(monkeypatch, graph_break):
+    import copy
+    import sys
+
+    import gearshift
+    from gearshift.integrations import wrap
+
+    monkeypatch.setattr(sys.modules[wrap.Runner.__module__], "plan_for", _nanobatch_plan(2))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = _Breaks(graph_break)
+    want = _losses(copy.deepcopy(model))
+    wrapped = gearshift.compile(model, device="sim", sim_preset="h100-sxm", progress=False)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = _losses(wrapped)
+    st = wrapped.gearshift.status()
+    wrapped.gearshift.close()
+    torch._dynamo.reset()
+    assert max(abs(a - b) for a, b in zip(got, want)) <= 1e-5
+    if graph_break:
+        assert st["overlap_applied"] is False and "more than one graph" in st[
+            "overlap_skipped_reason"]
+        assert st["nanobatches"] == 1
+        assert len([x for x in w if "overlap is not applied" in str(x.message)]) == 1
+    else:
+        assert st["overlap_applied"] is True and st["overlap_skipped_reason"] is None
+        assert st["nanobatches"] == 2 and st["partitions"] == []
+
+
+def test_runner_fallback_leaves_the_step_untouched():
+    from types import SimpleNamespace
+
+    sched = SimpleNamespace(entries=[], nanobatches=2)
+    runner = SimpleNamespace(schedule=sched, fallback_reason=None)
+    module = torch.nn.Linear(2, 2)
+    assert op.module_call(runner, module) is not module     # the schedule asks for nanobatches
+    runner.fallback_reason = "clock refused"
+    assert op.module_call(runner, module) is module
+
+
+def test_a_step_dynamo_cannot_capture_runs_eagerly(monkeypatch):
+    from types import SimpleNamespace
+
+    runner = SimpleNamespace(schedule=SimpleNamespace(entries=[], nanobatches=2))
+
+    def broken(*a, **k):
+        def fn(*args, **kwargs):
+            raise RuntimeError("dynamo internal error")
+        return fn
+
+    monkeypatch.setattr(torch, "compile", broken)
+    module = torch.nn.Linear(2, 2)
+    x = torch.randn(3, 2)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = op.module_call(runner, module)(x)
+    assert torch.equal(out, module(x))
+    assert "could not capture the step: RuntimeError" in runner.overlap.skipped_reason
+    assert op.module_call(runner, module) is module

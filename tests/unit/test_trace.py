@@ -163,9 +163,21 @@ class _ItemInForward(torch.nn.Module):
         return y if y.sum().item() > 0 else -y
 
 
+def test_value_of_an_activation_is_traced_on_a_cpu_copy():
+    # on meta, .item() of a value computed from the weights has no answer: named op and module
+    with pytest.raises(TraceError, match=r"aten::_local_scalar_dense.*_ItemInForward") as e:
+        trace_step(_ItemInForward(), torch.randn(2, 4), device="meta")
+    assert "trace_device='cpu'" in e.value.fix
+    # device="auto" (the default) then runs a real step on a CPU copy
+    model = _ItemInForward()
+    w = model.lin.weight.detach().clone()
+    t = trace_step(model, torch.randn(2, 4))
+    assert t.meta["trace_device"] == "cpu" and "_local_scalar_dense" in t.meta["retraced_on_cpu"]
+    assert {"forward", "backward", "optimizer"} <= {k.phase for k in t.kernels}
+    assert torch.equal(model.lin.weight, w)          # the user's model is untouched
+
+
 def test_failing_step_names_op_and_module():
-    with pytest.raises(TraceError, match=r"aten::_local_scalar_dense.*_ItemInForward"):
-        trace_step(_ItemInForward(), torch.randn(2, 4))
     bad = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Linear(6, 2))
     with pytest.raises(TraceError, match=r"forward phase at op aten::addmm in module '1'"):
         trace_step(bad, torch.randn(2, 4))

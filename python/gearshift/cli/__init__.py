@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "sim": ("sim", "sim", "The simulated GPU: pipeline execution and validation."),
     "daemon": ("daemon", "daemon", "Privileged daemon that owns the GPUs' clocks."),
     "clock": ("clock", "clock", "Talk to the clock daemon (status, hold)."),
+    "measure": ("measure", "measure", "Wall time and energy of a whole command: measure -- CMD."),
     "tune": ("tune", "tune", "Job-level tuning (power limit, batch size) and online adaptation."),
 }
 
@@ -59,6 +60,15 @@ def main(argv=None) -> None:
         click.secho(f"error: {exc.problem}", fg="red", err=True)
         if exc.fix:
             click.echo(f"  fix: {exc.fix}", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        from .._deps import missing  # noqa: PLC0415
+
+        err = missing(exc, f"`gearshift {' '.join((argv or sys.argv[1:])[:1])}`")
+        if err is None:
+            raise
+        click.secho(f"error: {err.problem}", fg="red", err=True)
+        click.echo(f"  fix: {err.fix}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

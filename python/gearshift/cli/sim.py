@@ -57,24 +57,23 @@ def pipeline(stage_profile, plan_path, kind, stages, virtual_stages, microbatche
 
 
 def _find_data(data: str | None):
-    import os  # noqa: PLC0415
+    """The folder holding perseus_a40/: --data, else the shared data, else the shipped copy."""
     from pathlib import Path  # noqa: PLC0415
 
+    from ..datasets import data_root  # noqa: PLC0415
     from ..errors import ConfigError  # noqa: PLC0415
 
-    candidates = [data] if data else [os.environ.get("GEARSHIFT_SHARED_DATA"), "shared/data",
-                                      "../shared/data",
-                                      str(Path(__file__).resolve().parents[3] / "../shared/data")]
-    for c in candidates:
-        if c and (Path(c) / "perseus_a40").is_dir():
-            return Path(c)
-    raise ConfigError("the Perseus A40 data (perseus_a40/) was not found",
-                      "pass --data DIR (the folder holding perseus_a40/) or set "
-                      "GEARSHIFT_SHARED_DATA")
+    root = data_root("perseus_a40", data)
+    if not (Path(root) / "perseus_a40").is_dir():
+        raise ConfigError(f"the Perseus A40 data (perseus_a40/) is not in {root}",
+                          "pass --data DIR (the folder holding perseus_a40/), or leave --data "
+                          "out to use the copy shipped with gearshift")
+    return Path(root)
 
 
 @sim.command(name="validate")
-@click.option("--data", default=None, help="Folder holding perseus_a40/ (default: shared/data).")
+@click.option("--data", default=None, help="Folder holding perseus_a40/ (default: ../shared/data "
+              "when present, else the copy shipped with gearshift).")
 @click.option("--refit", is_flag=True, help="Re-run the A40 kernel-model fit (about 15 s) "
               "instead of using the fitted parameters shipped in devices/sim/fitted.py.")
 def validate(data, refit):

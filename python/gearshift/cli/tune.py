@@ -6,13 +6,17 @@ from pathlib import Path
 
 import click
 
-DEFAULT_DATA = Path("../shared/data")
+def _trace_dir(_ctx, _param, value):
+    from ..datasets import data_root
+
+    return data_root("zeus_nsdi23_traces", value)
 
 
 def _data_option(f):
     return click.option("--trace", "trace_dir", type=click.Path(path_type=Path),
-                        default=DEFAULT_DATA, show_default=True,
-                        help="Shared data folder holding zeus_nsdi23_traces.")(f)
+                        default=None, callback=_trace_dir,
+                        help="Folder holding zeus_nsdi23_traces (default: ../shared/data when "
+                             "present, else the copy shipped with gearshift).")(f)
 
 
 def _console():

@@ -25,7 +25,12 @@ class GearshiftConfig:
       made for this model and device), else plan and save it here.
     - ``artifacts_dir``: where planning also writes trace, partitioning, profile and frontier.
     - ``min_freq_mhz`` / ``freq_step_mhz`` / ``overlaps``: the profiled options.
-    - ``progress``: show progress bars while planning.
+    - ``progress``: show progress bars (and the plan's summary) while planning.
+    - ``trace_device``: where the step is traced: ``auto`` (weights on meta, inputs and masks
+      real; a real step on a CPU copy when the step needs a value computed from the weights),
+      ``meta`` or ``cpu``.
+    - ``strict``: raise what fails inside gearshift instead of falling back to running the
+      step untouched with a warning (for tests and CI).
     """
 
     objective: str = "iso-time"
@@ -37,8 +42,13 @@ class GearshiftConfig:
     freq_step_mhz: int | None = None
     overlaps: tuple[str, ...] | None = None
     progress: bool = True
+    trace_device: str = "auto"
+    strict: bool = False
 
     def __post_init__(self):
+        if self.trace_device not in ("auto", "meta", "cpu"):
+            raise ConfigError(f"unknown trace_device {self.trace_device!r}",
+                              "use trace_device='auto' (default), 'meta' or 'cpu'")
         object.__setattr__(self, "objective", str(Objective.parse(self.objective)))
         validate_device(self.device)
         if self.overlaps is not None:

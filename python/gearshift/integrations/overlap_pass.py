@@ -654,11 +654,17 @@ def overlap_backend(runner, state: OverlapState, groups=None):
 # Hooks for the two wrappers (integrations/wrap.py, integrations/dynamo.py)
 
 
+def _fell_back(runner) -> bool:
+    """The runner's fallback (OWNERS.md: every later step untouched) covers the overlap too."""
+    return bool(getattr(runner, "fallback_reason", None))
+
+
 def module_call(runner, module: torch.nn.Module):
     """What ``gearshift.compile``'s wrapper calls for a training step: ``module`` itself, or,
     when the schedule asks for overlap, ``module`` compiled with the overlap applied."""
     state = state_of(runner)
-    if state.skipped_reason is not None or not wants_overlap(getattr(runner, "schedule", None)):
+    if (state.skipped_reason is not None or _fell_back(runner)
+            or not wants_overlap(getattr(runner, "schedule", None))):
         return module
     call = getattr(runner, "_overlap_call", None)
     if call is None:
@@ -670,13 +676,20 @@ def module_call(runner, module: torch.nn.Module):
         first = [True]
 
         def call(*args, **kwargs):
-            if first[0]:
-                # a dynamic batch dimension keeps the graph's shapes valid for a nanobatch
-                first[0] = False
-                for t in list(args) + list(kwargs.values()):
-                    if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] > 1:
-                        torch._dynamo.maybe_mark_dynamic(t, 0)
-            return compiled(*args, **kwargs)
+            if not first[0]:
+                return compiled(*args, **kwargs)
+            # a dynamic batch dimension keeps the graph's shapes valid for a nanobatch
+            first[0] = False
+            for t in list(args) + list(kwargs.values()):
+                if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] > 1:
+                    torch._dynamo.maybe_mark_dynamic(t, 0)
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001  (dynamo itself failed: run the step eagerly)
+                log.debug("torch.compile of the step failed", exc_info=True)
+                state.skip(f"torch.compile could not capture the step: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}")
+                return module(*args, **kwargs)
 
         runner._overlap_call = call
     return call
@@ -691,7 +704,7 @@ def compiled_step(runner, gm: fx.GraphModule, example_inputs, default):
     saved = {nd: dict(nd.meta) for nd in gm.graph.nodes}
 
     def step(*args):
-        if state.skipped_reason is not None:   # e.g. a graph break seen after the first step
+        if state.skipped_reason is not None or _fell_back(runner):   # e.g. a later graph break
             return default(*args)
         fn = box.get("fn")
         if fn is None:

@@ -28,15 +28,30 @@ class Runner:
         self.config = config
         self.loss_fn = loss_fn
         self.optimizer_factory = optimizer_factory
-        self.model_name = model_name or type(model).__name__
-        self.device = open_device(config.device, preset=config.sim_preset)
-        from ..monitor import set_current_device  # noqa: PLC0415
-
-        set_current_device(self.device)
+        self.model_name = model_name or getattr(type(model), "_gearshift_base",
+                                                type(model)).__name__
         self.plan: Plan | None = None
         self.schedule: Schedule | None = None
         self.enforcer: Enforcer | None = None
         self.loaded_from: str | None = None
+        self.fallback_reason: str | None = None
+        self.explanation: str = "no schedule yet: it is made on the first training step"
+        self.frontier_summary: str | None = None
+        self.data_parallel = None           # the DistributedDataParallel around the model
+        self.role: int = 0                  # which distinct rank role's schedule this rank runs
+        self.count_on_optimizer = False     # iterations = optimizer steps (grad accumulation)
+        self.micro_steps = 0                # forward calls since the last counted iteration
+        self.traced_shapes = None           # input shapes of the traced step
+        self.steps_unlike_trace = 0         # steps whose batch had other shapes
+        self.device = None
+        try:
+            self.device = open_device(config.device, preset=config.sim_preset)
+        except Exception as exc:  # noqa: BLE001 (never break training: fall back)
+            self._fail("opening the device", exc)
+            return
+        from ..monitor import set_current_device  # noqa: PLC0415
+
+        set_current_device(self.device)
 
     @property
     def ready(self) -> bool:
@@ -49,12 +64,33 @@ class Runner:
         from ..profile.progress import Stage  # noqa: PLC0415
         from ..trace import trace_step  # noqa: PLC0415
 
-        with Stage(f"tracing one training step of {self.model_name}", self.config.progress):
-            trace = trace_step(self.model, example_inputs, self.loss_fn, self.optimizer_factory,
-                               model_name=self.model_name)
-        path = self.config.schedule_path
+        from . import distributed  # noqa: PLC0415
+
+        self._stage = "tracing the training step"
+        dp = distributed.data_parallel_spec(self)
+        try:
+            with Stage(f"tracing one training step of {self.model_name}", self.config.progress):
+                trace = trace_step(self.model, example_inputs, self.loss_fn,
+                                   self.optimizer_factory, device=self.config.trace_device,
+                                   model_name=self.model_name, data_parallel=dp)
+        except Exception as exc:
+            if distributed.active():   # the other ranks wait in agree(): tell them
+                distributed.agree(self, None, exc)
+            raise
+        self._stage = "planning"
+        if distributed.active():
+            # one plan per distinct rank role, made by that role's first rank, shared by all
+            self.schedule, self.explanation, self.frontier_summary, self.role = \
+                distributed.agree(self, trace)
+            self.enforcer = Enforcer(self.device, trace, self.schedule)
+            return self.schedule
+        return self._prepare_local(trace)
+
+    def _prepare_local(self, trace, path=None):
+        path = path or self.config.schedule_path
         baseline = None
         if path and Path(path).exists():
+            self._stage = f"loading the saved schedule {path}"
             schedule = Schedule.load(path)
             schedule.check_compatible(trace.signature(), self.device.facts.name)
             schedule.validate(path, self.device.facts.supported_freqs_mhz)
@@ -76,31 +112,149 @@ class Runner:
             baseline = self.plan.frontier.baseline.choices if self.plan.frontier.baseline else None
             if path:
                 schedule.save(path)
+            self._explain()
         self.schedule = schedule
+        if self.loaded_from:
+            p = schedule.predicted
+            self.explanation = (f"schedule loaded from {path}: predicted "
+                                f"{100 * (p.get('energy_saving') or 0):.1f} % energy saving at "
+                                f"{100 * ((p.get('slowdown') or 1) - 1):+.1f} % time "
+                                f"({p.get('source', '?')}, {p.get('energy_scope', '?')} energy)")
         self.enforcer = Enforcer(self.device, trace, schedule, partitioning, baseline)
         return schedule
+
+    def _explain(self) -> None:
+        from .explain import explain_plan, frontier_summary  # noqa: PLC0415
+        caps = getattr(self.device, "capabilities", None)
+        self.explanation = explain_plan(self.plan, self.config.objective,
+                                        getattr(caps, "switch_latency_s", None))
+        self.frontier_summary = frontier_summary(self.plan.frontier)
+        if self.config.progress:
+            import sys  # noqa: PLC0415
+
+            print(f"gearshift{_who()}: {self.model_name}: {self.explanation}\n"
+                  f"gearshift{_who()}: {self.frontier_summary}", file=sys.stderr)
 
     def on_step(self, example_inputs) -> None:
         if not self.ready:
             self.prepare(example_inputs)
         self.enforcer.step()
 
+    # ---- never break training ------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        if self.fallback_reason is not None:
+            return "fallback"
+        return "enforce" if self.ready else "record"
+
+    def fallback(self, reason: str) -> None:
+        """From now on every step runs untouched (clocks at their defaults); warn once."""
+        if self.fallback_reason is not None:
+            return
+        self.fallback_reason = reason
+        self.explanation = f"no saving: gearshift fell back ({reason})"
+        import warnings  # noqa: PLC0415
+
+        warnings.warn(f"gearshift{_who()}: {reason}; training continues without gearshift "
+                      "(clocks at their defaults)", RuntimeWarning, stacklevel=4)
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 (closing a broken enforcer must not raise)
+            pass
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        if self.config.strict:
+            raise exc
+        import logging  # noqa: PLC0415
+
+        logging.getLogger("gearshift").debug("%s failed", what, exc_info=exc)
+
+        from ..errors import GearshiftError  # noqa: PLC0415
+
+        if isinstance(exc, GearshiftError):
+            text = exc.problem + (f" (fix: {exc.fix})" if exc.fix else "")
+        else:
+            text = f"{type(exc).__name__}: {exc}".splitlines()[0] + \
+                " (fix: please report this as a gearshift bug, with the model)"
+        self.fallback(f"{what} failed: {text}")
+
+    def guarded_prepare(self, example_inputs) -> None:
+        if self.fallback_reason is None:
+            try:
+                self.prepare(example_inputs)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(getattr(self, "_stage", "preparing"), exc)
+
+    def guarded_step(self, example_inputs) -> None:
+        """What a wrapper calls at each training forward: one iteration, or nothing."""
+        if self.fallback_reason is not None:
+            return
+        self.micro_steps += 1
+        if self.count_on_optimizer and self.ready and self.micro_steps > 1:
+            return                        # a further micro-step of the same optimizer step
+        shapes = _shapes(example_inputs)
+        if self.traced_shapes is None:
+            self.traced_shapes = shapes
+        elif shapes and shapes != self.traced_shapes:
+            # the simulated figures price the traced step; say so rather than pass it off
+            self.steps_unlike_trace += 1
+        try:
+            self.on_step(example_inputs)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(getattr(self, "_stage", "preparing") if not self.ready
+                       else "the gearshift step", exc)
+
+    def on_optimizer_step(self) -> None:
+        """An optimizer step over this model's parameters ended: the next forward starts a new
+        iteration (gradient accumulation: micro-steps before it are one iteration)."""
+        self.count_on_optimizer = True
+        self.micro_steps = 0
+
+    def status(self) -> dict:
+        s = {"phase": self.phase, "fallback_reason": self.fallback_reason,
+             "explanation": self.explanation,
+             "iterations": self.enforcer.iterations if self.enforcer else 0,
+             "iterations_count": "optimizer steps" if self.count_on_optimizer else
+             "training forward calls", "role": self.role}
+        if self.steps_unlike_trace:
+            s["steps_unlike_traced_batch"] = self.steps_unlike_trace
+            s["explanation"] += (f"; {self.steps_unlike_trace} steps ran batches shaped unlike "
+                                 f"the traced one {self.traced_shapes}: simulated figures price "
+                                 "the traced batch")
+        if self.schedule is not None:
+            s["planned_energy_saving_pct"] = 100 * (self.schedule.predicted.get(
+                "energy_saving") or 0.0)
+        if self.frontier_summary:
+            s["frontier"] = self.frontier_summary
+        from . import overlap_pass  # noqa: PLC0415  (the overlap half's keys)
+
+        s.update(overlap_pass.state_of(self).status())
+        return s
+
     def savings(self) -> dict:
         """Predicted figures of the schedule against the all-max baseline."""
         if self.schedule is None:
-            raise ConfigError("no schedule yet", "run one training step (or call prepare) first")
+            raise ConfigError(f"no schedule yet ({self.explanation})",
+                              "run one training step (or call prepare) first")
         p = self.schedule.predicted
         return {k: p.get(k) for k in ("time_s", "energy_j", "baseline_time_s",
                                       "baseline_energy_j", "energy_saving", "slowdown",
-                                      "energy_scope", "source")}
-
-    def status(self) -> dict:
-        """What is applied to the step now (keys by owner: OWNERS.md); the overlap half's keys
-        come from integrations/overlap_pass.py."""
-        from . import overlap_pass  # noqa: PLC0415
-
-        return overlap_pass.state_of(self).status()
+                                      "energy_scope", "source")} | {
+            "explanation": self.explanation, "frontier": self.frontier_summary}
 
     def close(self) -> None:
         if self.enforcer is not None:
             self.enforcer.close()
+
+
+def _shapes(inputs) -> tuple:
+    from torch.utils._pytree import tree_leaves  # noqa: PLC0415
+
+    return tuple(tuple(t.shape) for t in tree_leaves(inputs) if isinstance(t, torch.Tensor))
+
+
+def _who() -> str:
+    from .distributed import who  # noqa: PLC0415
+
+    w = who()
+    return f"[{w}]" if w else ""

@@ -118,3 +118,20 @@ class CurrentDeviceCounters:
 
     def close(self) -> None:
         pass
+
+
+class NoGpuCounters:
+    """No GPU to read (``why`` says so): a window reports its GPU part as not measured."""
+
+    source = "measured"
+    simulated_time = False
+    names: dict = {}
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def read(self) -> CounterRead:
+        return CounterRead(time.monotonic(), {})
+
+    def close(self) -> None:
+        pass

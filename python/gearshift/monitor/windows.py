@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from ..errors import ConfigError, DeviceError
-from .gpu import CounterRead, CurrentDeviceCounters, DeviceCounters, NvmlCounters
+from .gpu import (CounterRead, CurrentDeviceCounters, DeviceCounters, NoGpuCounters,
+                  NvmlCounters)
 from .rapl import POWERCAP_ROOT, RaplReader
 
 SCOPES = ("gpu", "cpu", "dram", "node")
@@ -32,13 +33,18 @@ class EnergyFigure:
 
 @dataclass
 class Measurement:
-    """One closed window. ``time_s`` is the device's time (simulated time on the simulator)."""
+    """One closed window. ``wall_time_s`` is always measured (the host's monotonic clock);
+    ``time_s`` is the device's time (simulated time on the simulator, else the wall time).
+    A part with no figure is in ``unavailable`` with the reason: never a 0 that means
+    "not measured"."""
 
     name: str
     time_s: float
     figures: list[EnergyFigure]
     wall_time_s: float
     unavailable: dict[str, str] = field(default_factory=dict)   # part -> why it is missing
+    time_source: str = "measured"     # how time_s was obtained: measured | simulated | replayed
+    started_at: float = 0.0           # Unix time the window opened
 
     def energy_j(self, scope: str = "gpu") -> float:
         if scope not in SCOPES:
@@ -60,18 +66,32 @@ class Measurement:
         return gpu.pop() if len(gpu) == 1 else "measured"
 
     def to_json(self) -> dict:
-        return {"name": self.name, "time_s": self.time_s, "wall_time_s": self.wall_time_s,
+        return {"name": self.name, "started_at": self.started_at,
+                "wall_time_s": self.wall_time_s, "time_s": self.time_s,
+                "time_source": self.time_source,
                 "figures": [asdict(f) for f in self.figures], "unavailable": dict(self.unavailable)}
 
+    def rows(self) -> list[dict]:
+        """One row per energy figure and per part not measured (the CSV log's rows)."""
+        base = {"name": self.name, "started_at": self.started_at,
+                "wall_time_s": self.wall_time_s, "time_s": self.time_s,
+                "time_source": self.time_source}
+        out = [dict(base, scope=f.scope, component=f.component, energy_j=f.energy_j,
+                    source=f.source, estimated=f.estimated, note=f.note) for f in self.figures]
+        out += [dict(base, scope=part, component="", energy_j="", source="not measured",
+                     estimated=False, note=why) for part, why in self.unavailable.items()]
+        return out
+
     def __str__(self) -> str:
-        lines = [f"window '{self.name}': {self.time_s:.4g} s"
-                 + (f" ({self.source})" if self.source != "measured" else "")]
+        lines = [f"window '{self.name}': wall time {self.wall_time_s:.4g} s (measured)"]
+        if self.time_source != "measured":
+            lines.append(f"  device time {self.time_s:.4g} s ({self.time_source})")
         for f in self.figures:
             tag = f"{f.source}{', estimated' if f.estimated else ''}"
             lines.append(f"  {f.scope:<4} {f.component:<16} {f.energy_j:12.4f} J  [{tag}]"
                          + (f"  {f.note}" if f.note else ""))
         for part, why in self.unavailable.items():
-            lines.append(f"  {part:<4} unavailable: {why}")
+            lines.append(f"  {part:<4} not measured: {why}")
         return "\n".join(lines)
 
 
@@ -80,6 +100,7 @@ class _Open:
     gpu: CounterRead
     rapl_j: dict[str, float]
     wall_s: float
+    started_at: float = 0.0
 
 
 class Monitor:
@@ -125,7 +146,8 @@ class Monitor:
             if name in self._windows:
                 raise ConfigError(f"window '{name}' is already open",
                                   "end it first, or give the nested window another name")
-            self._windows[name] = _Open(self.gpus.read(), self._rapl_now(), time.monotonic())
+            self._windows[name] = _Open(self.gpus.read(), self._rapl_now(), time.monotonic(),
+                                        time.time())
             self._ensure_poller()
 
     def end_window(self, name: str) -> Measurement:
@@ -140,21 +162,44 @@ class Monitor:
         begin = start.gpu
         if begin.origin != end.origin:
             begin = CounterRead(0.0, {c: 0.0 for c in end.energy_j}, end.origin)
-        elapsed = end.time_s - begin.time_s
-        figs = [EnergyFigure("gpu", c, end.energy_j[c] - begin.energy_j.get(c, 0.0),
-                             self.gpus.source, note=self._gpu_note(c)) for c in end.energy_j]
+        simulated = bool(getattr(self.gpus, "simulated_time", False))
+        elapsed = end.time_s - begin.time_s if simulated else wall
+        unavailable = dict(self.unavailable)
+        figs = []
+        gpu_missing = self._gpu_missing(end, elapsed, simulated)
+        if gpu_missing:
+            unavailable["gpu"] = gpu_missing
+            elapsed = wall          # no device ran: the window's time is the host's
+            simulated = False
+        else:
+            figs = [EnergyFigure("gpu", c, end.energy_j[c] - begin.energy_j.get(c, 0.0),
+                                 self.gpus.source, note=self._gpu_note(c)) for c in end.energy_j]
         scopes = self.rapl.scopes() if self.rapl else {}
         for label, total in rapl_end.items():
             figs.append(EnergyFigure(scopes[label], label, total - start.rapl_j.get(label, 0.0),
                                      "measured"))
-        unavailable = dict(self.unavailable)
         if self.rapl and not any(f.scope == "dram" for f in figs):
             unavailable.setdefault("dram", "no readable RAPL dram zone")
-        if self.node_idle_power_w is not None:
+        if self.node_idle_power_w is not None and figs:
             figs.append(self._node_figure(figs, elapsed))
-        else:
+        elif self.node_idle_power_w is None:
             unavailable["node"] = "set node_idle_power_w to estimate the whole node"
-        return Measurement(name, elapsed, figs, wall, unavailable)
+        else:
+            unavailable["node"] = "nothing measured to add the rest of the node to"
+        return Measurement(name, elapsed, figs, wall, unavailable,
+                           self.gpus.source if simulated else "measured", start.started_at)
+
+    def _gpu_missing(self, end: CounterRead, elapsed: float, simulated: bool) -> str:
+        """Why the window has no GPU figure ('' when it has one)."""
+        if isinstance(self.gpus, NoGpuCounters):
+            return self.gpus.why
+        if isinstance(self.gpus, CurrentDeviceCounters) and self.gpus._current() is None:
+            return ("no GPU this process can read (NVML unavailable) and no gearshift device "
+                    "in use")
+        if simulated and elapsed <= 0.0:
+            return ("the simulated GPU ran no iteration in this window: it prices only steps "
+                    "gearshift runs (gearshift.compile / torch.compile backend)")
+        return ""
 
     @contextmanager
     def window(self, name: str):
@@ -262,7 +307,11 @@ def _gpu_counters(devices, gpu_indices):
         from ..devices import open_device  # noqa: PLC0415
 
         return DeviceCounters([open_device("sim")])
+    if isinstance(devices, NoGpuCounters):
+        return devices
     if isinstance(devices, (list, tuple)):
+        if not devices:
+            return NoGpuCounters("no GPU was given to measure")
         return DeviceCounters(devices)
     if hasattr(devices, "energy_j"):
         return DeviceCounters([devices])
@@ -277,10 +326,93 @@ def default_monitor() -> Monitor:
     return _default_monitor
 
 
-@contextmanager
-def measure(name: str = "window", monitor: Monitor | None = None, **options):
-    """``with gearshift.measure("step") as m: ...`` then ``m.energy_j("gpu")``, ``m.time_s``,
-    ``print(m)``. ``options`` build a dedicated Monitor (devices=, node_idle_power_w=, ...)."""
-    mon = monitor or (Monitor(**options) if options else default_monitor())
-    with mon.window(name) as handle:
-        yield handle
+class measure:
+    """Measure a block or every call of a function: wall time (always), device time, and
+    each energy figure with its scope and source.
+
+        with gearshift.measure("step") as m:      # m.wall_time_s, m.energy_j("gpu"), print(m)
+            train_step()
+
+        @gearshift.measure("epoch", log="energy.csv")   # the function's result is returned;
+        def epoch(): ...                                 # epoch.measurements lists each call
+
+    Windows nest, and one ``measure`` may be entered again (recursion, re-use, threads): each
+    entry is its own window. ``log``: a ``.csv`` (one row per figure, and per part not
+    measured) or ``.jsonl`` file every closed window is appended to. ``options`` build a
+    dedicated Monitor (devices=, node_idle_power_w=, ...).
+    """
+
+    def __init__(self, name: str = "window", monitor: Monitor | None = None, *,
+                 log: str | None = None, **options):
+        self.name = name
+        self._monitor = monitor
+        self._options = options
+        self.log = log
+        if log is not None and not str(log).endswith((".csv", ".jsonl")):
+            raise ConfigError(f"measure log {log!r} is neither .csv nor .jsonl",
+                              "name the log file *.csv or *.jsonl")
+        self.measurements: list[Measurement] = []
+        self._open = threading.local()
+
+    def _mon(self) -> Monitor:
+        if self._monitor is None and self._options:
+            self._monitor = Monitor(**self._options)
+        return self._monitor or default_monitor()
+
+    def __enter__(self) -> "WindowHandle":
+        global _serial
+        stack = self._open.__dict__.setdefault("stack", [])
+        with _serial_lock:
+            _serial += 1
+            key = f"{self.name}#{_serial}"
+        mon = self._mon()
+        mon.begin_window(key)
+        handle = WindowHandle(self.name)
+        stack.append((mon, key, handle))
+        return handle
+
+    def __exit__(self, *exc) -> bool:
+        mon, key, handle = self._open.stack.pop()
+        m = mon.end_window(key)
+        m.name = self.name
+        handle.result = m
+        self.measurements.append(m)
+        if self.log:
+            append_log(self.log, m)
+        return False
+
+    def __call__(self, func):
+        import functools  # noqa: PLC0415
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with self:
+                return func(*args, **kwargs)
+
+        wrapper.measurements = self.measurements
+        return wrapper
+
+
+_serial = 0
+_serial_lock = threading.Lock()
+_CSV_FIELDS = ("name", "started_at", "wall_time_s", "time_s", "time_source", "scope",
+               "component", "energy_j", "source", "estimated", "note")
+
+
+def append_log(path, m: Measurement) -> None:
+    """Append one closed window to a .csv (header written once) or .jsonl log."""
+    import csv  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    p = Path(path)
+    if p.suffix == ".jsonl":
+        with p.open("a") as f:
+            f.write(json.dumps(m.to_json()) + "\n")
+        return
+    new = not p.exists() or p.stat().st_size == 0
+    with p.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerows(m.rows())

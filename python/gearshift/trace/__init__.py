@@ -10,10 +10,15 @@ from __future__ import annotations
 from ..model import KernelTrace
 
 
-def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="meta",
+def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="auto",
                **options) -> KernelTrace:
     """One training step of ``module`` as a KernelTrace (see tracer.trace_step)."""
-    from .tracer import trace_step as _trace  # noqa: PLC0415
+    try:
+        from .tracer import trace_step as _trace  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        from .._deps import missing  # noqa: PLC0415
+
+        raise (missing(exc, "gearshift.trace_step") or exc) from exc
 
     return _trace(module, example_inputs, loss_fn, optimizer_factory, device, **options)
 

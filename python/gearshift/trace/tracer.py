@@ -1,5 +1,13 @@
 """The op-level tracer: one training step under a TorchDispatchMode, shapes only, on meta.
 
+Parameters and everything computed from them live on meta (no memory, any model size). Tensors
+that do not depend on the weights (token ids, padding masks, positions, the small tensors that
+factory calls make) stay real on the CPU, so the data-dependent checks real models make on them
+(``(mask == 1).all()``, ``.item()``, ``.tolist()``) get true answers; an op that mixes the two
+runs on meta. Where a value computed from the weights is needed (``.item()`` of an activation),
+``device="auto"`` traces again on the CPU with real tensors of the same dtype, if the model is
+small enough.
+
 Every aten op the step dispatches becomes the records of the device kernels it would launch
 (kernels.py says how many). Phase comes from which part of the step is running; the module path
 of a forward op from a stack kept by global module hooks, and of a backward op from the autograd
@@ -53,11 +61,54 @@ def _tensors(tree) -> list[torch.Tensor]:
     return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
 
 
+# a tensor a factory call makes (or an input) stays real below this many bytes; larger ones go
+# to meta, so a real model's big buffers never take memory
+REAL_MAX_BYTES = 64 << 20
+# device="auto" re-traces on the CPU (a real step on a copy) only for models up to this size
+CPU_RETRACE_MAX_BYTES = 2 << 30
+_META = torch.device("meta")
+_CPU = torch.device("cpu")
+
+
+class _NeedsData(RuntimeError):
+    """A value computed from the weights was asked for (.item() and the like on meta)."""
+
+
+def _small(t) -> bool:
+    return isinstance(t, torch.Tensor) and _nbytes(t) <= REAL_MAX_BYTES
+
+
+def _to(tree, dev):
+    return tree_map(lambda x: x.to(dev) if isinstance(x, torch.Tensor) and x.device != dev
+                    else (dev if isinstance(x, torch.device) and x.type in ("cpu", "meta")
+                          else x), tree)
+
+
+def _call_placed(func, args, kwargs):
+    """Run ``func`` where its inputs are: real on the CPU when none is on meta, else on meta.
+
+    A device argument names the traced device (meta for the model, cpu for a dynamo graph
+    captured from a CPU model); it follows the inputs. Factory calls (no tensor inputs) run on
+    meta first and again for real when the result is small.
+    """
+    ts = _tensors((args, kwargs))
+    if any(t.is_meta for t in ts):
+        return func(*_to(args, _META), **_to(kwargs, _META))
+    if ts:
+        return func(*_to(args, _CPU), **_to(kwargs, _CPU))
+    out = func(*_to(args, _META), **_to(kwargs, _META))
+    outs = _tensors(out)
+    if outs and all(_small(t) for t in outs):
+        return func(*_to(args, _CPU), **_to(kwargs, _CPU))
+    return out
+
+
 class _Recorder(TorchDispatchMode):
     """Turns dispatched ops into KernelRecords."""
 
-    def __init__(self, stack: list[str]):
+    def __init__(self, stack: list[str], placed: bool = False):
         super().__init__()
+        self.placed = placed
         self.records: list[KernelRecord] = []
         self.stack = stack
         self.phase = "forward"
@@ -97,10 +148,12 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         try:
-            out = func(*args, **kwargs)
-        except Exception:
+            out = _call_placed(func, args, kwargs) if self.placed else func(*args, **kwargs)
+        except Exception as exc:
             if self.failed is None:
                 self.failed = (_op_name(func), self.module())
+            if self.placed and "meta" in str(exc):
+                raise _NeedsData(str(exc)) from exc
             raise
         self.ops_seen += 1
         self._record(func, args, kwargs, out)
@@ -284,15 +337,66 @@ class _ModuleHooks:
             h.remove()
 
 
-def _meta_copy(module: torch.nn.Module, device: str) -> torch.nn.Module:
-    """The module with its parameters and buffers on ``device``, without copying their data."""
-    memo: dict = {}
+def _meta_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """The module with its parameters on meta, without copying their data; small buffers
+    (positions, rotary frequencies, token-type ids) keep their values, on the CPU."""
+    memo = _attached_memo(module)
     for p in module.parameters():
-        memo[id(p)] = torch.nn.Parameter(torch.empty_like(p, device=device),
+        # torch.empty(shape): a DTensor's (FSDP2's) shape is the full, unsharded one
+        memo[id(p)] = torch.nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device=_META),
                                          requires_grad=p.requires_grad)
     for b in module.buffers():
-        memo[id(b)] = torch.empty_like(b, device=device)
+        memo[id(b)] = (b.detach().to(_CPU, copy=True) if not b.is_meta and _small(b)
+                       else torch.empty(b.shape, dtype=b.dtype, device=_META))
+    if _is_sharded(module):
+        return _plain_copy(module, memo)
     return copy.deepcopy(module, memo)
+
+
+def _attached_memo(module: torch.nn.Module) -> dict:
+    """A deepcopy memo that leaves out what gearshift attached to the model (the runner of
+    ``torch.compile(model, backend="gearshift")``): the copy is the plain model."""
+    return {id(r): None for m in module.modules()
+            if (r := m.__dict__.get("gearshift")) is not None}
+
+
+def _is_sharded(module: torch.nn.Module) -> bool:
+    try:
+        from torch.distributed.fsdp import FSDPModule  # noqa: PLC0415
+    except ImportError:
+        return False
+    return any(isinstance(m, FSDPModule) for m in module.modules())
+
+
+def _plain_class(cls: type) -> type:
+    """The model's own class under gearshift's and FSDP2's subclasses of it."""
+    from torch.distributed.fsdp import FSDPModule  # noqa: PLC0415
+
+    cls = getattr(cls, "_gearshift_base", cls)
+    while issubclass(cls, FSDPModule):
+        cls = next(b for b in cls.__bases__ if b is not FSDPModule)
+    return cls
+
+
+def _plain_copy(module: torch.nn.Module, memo: dict) -> torch.nn.Module:
+    """A copy of an FSDP2-sharded model as the plain model it shards (FSDP2 refuses deepcopy,
+    and its hooks and process groups are not part of the traced step; their collectives are
+    added by trace.data_parallel): same classes, parameters from ``memo``, no hooks. Other
+    attributes (configs, flags) are shared with the original, not copied."""
+    new = object.__new__(_plain_class(type(module)))
+    d = dict(module.__dict__)
+    for k, v in d.items():
+        if k.endswith("_hooks") or k.endswith("_hooks_with_kwargs") or \
+                k.endswith("_hooks_always_called"):
+            d[k] = type(v)()
+    d["_parameters"] = {n: (memo.get(id(p), p) if p is not None else None)
+                        for n, p in module._parameters.items()}
+    d["_buffers"] = {n: (memo.get(id(b), b) if b is not None else None)
+                     for n, b in module._buffers.items()}
+    d["_modules"] = {n: (_plain_copy(m, memo) if m is not None else None)
+                     for n, m in module._modules.items()}
+    new.__dict__.update(d)
+    return new
 
 
 def _default_loss(output):
@@ -308,9 +412,9 @@ def _default_optimizer(params):
     return torch.optim.AdamW(params, lr=1e-4, foreach=True)
 
 
-def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="meta", *,
+def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="auto", *,
                model_name: str = "", fused_attention: bool = True,
-               meta: dict | None = None) -> KernelTrace:
+               meta: dict | None = None, data_parallel: dict | None = None) -> KernelTrace:
     """Trace one training step (forward, loss, backward, optimizer step) of ``module``.
 
     ``example_inputs``: a tensor, a tuple of positional inputs or a dict of keyword inputs.
@@ -318,21 +422,75 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
     ``optimizer_factory(params) -> optimizer``: defaults to AdamW(foreach=True), what a CUDA
     run uses; pass ``False`` to trace no optimizer step. A first, untraced optimizer step creates
     the optimizer state, so the trace is of a steady-state iteration.
-    On ``device="meta"`` only shapes exist: a module of any size traces without memory. A module
-    whose parameters live elsewhere is traced through a data-free copy; on another device
-    ("cpu") through a full copy. The module passed in is never modified.
+    ``device``: "meta" traces the weights and all that depends on them as shapes only (a model
+    of any size traces without memory) while inputs, masks and small factory results stay real;
+    "cpu" runs a real step on a full copy; "auto" (default) is meta, then cpu when the step needs
+    a value computed from the weights and the model is at most 2 GiB. The module passed in is
+    never modified. ``data_parallel`` adds the data-parallel collectives the step launches:
+    ``{"kind": "ddp", "bucket_bytes", "first_bucket_bytes", "world_size"}`` (DDP's bucketed
+    gradient all-reduce, each launched when its bucket's last gradient is accumulated) or
+    ``{"kind": "fsdp", "world_size"}`` (FSDP2: per sharded unit an all-gather of its
+    parameters before its forward and its backward, a reduce-scatter of its gradients after).
+    A DistributedDataParallel passed in is traced as the model inside it with ``ddp``.
     """
     if not isinstance(module, torch.nn.Module):
         raise TraceError(f"trace_step needs a torch.nn.Module, got {type(module).__name__}",
                          "pass the model (an nn.Module) as the first argument")
+    if device not in ("auto", "meta", "cpu"):
+        raise TraceError(f"cannot trace on device {device!r}",
+                         "use device='auto' (default), 'meta' or 'cpu'")
+    from .data_parallel import ddp_spec  # noqa: PLC0415
+
+    data_parallel = data_parallel or ddp_spec(module)
+    module = unwrap_data_parallel(module)
+    if data_parallel:
+        meta = dict(meta or {}, data_parallel=data_parallel["kind"],
+                    world_size=data_parallel["world_size"])
+    if device == "cpu":
+        return _trace(module, example_inputs, loss_fn, optimizer_factory, "cpu", model_name,
+                      fused_attention, meta, data_parallel)
+    try:
+        return _trace(module, example_inputs, loss_fn, optimizer_factory, "meta", model_name,
+                      fused_attention, meta, data_parallel)
+    except TraceError as exc:
+        needs_data = isinstance(exc.__cause__, _NeedsData)
+        size = sum(_nbytes(p) for p in module.parameters())
+        if not (needs_data and device == "auto" and size <= CPU_RETRACE_MAX_BYTES):
+            raise
+        info = dict(meta or {}, retraced_on_cpu=exc.problem)
+        return _trace(module, example_inputs, loss_fn, optimizer_factory, "cpu", model_name,
+                      fused_attention, info, data_parallel)
+
+
+def unwrap_data_parallel(module: torch.nn.Module) -> torch.nn.Module:
+    """The model inside DistributedDataParallel/DataParallel (their wrappers hold process
+    groups and reducers that cannot be copied; their collectives are added to the trace)."""
+    from torch.nn.parallel import DataParallel, DistributedDataParallel  # noqa: PLC0415
+
+    while isinstance(module, (DistributedDataParallel, DataParallel)):
+        module = module.module
+    return module
+
+
+def _place_input(x, dev: torch.device):
+    if not isinstance(x, torch.Tensor):
+        return x
+    if dev.type == "meta":   # inputs stay real (masks and ids are read); big ones go to meta
+        return x.detach().to(_CPU) if _small(x) and not x.is_meta else x.to(_META)
+    return x.to(dev)
+
+
+def _trace(module, example_inputs, loss_fn, optimizer_factory, device, model_name,
+           fused_attention, meta, data_parallel=None) -> KernelTrace:
     t0 = time.perf_counter()
     dev = torch.device(device)
     if dev.type == "meta":
-        if any(p.device != dev for p in list(module.parameters()) + list(module.buffers())):
-            module = _meta_copy(module, device)
+        if any(not p.is_meta for p in module.parameters()) or any(
+                not b.is_meta and not _small(b) for b in module.buffers()):
+            module = _meta_copy(module)
     else:  # a real step changes weights: run it on a copy
-        module = copy.deepcopy(module).to(dev)
-    inputs = tree_map(lambda x: x.to(dev) if isinstance(x, torch.Tensor) else x, example_inputs)
+        module = copy.deepcopy(module, _attached_memo(module)).to(dev)
+    inputs = tree_map(lambda x: _place_input(x, dev), example_inputs)
     if isinstance(inputs, dict):
         args, kwargs = (), inputs
     elif isinstance(inputs, (tuple, list)):
@@ -351,10 +509,13 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
         opt.zero_grad(set_to_none=True)
 
     stack: list[str] = []
-    rec = _Recorder(stack)
+    rec = _Recorder(stack, placed=dev.type == "meta")
     phase = "forward"
     try:
-        with _ModuleHooks(module, stack), rec, _Tagger(rec, fused_attention):
+        from .data_parallel import collective_hooks  # noqa: PLC0415
+
+        with _ModuleHooks(module, stack), rec, _Tagger(rec, fused_attention), \
+                collective_hooks(module, rec, data_parallel):
             output = module(*args, **kwargs)
             rec.default_module = LOSS_MODULE
             loss = loss_fn(output)
@@ -377,9 +538,10 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
         what = f"op {op} " if op else ""
         mod = f"module '{where}'" if where else f"the top-level module ({type(module).__name__})"
         text = str(exc).splitlines()[0] if str(exc) else ""
-        fix = ("on the meta device only shapes exist: data-dependent code (.item(), .tolist(), "
-               "nonzero, Python branches on values) cannot run; make it shape-only, or trace a "
-               "small model with device='cpu'") if "meta" in str(exc) else (
+        fix = ("on meta only shapes exist for values computed from the weights: data-dependent "
+               "code on them (.item(), .tolist(), nonzero, Python branches on values) cannot "
+               "run there; trace with trace_device='cpu' (a real step on a CPU copy), or make "
+               "the check shape-only") if isinstance(exc, _NeedsData) or "meta" in str(exc) else (
                "make one training step of the module run outside gearshift first: the error "
                "comes from the module (or loss_fn / optimizer_factory) itself")
         raise TraceError(f"the training step failed under tracing in the {phase} phase at "
@@ -392,7 +554,7 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
     info = {"params": n_params, "ops_dispatched": rec.ops_seen,
             "optimizer": type(opt).__name__ if opt is not None else None,
             "fused_attention": fused_attention, "torch": torch.__version__,
-            "trace_wall_s": round(time.perf_counter() - t0, 3)}
+            "trace_device": dev.type, "trace_wall_s": round(time.perf_counter() - t0, 3)}
     info.update(meta or {})
     return KernelTrace(rec.records, model=model_name or type(module).__name__,
                        source="op-tracer", device=str(dev), meta=info)

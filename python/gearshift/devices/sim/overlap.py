@@ -27,16 +27,21 @@ power (static + leakage at f) x wall time, plus every kernel's solo dynamic ener
 stall power of a stretched compute kernel x its extra time, plus P_comm x the collective's wall
 time (``span_energy_j``).
 
-How a timeline calls it: per partition, compute the compute kernels' ``KernelCost`` at the
-partition's clock (kernel.py), then either
+How a timeline calls it: per partition, compute the kernels' ``KernelCost`` at the partition's
+clock (``kernel.kernel_costs(..., comm_sms, comm_block=...)``: a collective with a CTA count
+gets ``comm_time_s``/``comm_power_w`` with ``params_for(preset)``, the library default
+``library_comm_time_s``), then either
 
-* ``sweep_window(compute_time_s, stretch_compute, stretch_comm, comm_time_s, launch_op,
-  complete_op)`` for the Kareus window (the collective of the other nanobatch launched when
-  compute op ``launch_op`` starts; op ``complete_op + 1`` waits for it): it returns each op's
-  start/end and the collective's start/end, vectorised over configurations; or
-* in a dependency-true event sweep of its own, the pairwise factors from
-  ``compute_stretch`` / ``comm_stretch`` (s_c, s_m for every (compute kernel, collective) pair)
-  and the collective's solo time from ``comm_time_s``; energy from ``span_energy_j``.
+* in its own dependency-true event sweep (what ``timeline.Timeline._overlapped`` does), take
+  the pairwise factors ``pair_stretch(params_for(preset), preset, t_c, t_m, busy, ctas,
+  comm_mem_bytes, comm_busy, block)`` -> (s_c, s_m) per (collective, compute kernel): while they
+  overlap the compute kernel progresses at 1/s_c and the collective at 1/s_m; the time a kernel
+  loses is charged at its stall power (``KernelCost.stall_power_w``); or
+* ``sweep_window(compute_time_s, stretch_compute, stretch_comm, comm_time_s_, launch_op,
+  complete_op)`` for one Kareus window (the collective of the other nanobatch starts with
+  compute op ``launch_op``, op ``complete_op + 1`` waits for it), vectorised over
+  configurations: each op's start/end and the collective's start/end, plus the time lost;
+  ``span_energy_j`` turns those into the span's energy.
 """
 
 from __future__ import annotations
