@@ -6,14 +6,19 @@ import time
 
 import click
 
+from ._common import option
+
 
 @click.command()
 @click.option("--model", default=None, help="GPT preset to trace (default gpt-1.3b-tp4).")
-@click.option("--gpu", default="h100-sxm", show_default=True, help="Simulated GPU preset.")
+@option("--preset", "gpu", old=("--gpu",), default="h100-sxm", show_default=True,
+        help="Simulated GPU: h100-sxm, a100-sxm or a40.")
 @click.option("--objective", default="iso-time", show_default=True,
-              help="iso-time | iso-energy | max-slowdown=X | cost=ETA")
-@click.option("--iterations", default=5, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--out", "out_dir", default="gearshift-demo", show_default=True,
+              help="Objective: iso-time | fastest | iso-energy | max-slowdown=X | deadline=T | "
+                   "cost=ETA (gearshift.objective).")
+@click.option("--iterations", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="Iterations run with the schedule and with the baseline.")
+@option("--out-dir", "out_dir", old=("--out",), default="gearshift-demo", show_default=True,
               type=click.Path(file_okay=False), help="Where plan, run and plot are written.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def demo(model, gpu, objective, iterations, out_dir, quiet):
