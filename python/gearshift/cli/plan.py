@@ -22,6 +22,7 @@ import click
 
 from ._common import (
     energy_scale_option,
+    preset_option,
     pipeline_kind,
     pipeline_kind_option,
     time_scale_option,
@@ -61,10 +62,20 @@ from ._common import (
               help="Refinement passes over the whole frontier.")
 @click.option("--tolerance", type=click.FloatRange(0, 1), default=5e-3, show_default=True,
               help="Stop refining when a pass improves no point by more than this fraction.")
+@click.option("--sample", "sample", type=click.FloatRange(0, None), default=None,
+              help="Single GPU: measure only this fraction (< 1) or count of each partition's "
+                   "options, picked by GP/expected-hypervolume search (default 0.15 for a "
+                   "measured profile, off for a simulated one; 0 = off).")
+@click.option("--baselines-trace", "baselines_trace", type=click.Path(dir_okay=False),
+              default=None,
+              help="Single GPU: the step traced without nanobatches; prints baselines (a)-(d) "
+                   "side by side, simulated on --preset (with --trace, the planned trace).")
+@preset_option
 @click.option("--quiet", is_flag=True, help="Only the result lines.")
 def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_power_w, profile_path,
          partitioning_path, trace_path, schedule_out, frontier_out, selection, plan_out,
-         time_scale, energy_scale, points, passes, tolerance, quiet):
+         time_scale, energy_scale, points, passes, tolerance, sample, baselines_trace,
+         sim_preset, quiet):
     """Search the time-energy frontier and select a plan: of a pipeline (--stage-profile) or of
     one GPU's iteration (--profile).
 
@@ -80,7 +91,7 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
                           "see `gearshift plan --help`")
     if profile_path is not None:
         _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, frontier_out,
-                         schedule_out, quiet)
+                         schedule_out, quiet, sample, baselines_trace, sim_preset)
         return
     missing = [n for n, v in (("--stages", stages), ("--microbatches", microbatches),
                               ("--blocking-power-w", blocking_power_w)) if v is None]
@@ -142,7 +153,8 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
 
 
 def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, frontier_out,
-                     schedule_out, quiet) -> None:
+                     schedule_out, quiet, sample=None, baselines_trace=None,
+                     sim_preset=None) -> None:
     from ..errors import ConfigError
     from ..model import KernelTrace, Partitioning, Profile
     from ..search.iteration import plan_iteration
@@ -154,12 +166,29 @@ def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, fro
         raise ConfigError("nothing to write", "pass --frontier-out and/or --schedule-out")
     prof, parts = Profile.load(profile_path), Partitioning.load(partitioning_path)
     signature = parts.trace_signature
+    trace = None
     if trace_path is not None:
         trace = KernelTrace.load(trace_path)
         parts.check_trace(trace)
         signature = trace.signature()
+    if baselines_trace is not None and trace is None:
+        raise ConfigError("--baselines-trace needs --trace (the trace the profile was made for)",
+                          "pass --trace as well")
+    if sample is None:
+        sample = 0.15 if prof.source == "measured" else 0.0
+    point_a = None
+    if baselines_trace is not None:     # select against (a), what runs without gearshift
+        from ..profile.options import FRAMEWORK_OVERLAP
+        from ..search.baselines import top_clock_point
+        from ..model import Overlap
+
+        a = top_clock_point(KernelTrace.load(baselines_trace),
+                            _baseline_device(prof, sim_preset), Overlap.parse(FRAMEWORK_OVERLAP))
+        point_a = (a.time_s, a.energy_j)
     frontier, schedule = plan_iteration(prof, parts, signature, prof.device.name,
-                                        objective=selection)
+                                        objective=selection, sample_budget=sample or None,
+                                        nanobatches=trace.nanobatches if trace else 1,
+                                        baseline_point=point_a)
     if frontier_out:
         frontier.save(frontier_out)
     if schedule_out:
@@ -174,7 +203,37 @@ def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, fro
             click.echo(f"selected ({selection}): time {pred['time_s']:.6g} s "
                        f"({pred['time_s'] / base_t - 1:+.2%}), energy {pred['energy_j']:.6g} J "
                        f"({pred['energy_j'] / base_e - 1:+.2%})")
+        for row in frontier.meta.get("sampling", []):
+            click.echo(f"partition {row['partition']}: measured {row['measured']} of "
+                       f"{row['options']} options ({row['measured_frac']:.1%}), hypervolume "
+                       f"{row['hv_frac']:.2%} of exhaustive")
+        if baselines_trace is not None:
+            _print_baselines(baselines_trace, trace, prof, frontier, sim_preset)
         for path, what in ((frontier_out, "frontier"), (schedule_out, "schedule")):
             if path:
                 click.echo(f"wrote {what} {path}")
     click.echo(f"time_s={pred['time_s']!r} energy_j={pred['energy_j']!r}")
+
+
+def _baseline_device(prof, sim_preset):
+    from ..devices.sim import SimDevice
+    from ..errors import ConfigError
+
+    dev = SimDevice(sim_preset or "a100-sxm")
+    if dev.facts.name != prof.device.name:
+        raise ConfigError(f"the profile is of {prof.device.name}, --preset gives {dev.facts.name}",
+                          "pass the --preset the profile was simulated on")
+    return dev
+
+
+def _print_baselines(baselines_trace, trace, prof, frontier, sim_preset) -> None:
+    from ..model import KernelTrace
+    from ..search import baselines as bl
+
+    dev = _baseline_device(prof, sim_preset)
+    trace_a = KernelTrace.load(baselines_trace)
+    freqs = sorted({e.freq_mhz for e in prof.entries}, reverse=True)
+    base = bl.compare(trace_a, trace, dev, freqs, plan_d=frontier)
+    click.echo(bl.table(base))
+    for line in bl.savings_lines(base):
+        click.echo(line)

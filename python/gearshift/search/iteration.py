@@ -25,6 +25,7 @@ from .passes import PassReport
 from .select import select
 
 REFINE_FACTOR = 4
+MIN_SAMPLED = 4              # a fractional sampling budget measures at least this many options
 REFINE_CELLS = 8_000_000     # DP table cells one refinement pass may fill (~30 ms of work)
 
 
@@ -208,7 +209,9 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
                    time_quantum_s: float | None = None, *,
                    energy_includes_static: bool | None = None, refine: bool = True,
                    tolerance: float = 1e-4, max_passes: int = 6,
-                   max_points: int = 1000) -> tuple[Frontier, Schedule]:
+                   max_points: int = 1000, baseline_point: tuple[float, float] | None = None,
+                   nanobatches: int = 1,
+                   sample_budget: float | None = None) -> tuple[Frontier, Schedule]:
     """Search a single GPU's iteration: returns (Frontier, Schedule).
 
     - ``profile``: every partition's options (freq_mhz, overlap) with time_s and energy_j.
@@ -224,6 +227,17 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
       static power (True for a GPU energy counter and for the simulated GPU). ``None`` reads it
       from ``profile.energy_scope`` (``...-dynamic`` means not). When False, the search charges
       ``profile.device.static_power_w`` for every second; static energy is never charged twice.
+
+    - ``baseline_point``: (time_s, energy_j) of the run to compare with and select against
+      (iso-time, iso-energy), when it is another program than this profile's all-max run:
+      Megatron's default without nanobatches (search/baselines.py). The frontier's baseline
+      then carries no choices.
+    - ``nanobatches``: what the schedule records (the trace's split).
+    - ``sample_budget``: measure only this fraction of each partition's options (< 1) or this
+      many, chosen by the GP / expected-hypervolume search (search/sampling.py), the profile
+      standing in for the device; what a measured profile costs per option makes this the
+      default there. ``frontier.meta["sampling"]`` reports per partition the fraction measured
+      and the hypervolume reached against the exhaustive frontier.
 
     Frontier energies are the GPU's total energy. Each point's choices are one ``Choice`` per
     partition, unit ``p<i>``. ``frontier.meta["passes"]`` reports each refinement pass's gain.
@@ -241,9 +255,15 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     if energy_includes_static is None:
         energy_includes_static = profile_includes_static(profile)
     parts = profile_frontiers(profile, energy_includes_static=energy_includes_static)
+    sampling = None
+    if sample_budget is not None and sample_budget > 0:
+        parts, sampling = sampled_frontiers(profile, parts, sample_budget,
+                                            energy_includes_static=energy_includes_static)
     base = baseline_options(profile, energy_includes_static=energy_includes_static)
     base_t = float(sum(b[2] for b in base))
     base_e = float(sum(b[3] for b in base))
+    if baseline_point is not None:
+        base_t, base_e = float(baseline_point[0]), float(baseline_point[1])
     result = search_iteration(parts, objective, base_t, base_e, time_quantum_s=time_quantum_s,
                               refine=refine, tolerance=tolerance, max_passes=max_passes)
     chosen_sel = Objective.parse(objective)
@@ -254,14 +274,16 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     picked = result.choice_by_unit[:, keep].T.tolist()
     points = [FrontierPoint(float(result.time_s[k]), float(result.energy_j[k]),
                             [table[i][c] for i, c in enumerate(row)]) for k, row in zip(keep, picked)]
-    baseline = FrontierPoint(base_t, base_e, [Choice(units[i], int(f), ov)
-                                              for i, (f, ov, _, _) in enumerate(base)])
+    baseline = FrontierPoint(base_t, base_e, [] if baseline_point is not None else
+                             [Choice(units[i], int(f), ov) for i, (f, ov, _, _) in enumerate(base)])
     scope = profile.energy_scope.removesuffix("-dynamic")
     frontier = Frontier(points, energy_scope=scope, source=profile.source, baseline=baseline,
                         meta={"level": "iteration", "objective": objective,
                               "error_bound_s": result.error_bound_s,
                               "includes_static_energy": True,
                               "passes": [asdict(p) for p in result.passes]})
+    if sampling is not None:
+        frontier.meta["sampling"] = sampling
     # the schedule is what search.select picks on the frontier we hand out, by construction
     chosen = select(frontier, objective)
     frontier.meta["selected_index"] = next(i for i, p in enumerate(points) if p is chosen)
@@ -280,5 +302,36 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
                             "energy_saving": 1.0 - e_sel / base_e,
                             "slowdown": t_sel / base_t,
                             "search_passes": len(result.passes),
-                            "pass_gains_rel": [p.gain_rel for p in result.passes[1:]]})
+                            "pass_gains_rel": [p.gain_rel for p in result.passes[1:]]},
+                        nanobatches=nanobatches)
     return frontier, schedule.validate()
+
+
+def sampled_frontiers(profile: Profile, exact: Sequence[PartitionFrontier], budget: float, *,
+                      energy_includes_static: bool, seed: int = 0):
+    """Each partition's frontier from the options the GP/EHVI search picks, ``budget`` of them
+    (a fraction < 1, at least ``MIN_SAMPLED`` options, or a count), with the profile answering
+    each measurement; and per partition the fraction measured and the hypervolume reached
+    against the exhaustive frontier (reference: 10 % of the exhaustive frontier's span beyond
+    its slowest time and its largest energy, as bench/partition_sampling.py uses)."""
+    from .partition_frontier import hypervolume  # noqa: PLC0415
+    from .sampling import sample_frontier  # noqa: PLC0415
+
+    static = 0.0 if energy_includes_static else profile.device.static_power_w
+    out, report = [], []
+    for i, opts in enumerate(profile.by_partition()):
+        table = {(o.freq_mhz, o.overlap): (o.time_s, o.energy_j) for o in opts}
+        count = budget if budget >= 1 else max(MIN_SAMPLED, int(budget * len(opts) + 1e-9))
+        res = sample_frontier(list(table), lambda f, ov: table[(f, ov)], count,
+                              partition=i, static_power_w=static, seed=seed)
+        fr = res.frontier
+        ex = exact[i]
+        span_t, span_e = ex.time_s[-1] - ex.time_s[0], ex.energy_j[0] - ex.energy_j[-1]
+        ref = (ex.time_s[-1] + 0.1 * span_t + 1e-12, ex.energy_j[0] + 0.1 * span_e + 1e-12)
+        full = hypervolume(exact[i].time_s, exact[i].energy_j, ref)
+        got = hypervolume(fr.time_s, fr.energy_j, ref)
+        out.append(fr)
+        report.append({"partition": i, "options": len(opts), "measured": fr.num_measured,
+                       "measured_frac": fr.num_measured / len(opts),
+                       "hv_frac": got / full if full > 0 else 1.0})
+    return out, report

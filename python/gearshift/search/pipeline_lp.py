@@ -310,6 +310,29 @@ def round_hull(prob: PipelineProblem, durations: np.ndarray, up_from: float) -> 
     return out
 
 
+def _speedups(prob: PipelineProblem) -> dict:
+    """Per (stage, instruction) and current option c: the cheapest cost per second saved by a
+    move to a faster option j < c, and that j (the first such j on ties); computed once."""
+    cached = getattr(prob, "_speedups", None)
+    if cached is not None:
+        return cached
+    out = {}
+    for key, o in prob.options.items():
+        t, c = o.time_s.tolist(), o.cost_j.tolist()
+        rate, to = [float("inf")], [0]
+        for cur in range(1, len(t)):
+            best, best_j = float("inf"), 0
+            for j in range(cur):
+                r = (c[j] - c[cur]) / (t[cur] - t[j])
+                if r < best:
+                    best, best_j = r, j
+            rate.append(best)
+            to.append(best_j)
+        out[key] = (rate, to)
+    prob._speedups = out
+    return out
+
+
 def crash(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
           max_steps: int | None = None) -> np.ndarray | None:
     """Speed computations up until the plan finishes by T: each step moves the critical
@@ -318,7 +341,8 @@ def crash(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
     choice = choice.copy()
     n = prob.num_ops
     times, dur = _durations(prob, choice)
-    costs = {k: o.cost_j.tolist() for k, o in prob.options.items()}
+    speed = _speedups(prob)
+    ch = choice.tolist()            # Python ints: the loop below reads one at a time
     keys, preds, succ = prob.op_key, prob.preds, prob.succ
     limit = deadline_s * (1 + 1e-12)
     steps = max_steps if max_steps is not None else 4 * n
@@ -336,17 +360,15 @@ def crash(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
                 if ls[q] < lf:
                     lf = ls[q]
             ls[i] = lf - dur[i]
-            if lf - ef[i] <= tol and choice[i] > 0:
-                k, c = keys[i], choice[i]
-                tk, ck = times[k], costs[k]
-                for j in range(c):
-                    rate = (ck[j] - ck[c]) / (tk[c] - tk[j])
-                    if rate < best_rate:
-                        best, best_rate, best_to = i, rate, j
+            c = ch[i]
+            if c > 0 and lf - ef[i] <= tol:
+                rate, to = speed[keys[i]]
+                if rate[c] < best_rate:
+                    best, best_rate, best_to = i, rate[c], to[c]
         if best < 0:
             return None
-        choice[best] = best_to
-        dur[best] = times[keys[best]][choice[best]]
+        choice[best] = ch[best] = best_to
+        dur[best] = times[keys[best]][best_to]
     return None
 
 

@@ -27,12 +27,17 @@ REPLICATED_PHASES = ("forward", "backward", "other")
 
 
 def _units(kernels: list[KernelRecord]) -> list[list[int]]:
-    """Ordinals of the replicated kernels, cut after each run of collectives."""
+    """Ordinals of the replicated kernels, cut after each run of collectives and where the
+    phase changes."""
     units: list[list[int]] = [[]]
     for i, k in enumerate(kernels):
         if k.phase not in REPLICATED_PHASES:
             continue
-        if units[-1] and kernels[units[-1][-1]].kind == "comm" and k.kind != "comm":
+        prev = kernels[units[-1][-1]] if units[-1] else None
+        # a unit ends after its collectives, and at a phase change (so each phase of the
+        # microbatch stays contiguous: every nanobatch's forward before any backward)
+        if prev is not None and ((prev.kind == "comm" and k.kind != "comm")
+                                 or prev.phase != k.phase):
             units.append([])
         units[-1].append(i)
     return [u for u in units if u]
