@@ -88,15 +88,15 @@ def test_registering_a_kind_is_one_call(monkeypatch):
         seen.update(arg=arg, preset=preset, gpu_index=gpu_index)
         return open_device("sim", preset=preset)
 
-    register("fake-gpu", opener, help="test kind")
-    assert "fake-gpu" in kinds() and "fake-gpu" in describe()
+    register("test-gpu", opener, help="test kind")
+    assert "test-gpu" in kinds() and "test-gpu" in describe()
     from gearshift.integrations import GearshiftConfig
 
-    GearshiftConfig(device="fake-gpu")          # the config accepts it at once
-    dev = open_device("fake-gpu", preset="a40", gpu_index=0)
+    GearshiftConfig(device="test-gpu")          # the config accepts it at once
+    dev = open_device("test-gpu", preset="a40", gpu_index=0)
     assert seen == {"arg": "", "preset": "a40", "gpu_index": 0} and "A40" in dev.name
     with pytest.raises(ConfigError, match="already registered"):
-        register("fake-gpu", opener, help="again")
+        register("test-gpu", opener, help="again")
     with pytest.raises(ConfigError, match="cannot be a device kind"):
         register("auto", opener, help="no")
 
