@@ -140,7 +140,8 @@ class Runner:
             self.plan = plan_for(trace, self.device, self.config)
             schedule, partitioning = self.plan.schedule, self.plan.partitioning
             self.frontier = self.plan.frontier
-            self.options_total = self.options_measured = len(self.plan.profile.entries)
+            prof = getattr(self.plan, "profile", None)
+            self.options_total = self.options_measured = len(getattr(prof, "entries", ()))
             baseline = self.plan.frontier.baseline.choices if self.plan.frontier.baseline else None
             if path:
                 schedule.save(path)
