@@ -114,6 +114,16 @@ def main(out):
         g = gearshift.compile(net, schedule_path=os.path.join(out, "f.json"), **cfg)
         losses = train(g, g.parameters())
         res["fsdp"] = dict(seen(g.gearshift), losses=losses)
+        unwrap(net)
+
+        # gearshift first, then FSDP2
+        torch.manual_seed(0)
+        net = gearshift.compile(Net(), **cfg)
+        for m in (net.a, net.b, net.c):
+            fully_shard(m, mesh=mesh)
+        fully_shard(net, mesh=mesh)
+        losses = train(net, net.parameters())
+        res["compile_then_fsdp"] = dict(seen(runner_of(net)), losses=losses)
     except Exception as exc:  # noqa: BLE001 (reported to the test, which decides)
         res["fsdp"] = {"error": f"{type(exc).__name__}: {exc}"}
 

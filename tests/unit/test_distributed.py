@@ -64,14 +64,16 @@ def test_a_failure_on_one_rank_is_a_fallback_on_both(ranks):
         assert len(r["warnings"]) == 1 and f"[rank {i}/2, local GPU {i}]" in r["warnings"][0]
 
 
-def test_fsdp2_collectives_are_traced(ranks):
+@pytest.mark.parametrize("case", ["fsdp", "compile_then_fsdp"])
+def test_fsdp2_collectives_are_traced(ranks, case):
     _, res = ranks
     for rank in res:
-        r = rank["fsdp"]
+        assert "error" not in rank["fsdp"], rank["fsdp"]
+        r = rank[case]
         assert "error" not in r, r
         assert r["status"]["phase"] == "enforce"
         assert r["comm_ops"] == ["all_gather", "reduce_scatter"]
         assert r["comm_phases"] == ["backward", "forward"]
         assert r["comm_awaited"]
         assert r["losses"] == pytest.approx(rank["eager_losses"], abs=1e-5)
-    assert res[0]["fsdp"]["schedule"] == res[1]["fsdp"]["schedule"]
+    assert res[0][case]["schedule"] == res[1][case]["schedule"]

@@ -190,6 +190,9 @@ class Runner:
         if self.fallback_reason is not None:
             return
         self.micro_steps += 1
+        if self.enforcer is None and not self.count_on_optimizer:
+            # an optimizer over the model already exists: count its steps from the first one
+            self.count_on_optimizer = _optimizer_exists(self.model)
         if self.count_on_optimizer and self.ready and self.micro_steps > 1:
             return                        # a further micro-step of the same optimizer step
         shapes = _shapes(example_inputs)
@@ -245,6 +248,22 @@ class Runner:
     def close(self) -> None:
         if self.enforcer is not None:
             self.enforcer.close()
+
+
+def _optimizer_exists(model) -> bool:
+    """Whether some torch optimizer holds this model's parameters (found once, at the first
+    step, so that gradient accumulation counts optimizer steps from the first iteration)."""
+    import gc  # noqa: PLC0415
+
+    first = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    if first is None:
+        return False
+    for o in gc.get_objects():
+        # type(), not isinstance(): a dead weak proxy among the objects raises on the latter
+        if issubclass(type(o), torch.optim.Optimizer) and any(
+                p is first for g in o.param_groups for p in g["params"]):
+            return True
+    return False
 
 
 def _shapes(inputs) -> tuple:
