@@ -162,13 +162,17 @@ def check_dependencies(trace, parts, prof, device) -> int:
     return bad
 
 
-def main(argv=None) -> int:
+def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=14, help="layers per stage (default 14)")
     ap.add_argument("--quick", action="store_true", help="fewer clocks and overlap options")
     ap.add_argument("--sample", type=float, default=None,
                     help="also plan gearshift from this fraction of options (GP/EHVI)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def run(args) -> dict:
+    """Plan, print the table, return every figure (fractions) for the bench harness."""
     from gearshift.devices.sim import SimDevice
     from gearshift.model import Overlap
     from gearshift.profile import candidate_freqs
@@ -223,10 +227,11 @@ def main(argv=None) -> int:
         print(f"{k:<66} {'n/a' if v is None else f'{v * 100:8.2f}':>8} {'-':>9}")
     print(f"dependency violations over the profiled options: {violations}")
     comm = np.array([k.kind == "comm" for k in trace_a.kernels])
-    r = dev.run_iteration(trace_a, advance=False)
-    d = r.kernel_end_s - r.kernel_start_s
-    print(f"Megatron step at 1410 MHz: collectives {d[comm].sum() / r.time_s:.1%} of "
-          f"{r.time_s * 1e3:.1f} ms (what nanobatching can hide at best)")
+    step = dev.run_iteration(trace_a, advance=False)
+    dur = step.kernel_end_s - step.kernel_start_s
+    comm_share = float(dur[comm].sum() / step.time_s)
+    print(f"Megatron step at 1410 MHz: collectives {comm_share:.1%} of "
+          f"{step.time_s * 1e3:.1f} ms (what nanobatching can hide at best)")
     if args.sample:
         ts, es, _, _, sampling = gearshift_curves(trace_b, dev, asc, overlaps,
                                                   sample_budget=args.sample)
@@ -248,7 +253,17 @@ def main(argv=None) -> int:
     print(f"pipeline all-max iteration: Megatron {megatron_max.time_s:.4f} s "
           f"{megatron_max.energy_j:.1f} J; fastest gearshift {fd[0].min():.4f} s")
     print(f"done in {time.perf_counter() - t0:.1f} s")
-    return 0 if violations == 0 else 1
+    figures = {k: v for k, v in {**ours, **extra}.items() if v is not None}
+    figures["dependency_violations"] = violations
+    figures["comm_share"] = comm_share
+    if args.sample:
+        figures.update({"sampled_measured_frac": frac, "sampled_hv_min": min(hv),
+                        "sampled_hv_mean": float(np.mean(hv))})
+    return figures
+
+
+def main(argv=None) -> int:
+    return 0 if run(parse(argv))["dependency_violations"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -144,8 +144,18 @@ def bench_trace(args) -> list[dict]:
     return [row for r in rows for row in _rows("trace", r["case"], r)]
 
 
+def bench_kareus(args) -> list[dict]:
+    """Kareus's setting (llama-3.2-3b-tp8, 2 x 8 1F1B, simulated A100) vs its published
+    figures, with GP/EHVI sampling at 15 % (bench/kareus_llama.py)."""
+    import kareus_llama as kl
+
+    r = kl.run(kl.parse(["--sample", "0.15"]))
+    return _rows("kareus", "llama-3.2-3b-tp8/2x8", r)
+
+
 BENCHES = {"pipeline": bench_pipeline, "lowtime": bench_lowtime, "switch": bench_switch,
-           "compose": bench_compose, "sampling": bench_sampling, "trace": bench_trace}
+           "compose": bench_compose, "sampling": bench_sampling, "trace": bench_trace,
+           "kareus": bench_kareus}
 
 
 def write(rows: list[dict], label: str) -> Path:

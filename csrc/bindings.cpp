@@ -35,32 +35,62 @@ namespace py = pybind11;
 
 namespace {
 
-// ===================================== [loader] =====================================
-py::dict library_status_dict(gearshift::DynLib& lib) {
-  auto s = lib.status();
-  py::dict d;
-  d["name"] = s.name;
-  d["loaded"] = s.loaded;
-  d["path"] = s.path;
-  d["error"] = s.error;
-  d["tried"] = s.tried;
-  return d;
+// Results cross the boundary as read-only classes (typed in _C.pyi), never as dicts read back by
+// string key. `_fields` lists each class's fields in order, for to_dict() and __repr__.
+template <class T>
+py::class_<T> result_class(py::module_& m, const char* name, std::vector<const char*> fields,
+                           const char* doc) {
+  py::class_<T> c(m, name, doc);
+  py::tuple names(fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) names[i] = py::str(fields[i]);
+  c.attr("_fields") = names;
+  c.def("to_dict", [](py::object self) {
+    py::dict d;
+    for (auto f : self.attr("_fields")) d[f] = self.attr(f);
+    return d;
+  }, "The fields as a plain dict (for JSON output).");
+  c.def("__repr__", [name](py::object self) {
+    std::string out = std::string(name) + "(";
+    bool first = true;
+    for (auto f : self.attr("_fields")) {
+      if (!first) out += ", ";
+      first = false;
+      out += f.cast<std::string>() + "=" + py::repr(self.attr(f)).cast<std::string>();
+    }
+    return out + ")";
+  });
+  return c;
 }
 
-void bind_loader(py::module_& m) {
-  m.def("build_info", [] {
-    py::dict d;
-    d["version"] = GEARSHIFT_VERSION;
-    d["compiler"] = __VERSION__;
-    d["cxx_standard"] = static_cast<long>(__cplusplus);
-    d["links_cuda"] = false;
-    return d;
-  });
+// ===================================== [loader] =====================================
+struct BuildInfo {
+  std::string version = GEARSHIFT_VERSION;
+  std::string compiler = __VERSION__;
+  long cxx_standard = static_cast<long>(__cplusplus);
+  bool links_cuda = false;
+};
 
+void bind_loader(py::module_& m) {
+  result_class<BuildInfo>(m, "BuildInfo", {"version", "compiler", "cxx_standard", "links_cuda"},
+                          "How this extension was built.")
+      .def_readonly("version", &BuildInfo::version)
+      .def_readonly("compiler", &BuildInfo::compiler)
+      .def_readonly("cxx_standard", &BuildInfo::cxx_standard)
+      .def_readonly("links_cuda", &BuildInfo::links_cuda);
+  m.def("build_info", [] { return BuildInfo{}; });
+
+  using gearshift::LibraryStatus;
+  result_class<LibraryStatus>(m, "LibraryStatus", {"name", "loaded", "path", "error", "tried"},
+                              "One NVIDIA library as the native loader found it.")
+      .def_readonly("name", &LibraryStatus::name)
+      .def_readonly("loaded", &LibraryStatus::loaded)
+      .def_readonly("path", &LibraryStatus::path)
+      .def_readonly("error", &LibraryStatus::error)
+      .def_readonly("tried", &LibraryStatus::tried);
   m.def("library_status", [](const std::string& name) {
-    if (name == "cuda") return library_status_dict(gearshift::cuda_library());
-    if (name == "nvml") return library_status_dict(gearshift::nvml_library());
-    if (name == "cupti") return library_status_dict(gearshift::cupti_library());
+    if (name == "cuda") return gearshift::cuda_library().status();
+    if (name == "nvml") return gearshift::nvml_library().status();
+    if (name == "cupti") return gearshift::cupti_library().status();
     throw py::value_error("unknown library '" + name + "': expected one of cuda, nvml, cupti");
   }, py::arg("name"), "Open (once) and report one NVIDIA library: loaded, path, error, tried.");
 
@@ -96,21 +126,14 @@ void bind_errors(py::module_&) {
 }
 
 // ===================================== [clock] ======================================
-py::list clock_events(const std::vector<gearshift::clock::ClockEvent>& evs) {
-  py::list out;
-  for (const auto& e : evs) {
-    py::dict d;
-    d["t_ns"] = e.t_ns;
-    d["gpu"] = e.gpu;
-    d["freq_mhz"] = e.mhz;
-    d["reset"] = e.reset;
-    out.append(d);
-  }
-  return out;
-}
-
 void bind_clock(py::module_& m) {
   using namespace gearshift::clock;
+  result_class<ClockEvent>(m, "ClockEvent", {"t_ns", "gpu", "freq_mhz", "reset"},
+                           "One clock change a dry-run or simulated backend logged.")
+      .def_readonly("t_ns", &ClockEvent::t_ns)
+      .def_readonly("gpu", &ClockEvent::gpu)
+      .def_readonly("freq_mhz", &ClockEvent::mhz)
+      .def_readonly("reset", &ClockEvent::reset);
   // GIL released around backend calls: an NVML or daemon call can take milliseconds.
   py::class_<ClockBackend, std::shared_ptr<ClockBackend>>(m, "ClockBackend")
       .def_property_readonly("name", &ClockBackend::name)
@@ -128,8 +151,8 @@ void bind_clock(py::module_& m) {
            }),
            py::arg("device_count") = 1, py::arg("supported_mhz") = std::vector<int>{},
            py::arg("capacity") = 65536)
-      .def("events", [](const DryRunBackend& b) { return clock_events(b.events()); },
-           "Would-be switches, oldest first: dicts t_ns (steady_clock), gpu, freq_mhz, reset.")
+      .def("events", &DryRunBackend::events,
+           "Would-be switches, oldest first: t_ns (steady_clock), gpu, freq_mhz, reset.")
       .def_property_readonly("dropped", &DryRunBackend::dropped)
       .def("clear", &DryRunBackend::clear);
 
@@ -147,7 +170,7 @@ void bind_clock(py::module_& m) {
            py::arg("device_count") = 1, py::arg("supported_mhz") = std::vector<int>{},
            py::arg("default_mhz") = 1980, py::arg("switch_latency_ns") = 0,
            py::arg("capacity") = 65536)
-      .def("events", [](const SimBackend& b) { return clock_events(b.events()); },
+      .def("events", &SimBackend::events,
            "Clock changes, oldest first: t_ns is simulated device time at the call.")
       .def("current_mhz", &SimBackend::current_mhz, py::arg("gpu") = 0)
       .def_property_readonly("time_ns", [](const SimBackend& b) { return b.time_base()->now_ns(); })
@@ -197,26 +220,119 @@ std::array<uint32_t, 3> dims3(const py::handle& h, const char* what) {
   return {uint32_t(v[0]), uint32_t(v[1]), uint32_t(v[2])};
 }
 
-py::dict event_dict(const gearshift::signal::SwitchEvent& e) {
-  py::dict d;
-  d["seq"] = e.seq;
-  d["partition"] = e.partition;
-  d["ordinal"] = e.ordinal;
-  d["iteration"] = e.iteration;
-  d["freq_mhz"] = e.freq_mhz;
-  d["action"] = gearshift::signal::action_name(e.action);
-  d["enqueue_ns"] = e.enqueue_ns;
-  d["signal_ns"] = e.signal_ns;
-  d["detect_ns"] = e.detect_ns;
-  d["call_ns"] = e.call_ns;
-  d["done_ns"] = e.done_ns;
-  d["device_ns"] = e.device_ns;
-  return d;
+// What Runtime.subscribe() and Runtime.stats() report, gathered from several parts.
+struct Subscription {
+  bool active = false, busy = false;
+  std::string error, port;
+};
+
+struct RuntimeStats {
+  uint64_t launches = 0, runtime_counted = 0, driver_counted = 0, nested_skipped = 0,
+           late_counted = 0;
+  size_t records_dropped = 0;
+  int64_t iteration = 0;
+  uint64_t boundaries_posted = 0;
+  size_t dropped_posts = 0, dropped_events = 0, clock_refusals = 0;
+  uint64_t seen = 0, posted = 0;
+};
+
+struct LatencyResult {
+  int superseded = 0;
+  std::vector<double> signal_to_call_ns, detect_to_call_ns, call_ns;
+};
+
+py::tuple dims_tuple(const uint32_t d[3]) { return py::make_tuple(d[0], d[1], d[2]); }
+
+void bind_results(py::module_& m) {
+  using namespace gearshift;
+  using signal::SwitchEvent;
+  result_class<SwitchEvent>(m, "SwitchEvent",
+                            {"seq", "partition", "ordinal", "iteration", "freq_mhz", "action",
+                             "enqueue_ns", "signal_ns", "detect_ns", "call_ns", "done_ns",
+                             "device_ns"},
+                            "One boundary the controller acted on; times are steady-clock ns.")
+      .def_readonly("seq", &SwitchEvent::seq)
+      .def_readonly("partition", &SwitchEvent::partition)
+      .def_readonly("ordinal", &SwitchEvent::ordinal)
+      .def_readonly("iteration", &SwitchEvent::iteration)
+      .def_readonly("freq_mhz", &SwitchEvent::freq_mhz)
+      .def_property_readonly("action", [](const SwitchEvent& e) {
+        return std::string(signal::action_name(e.action));
+      })
+      .def_readonly("enqueue_ns", &SwitchEvent::enqueue_ns)
+      .def_readonly("signal_ns", &SwitchEvent::signal_ns)
+      .def_readonly("detect_ns", &SwitchEvent::detect_ns)
+      .def_readonly("call_ns", &SwitchEvent::call_ns)
+      .def_readonly("done_ns", &SwitchEvent::done_ns)
+      .def_readonly("device_ns", &SwitchEvent::device_ns);
+
+  using intercept::LaunchRecord;
+  result_class<LaunchRecord>(m, "LaunchRecord",
+                             {"ordinal", "iteration", "name", "stream", "grid", "block",
+                              "timestamp_ns"},
+                             "One kernel launch the hook recorded.")
+      .def_readonly("ordinal", &LaunchRecord::ordinal)
+      .def_readonly("iteration", &LaunchRecord::iteration)
+      .def_readonly("name", &LaunchRecord::name)
+      .def_readonly("stream", &LaunchRecord::stream)
+      .def_property_readonly("grid", [](const LaunchRecord& r) { return dims_tuple(r.grid); })
+      .def_property_readonly("block", [](const LaunchRecord& r) { return dims_tuple(r.block); })
+      .def_readonly("timestamp_ns", &LaunchRecord::timestamp_ns);
+
+  result_class<Subscription>(m, "Subscription", {"active", "busy", "error", "port"},
+                             "Whether the launch hook is subscribed to (fake) CUPTI, and why not.")
+      .def_readonly("active", &Subscription::active)
+      .def_readonly("busy", &Subscription::busy)
+      .def_readonly("error", &Subscription::error)
+      .def_readonly("port", &Subscription::port);
+
+  result_class<RuntimeStats>(m, "RuntimeStats",
+                             {"launches", "runtime_counted", "driver_counted", "nested_skipped",
+                              "late_counted", "records_dropped", "iteration", "boundaries_posted",
+                              "dropped_posts", "dropped_events", "clock_refusals", "seen",
+                              "posted"},
+                             "Counters of the hook and the controller.")
+      .def_readonly("launches", &RuntimeStats::launches)
+      .def_readonly("runtime_counted", &RuntimeStats::runtime_counted)
+      .def_readonly("driver_counted", &RuntimeStats::driver_counted)
+      .def_readonly("nested_skipped", &RuntimeStats::nested_skipped)
+      .def_readonly("late_counted", &RuntimeStats::late_counted)
+      .def_readonly("records_dropped", &RuntimeStats::records_dropped)
+      .def_readonly("iteration", &RuntimeStats::iteration)
+      .def_readonly("boundaries_posted", &RuntimeStats::boundaries_posted)
+      .def_readonly("dropped_posts", &RuntimeStats::dropped_posts)
+      .def_readonly("dropped_events", &RuntimeStats::dropped_events)
+      .def_readonly("clock_refusals", &RuntimeStats::clock_refusals,
+                    "Clock requests the backend refused (another holder, no permission).")
+      .def_readonly("seen", &RuntimeStats::seen)
+      .def_readonly("posted", &RuntimeStats::posted);
+
+  using runtime::HookCost;
+  result_class<HookCost>(m, "HookCost",
+                         {"baseline_ns", "off_ns", "record_ns", "apply_ns", "apply_checked_ns",
+                          "apply_no_boundary_ns", "launches"},
+                         "Launch hook cost per launch in ns, by mode.")
+      .def_readonly("baseline_ns", &HookCost::baseline_ns_per_launch)
+      .def_readonly("off_ns", &HookCost::off_ns)
+      .def_readonly("record_ns", &HookCost::record_ns)
+      .def_readonly("apply_ns", &HookCost::apply_ns)
+      .def_readonly("apply_checked_ns", &HookCost::apply_checked_ns)
+      .def_readonly("apply_no_boundary_ns", &HookCost::apply_no_boundary_ns)
+      .def_readonly("launches", &HookCost::launches);
+
+  result_class<LatencyResult>(m, "LatencyResult",
+                              {"superseded", "signal_to_call_ns", "detect_to_call_ns", "call_ns"},
+                              "Boundary-to-clock-call latencies of the switched boundaries, ns.")
+      .def_readonly("superseded", &LatencyResult::superseded)
+      .def_readonly("signal_to_call_ns", &LatencyResult::signal_to_call_ns)
+      .def_readonly("detect_to_call_ns", &LatencyResult::detect_to_call_ns)
+      .def_readonly("call_ns", &LatencyResult::call_ns);
 }
 
 void bind_runtime(py::module_& m) {
   using namespace gearshift;
   using runtime::Runtime;
+  bind_results(m);
 
   m.def("partition_hash", &schedule::partition_hash, py::arg("names"),
         "The signature the launch hook computes over one partition's kernel names.");
@@ -272,22 +388,17 @@ void bind_runtime(py::module_& m) {
       .def("mark", &Runtime::mark, py::arg("partition"), py::arg("stream") = 0)
       .def("subscribe", [](Runtime& rt) {
         auto& s = rt.subscribe();
-        py::dict d;
-        d["active"] = s.active;
-        d["busy"] = s.busy;
-        d["error"] = s.error;
-        d["port"] = s.port ? s.port->name() : std::string();
-        return d;
+        return Subscription{s.active, s.busy, s.error, s.port ? s.port->name() : std::string()};
       })
       .def("unsubscribe", &Runtime::unsubscribe)
       .def("set_fake_cupti_busy", [](Runtime& rt, bool busy) {
         if (!rt.fake_cupti()) throw py::value_error("only the fake signal paths have a fake CUPTI");
         rt.fake_cupti()->set_busy(busy);
-      })
+      }, py::arg("busy"))
       .def("set_fake_nested_driver", [](Runtime& rt, bool nested) {
         if (!rt.fake_cupti()) throw py::value_error("only the fake signal paths have a fake CUPTI");
         rt.fake_cupti()->set_nested_driver(nested);
-      })
+      }, py::arg("nested"))
       .def("fake_kernel", [](Runtime& rt, int64_t duration_ns) {
         if (!rt.fake_gpu()) throw py::value_error("only the fake signal paths have a fake device");
         rt.fake_gpu()->launch_kernel(0, duration_ns);
@@ -324,43 +435,33 @@ void bind_runtime(py::module_& m) {
            },
            py::arg("kernels"), py::arg("iterations") = 1, py::arg("explicit_iterations") = false)
       .def("records", [](Runtime& rt, int64_t iteration) {
-        py::list out;
-        for (const auto& r : rt.hook().records().snapshot()) {
+        std::vector<intercept::LaunchRecord> out;
+        for (auto& r : rt.hook().records().snapshot()) {
           if (iteration >= 0 && r.iteration != iteration) continue;
-          py::dict d;
-          d["ordinal"] = r.ordinal;
-          d["name"] = r.name;
-          d["stream"] = r.stream;
-          d["grid"] = py::make_tuple(r.grid[0], r.grid[1], r.grid[2]);
-          d["block"] = py::make_tuple(r.block[0], r.block[1], r.block[2]);
-          d["timestamp_ns"] = r.timestamp_ns;
-          out.append(d);
+          out.push_back(std::move(r));
         }
         return out;
       }, py::arg("iteration") = -1,
          "Record-mode launches (ordinal, name, stream, grid, block, timestamp_ns); iteration=-1: all.")
       .def("stats", [](Runtime& rt) {
-        auto s = rt.hook().stats();
-        py::dict d;
-        d["launches"] = s.launches;
-        d["runtime_counted"] = s.runtime_counted;
-        d["driver_counted"] = s.driver_counted;
-        d["nested_skipped"] = s.nested_skipped;
-        d["late_counted"] = s.late_counted;
-        d["records_dropped"] = rt.hook().records().dropped();
-        d["iteration"] = rt.hook().iteration();
-        d["boundaries_posted"] = rt.applier() ? rt.applier()->boundaries_posted() : 0;
-        d["dropped_posts"] = rt.controller().dropped_posts();
-        d["dropped_events"] = rt.controller().dropped_events();
-        d["seen"] = rt.controller().seen();
-        d["posted"] = rt.controller().posted();
+        auto h = rt.hook().stats();
+        RuntimeStats d;
+        d.launches = h.launches;
+        d.runtime_counted = h.runtime_counted;
+        d.driver_counted = h.driver_counted;
+        d.nested_skipped = h.nested_skipped;
+        d.late_counted = h.late_counted;
+        d.records_dropped = rt.hook().records().dropped();
+        d.iteration = rt.hook().iteration();
+        d.boundaries_posted = rt.applier() ? rt.applier()->boundaries_posted() : 0;
+        d.dropped_posts = rt.controller().dropped_posts();
+        d.dropped_events = rt.controller().dropped_events();
+        d.clock_refusals = rt.controller().refusals();
+        d.seen = rt.controller().seen();
+        d.posted = rt.controller().posted();
         return d;
       })
-      .def("switch_events", [](Runtime& rt) {
-        py::list out;
-        for (const auto& e : rt.controller().events()) out.append(event_dict(e));
-        return out;
-      })
+      .def("switch_events", [](Runtime& rt) { return rt.controller().events(); })
       .def("clear_events", [](Runtime& rt) { rt.controller().clear_events(); })
       .def_property_readonly("mismatch_reason", [](Runtime& rt) -> py::object {
         if (!rt.applier() || !rt.applier()->disabled()) return py::none();
@@ -383,20 +484,8 @@ void bind_runtime(py::module_& m) {
 
   m.def("bench_hook_cost", [](int launches, int partition_len, int repeats) {
     if (launches < 1 || partition_len < 1 || repeats < 1) throw py::value_error("arguments must be >= 1");
-    runtime::HookCost c;
-    {
-      py::gil_scoped_release nogil;
-      c = runtime::bench_hook_cost(launches, partition_len, repeats);
-    }
-    py::dict d;
-    d["baseline_ns"] = c.baseline_ns_per_launch;
-    d["off_ns"] = c.off_ns;
-    d["record_ns"] = c.record_ns;
-    d["apply_ns"] = c.apply_ns;
-    d["apply_checked_ns"] = c.apply_checked_ns;
-    d["apply_no_boundary_ns"] = c.apply_no_boundary_ns;
-    d["launches"] = c.launches;
-    return d;
+    py::gil_scoped_release nogil;
+    return runtime::bench_hook_cost(launches, partition_len, repeats);
   }, py::arg("launches") = 200000, py::arg("partition_len") = 64, py::arg("repeats") = 5);
 
   m.def("bench_boundary_latency", [](clock::BackendPtr backend, const std::string& trigger,
@@ -409,13 +498,13 @@ void bind_runtime(py::module_& m) {
       s = runtime::bench_boundary_latency(std::move(backend), trigger, partitions, kernels_per, kernel_ns,
                                           spin_ns, sleep_poll_ns);
     }
-    py::dict d;
-    std::vector<double> a, b, c;
-    d["superseded"] = s.superseded;
-    for (auto& x : s.samples) a.push_back(x.signal_to_call_ns), b.push_back(x.detect_to_call_ns), c.push_back(x.call_ns);
-    d["signal_to_call_ns"] = a;
-    d["detect_to_call_ns"] = b;
-    d["call_ns"] = c;
+    LatencyResult d;
+    d.superseded = s.superseded;
+    for (auto& x : s.samples) {
+      d.signal_to_call_ns.push_back(x.signal_to_call_ns);
+      d.detect_to_call_ns.push_back(x.detect_to_call_ns);
+      d.call_ns.push_back(x.call_ns);
+    }
     return d;
   }, py::arg("backend"), py::arg("trigger") = "write", py::arg("partitions") = 400,
      py::arg("kernels_per") = 4, py::arg("kernel_ns") = 20000, py::arg("spin_ns") = 200000,
@@ -451,20 +540,38 @@ PYBIND11_MODULE(_C, m) {
                         py::make_tuple(std::string(e.what()), e.fix(), e.code()).ptr());
       }
     });
-    auto gpu_dicts = [](const std::vector<gd::GpuSnapshot>& snaps) {
-      py::list out;
-      for (const auto& s : snaps) {
-        py::dict d;
-        d["index"] = s.index;
-        d["locked_mhz"] = s.held ? py::object(py::int_(s.locked_mhz)) : py::object(py::none());
-        d["holder_uid"] = s.held ? py::object(py::int_(s.holder_uid)) : py::object(py::none());
-        d["holder_pid"] = s.held ? py::object(py::int_(s.holder_pid)) : py::object(py::none());
-        d["switches"] = s.switches;
-        d["resets"] = s.resets;
-        out.append(d);
-      }
-      return out;
+    // locked_mhz, holder_uid and holder_pid are None while no client holds the GPU.
+    auto held_only = [](bool held, uint32_t v) {
+      return held ? py::object(py::int_(v)) : py::object(py::none());
     };
+    result_class<gd::GpuSnapshot>(m, "GpuSnapshot",
+                                  {"index", "locked_mhz", "holder_uid", "holder_pid", "switches",
+                                   "resets"},
+                                  "One GPU as the daemon holds it, with its counters.")
+        .def_readonly("index", &gd::GpuSnapshot::index)
+        .def_property_readonly("locked_mhz", [held_only](const gd::GpuSnapshot& g) {
+          return held_only(g.held, g.locked_mhz);
+        })
+        .def_property_readonly("holder_uid", [held_only](const gd::GpuSnapshot& g) {
+          return held_only(g.held, g.holder_uid);
+        })
+        .def_property_readonly("holder_pid", [held_only](const gd::GpuSnapshot& g) {
+          return held_only(g.held, g.holder_pid);
+        })
+        .def_readonly("switches", &gd::GpuSnapshot::switches)
+        .def_readonly("resets", &gd::GpuSnapshot::resets);
+    result_class<gd::GpuStatus>(m, "GpuStatus", {"index", "locked_mhz", "holder_uid", "holder_pid"},
+                                "One GPU as a client sees it in the daemon's status reply.")
+        .def_readonly("index", &gd::GpuStatus::index)
+        .def_property_readonly("locked_mhz", [held_only](const gd::GpuStatus& g) {
+          return held_only(g.held, g.locked_mhz);
+        })
+        .def_property_readonly("holder_uid", [held_only](const gd::GpuStatus& g) {
+          return held_only(g.held, g.holder_uid);
+        })
+        .def_property_readonly("holder_pid", [held_only](const gd::GpuStatus& g) {
+          return held_only(g.held, g.holder_pid);
+        });
 
     py::class_<gd::Server, std::shared_ptr<gd::Server>>(m, "DaemonServer")
         .def(py::init([](const std::string& socket_path, gearshift::clock::BackendPtr backend,
@@ -489,7 +596,7 @@ PYBIND11_MODULE(_C, m) {
         .def("serve", &gd::Server::serve, py::call_guard<py::gil_scoped_release>(),
              "Serve until stop() or SIGTERM/SIGINT; resets touched GPUs; returns the signal.")
         .def("stop", &gd::Server::stop)
-        .def("snapshot", [gpu_dicts](const gd::Server& s) { return gpu_dicts(s.snapshot()); })
+        .def("snapshot", &gd::Server::snapshot)
         .def_property_readonly("socket_description", &gd::Server::socket_mode_description);
 
     py::class_<gd::Client, std::shared_ptr<gd::Client>>(m, "DaemonClient")
@@ -500,23 +607,7 @@ PYBIND11_MODULE(_C, m) {
         .def("reset", &gd::Client::reset, py::arg("gpu"),
              py::call_guard<py::gil_scoped_release>())
         .def("heartbeat", &gd::Client::heartbeat, py::call_guard<py::gil_scoped_release>())
-        .def("status", [](gd::Client& c) {
-          std::vector<gd::GpuStatus> st;
-          {
-            py::gil_scoped_release nogil;
-            st = c.status();
-          }
-          py::list out;
-          for (const auto& s : st) {
-            py::dict d;
-            d["index"] = s.index;
-            d["locked_mhz"] = s.held ? py::object(py::int_(s.locked_mhz)) : py::object(py::none());
-            d["holder_uid"] = s.held ? py::object(py::int_(s.holder_uid)) : py::object(py::none());
-            d["holder_pid"] = s.held ? py::object(py::int_(s.holder_pid)) : py::object(py::none());
-            out.append(d);
-          }
-          return out;
-        })
+        .def("status", &gd::Client::status, py::call_guard<py::gil_scoped_release>())
         .def("clocks", &gd::Client::clocks, py::arg("gpu"),
              py::call_guard<py::gil_scoped_release>())
         .def("start_heartbeat", &gd::Client::start_heartbeat)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sched.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +30,9 @@ constexpr uint64_t kWakeTag = ~uint64_t(0) - 1;
 constexpr size_t kLogBufSize = 256 * 1024;
 constexpr int64_t kLogFlushNs = 100 * 1000000;
 constexpr int64_t kSpinNs = 50 * 1000;
+// Out of file descriptors, accept() fails while the listening socket stays readable: without a
+// pause the loop would spin a core. Connections wait in the backlog meanwhile.
+constexpr int64_t kAcceptPauseNs = 200 * 1000000;
 
 std::atomic<int> g_wake_fd{-1};
 
@@ -125,8 +129,14 @@ struct Server::Gpu {
 Server::Server(ServerConfig config, clock::BackendPtr backend)
     : cfg_(std::move(config)), backend_(std::move(backend)) {
   if (!backend_) throw DaemonError("no clock backend given", "pass --backend dry-run|sim|nvml");
-  if (!(cfg_.lease_s > 0))
-    throw DaemonError("--lease-s must be positive", "pass e.g. --lease-s 10");
+  // inf or a year would never reset a hung trainer's clocks; below the bound heartbeats
+  // (every lease/3) could not keep up. NaN fails both comparisons.
+  if (!(cfg_.lease_s >= kMinLeaseS && cfg_.lease_s <= kMaxLeaseS)) {
+    char text[160];
+    std::snprintf(text, sizeof text, "--lease-s %g is outside %g..%g seconds", cfg_.lease_s,
+                  kMinLeaseS, kMaxLeaseS);
+    throw DaemonError(text, "pass e.g. --lease-s 10");
+  }
   if (cfg_.max_clients < 1) cfg_.max_clients = 1;
   log_buf_.resize(kLogBufSize);
 }
@@ -270,6 +280,7 @@ void Server::open() {
                 unsigned(::geteuid()), group >= 0 && mode == 0660 ? group : long(::getegid()));
   socket_desc_ = desc;
 
+  raise_fd_limit();
   if (::listen(listen_fd_, 64) != 0)
     throw DaemonError("listen() on '" + path + "' failed: " + errno_text(errno), "");
 
@@ -315,6 +326,41 @@ void Server::open() {
   flush_log();
 }
 
+void Server::raise_fd_limit() {
+  // Every client, and the metrics endpoint's connections in the same process, costs a
+  // descriptor; the usual soft limit of 1024 is the first thing a burst of connections hits.
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = lim.rlim_max == RLIM_INFINITY ? rlim_t(1) << 20 : lim.rlim_max;
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < want) {
+    const rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = want;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) == 0)
+      log("fd-limit raised soft=%llu from=%llu", (unsigned long long)want,
+          (unsigned long long)before);
+    else
+      log("warning fd-limit stays soft=%llu (%s)", (unsigned long long)before,
+          std::strerror(errno));
+  }
+}
+
+void Server::pause_accepting(int64_t now_ns) {
+  if (accept_paused_until_ns_ == 0) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    log("accept-paused reason=out-of-file-descriptors pause_ms=%d", int(kAcceptPauseNs / 1000000));
+  }
+  accept_paused_until_ns_ = now_ns + kAcceptPauseNs;
+}
+
+void Server::resume_accepting(int64_t now_ns) {
+  if (accept_paused_until_ns_ == 0 || now_ns < accept_paused_until_ns_) return;
+  accept_paused_until_ns_ = 0;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenTag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+}
+
 void Server::stop() {
   if (wake_pipe_[1] >= 0) {
     const uint8_t b = 0;
@@ -355,7 +401,12 @@ int Server::serve() {
     const int64_t now = mono_ns();
     if (log_len_ > 0 && (now - last_flush_ns_ >= kLogFlushNs || log_len_ > log_buf_.size() / 2))
       flush_log();
+    resume_accepting(now);
     int timeout = next_timeout_ms(now);
+    if (accept_paused_until_ns_ > 0) {
+      const int pause_ms = int((accept_paused_until_ns_ - now) / 1000000) + 1;
+      timeout = timeout < 0 ? pause_ms : std::min(timeout, pause_ms);
+    }
     if (log_len_ > 0) {
       const int flush_ms = int((last_flush_ns_ + kLogFlushNs - now) / 1000000) + 1;
       timeout = timeout < 0 ? flush_ms : std::min(timeout, flush_ms);
@@ -422,6 +473,7 @@ void Server::accept_clients() {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
+      if (errno == EMFILE || errno == ENFILE) pause_accepting(mono_ns());
       return;  // EAGAIN, or a client that vanished before we got to it
     }
     ucred cred{};

@@ -29,6 +29,11 @@ class DaemonError : public std::runtime_error {
   int code_;
 };
 
+// A lease shorter than this cannot be kept alive by heartbeats (sent every lease/3); a longer
+// one would leave a hung trainer's clocks locked for hours.
+constexpr double kMinLeaseS = 0.1;
+constexpr double kMaxLeaseS = 3600.0;
+
 struct ServerConfig {
   std::string socket_path;
   std::vector<uint32_t> allow_uids;
@@ -87,6 +92,9 @@ class Server {
   void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
   void flush_log();
   void shutdown_all();
+  void raise_fd_limit();
+  void pause_accepting(int64_t now_ns);
+  void resume_accepting(int64_t now_ns);
 
   ServerConfig cfg_;
   clock::BackendPtr backend_;
@@ -108,6 +116,7 @@ class Server {
   int64_t last_flush_ns_ = 0;
   bool busy_ = false;
   bool took_over_ = false;
+  int64_t accept_paused_until_ns_ = 0;  // 0: accepting
   uint8_t out_[kMaxFrame];
 };
 

@@ -157,6 +157,7 @@ void Controller::deliver(uint32_t w, int64_t detect_ns) {
       e.action = Action::switched;
     } catch (const std::exception& ex) {
       e.action = Action::failed;
+      refusals_.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard<std::mutex> elk(events_mu_);
       last_error_ = ex.what();
     }

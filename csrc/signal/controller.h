@@ -78,6 +78,8 @@ class Controller {
   int current_mhz() const { return current_mhz_.load(); }  // 0 = default (reset)
   size_t dropped_posts() const { return dropped_posts_.load(); }
   size_t dropped_events() const;
+  // Clock requests the backend refused (another holder, no permission, unsupported clock).
+  size_t refusals() const { return refusals_.load(std::memory_order_relaxed); }
   std::string last_error() const;
   std::vector<SwitchEvent> events() const;
   void clear_events();
@@ -121,6 +123,7 @@ class Controller {
   std::atomic<bool> running_{false};
   std::atomic<bool> idle_{false};
   std::atomic<size_t> dropped_posts_{0};
+  std::atomic<size_t> refusals_{0};
 
   std::mutex apply_mu_;  // serialises deliver / reset across the controller and callback threads
   std::mutex idle_mu_;

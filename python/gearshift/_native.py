@@ -42,12 +42,12 @@ def native() -> ModuleType:
 
 
 def build_info() -> dict:
-    return dict(native().build_info())
+    return native().build_info().to_dict()
 
 
 def library_status(name: str) -> dict:
     """Open one of 'cuda', 'nvml', 'cupti' through the native loader and report the outcome."""
-    return dict(native().library_status(name))
+    return native().library_status(name).to_dict()
 
 
 def native_dir():

@@ -129,8 +129,7 @@ def default_metrics() -> Metrics:
 class MetricsServer:
     addr: str
     port: int
-    _httpd: object
-    _thread: threading.Thread
+    _httpd: object  # the bounded event-loop server (gearshift._http_metrics)
 
     @property
     def url(self) -> str:
@@ -138,9 +137,7 @@ class MetricsServer:
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._httpd.close()
 
 
 def serve_metrics(port: int = 9400, addr: str = LOOPBACK, registry=None) -> MetricsServer:
@@ -148,16 +145,21 @@ def serve_metrics(port: int = 9400, addr: str = LOOPBACK, registry=None) -> Metr
 
     ``registry`` defaults to :func:`default_metrics`'s. Loopback only unless ``addr`` says
     otherwise (``"0.0.0.0"`` exposes it to the network: put it behind your scraper's firewall).
+    One event-loop thread serves every connection, with a 5 s deadline each and at most 64 open
+    (see gearshift._http_metrics): idle connections cannot exhaust the process's descriptors.
     """
-    from prometheus_client import start_http_server  # noqa: PLC0415
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
 
-    if not 0 <= int(port) <= 65535:
-        raise ConfigError(f"metrics port {port} is out of range", "use a port in 1-65535")
+    from ._http_metrics import MetricsHTTPServer  # noqa: PLC0415
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"metrics port {port!r} is out of range", "use a port in 1-65535")
     reg = registry if registry is not None else default_metrics().registry
     try:
-        httpd, thread = start_http_server(int(port), addr=addr, registry=reg)
-    except OSError as exc:
-        raise ConfigError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}",
+        httpd = MetricsHTTPServer(addr, port, lambda: generate_latest(reg), CONTENT_TYPE_LATEST)
+    except (OSError, OverflowError) as exc:
+        raise ConfigError(f"cannot serve metrics on {addr}:{port}: "
+                          f"{getattr(exc, 'strerror', None) or exc}",
                           "pick a free port (--metrics-port) or stop what is listening there") \
-            from exc
-    return MetricsServer(addr, httpd.server_port, httpd, thread)
+            from None
+    return MetricsServer(addr, httpd.server_port, httpd)

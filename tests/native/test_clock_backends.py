@@ -15,8 +15,8 @@ def test_dry_run_logs_would_be_switches():
     b.lock_sm_mhz(0, 1410)
     b.reset(0)
     ev = b.events()
-    assert [(e["freq_mhz"], e["reset"]) for e in ev] == [(1410, False), (0, True)]
-    assert t0 <= ev[0]["t_ns"] <= ev[1]["t_ns"] <= C.steady_now_ns()
+    assert [(e.freq_mhz, e.reset) for e in ev] == [(1410, False), (0, True)]
+    assert t0 <= ev[0].t_ns <= ev[1].t_ns <= C.steady_now_ns()
 
 
 def test_dry_run_errors_are_typed():

@@ -52,7 +52,7 @@ def test_sigterm_with_python_handler_resets_then_chains(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
             ev = s.clock_events()
-            print(before, got, ev[-1]["reset"], s._rt.disabled)
+            print(before, got, ev[-1].reset, s._rt.disabled)
     """, tmp_path / "unused.log")
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
@@ -92,7 +92,7 @@ def test_sigint_raises_keyboardinterrupt_and_clocks_are_reset(tmp_path):
         except KeyboardInterrupt:
             caught = True
         ev = s.clock_events()
-        print(caught, [e["freq_mhz"] for e in ev if not e["reset"]], ev[-1]["reset"])
+        print(caught, [e.freq_mhz for e in ev if not e.reset], ev[-1].reset)
     """, tmp_path / "unused.log")
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
@@ -110,7 +110,7 @@ def test_ignored_sigint_stays_ignored_but_switching_stops(tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             ev = s.clock_events()
-            print(s._rt.disabled, ev[-1]["reset"])
+            print(s._rt.disabled, ev[-1].reset)
     """, tmp_path / "unused.log")
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
@@ -157,7 +157,7 @@ def test_session_left_open_is_reset_at_process_exit(exc):
         state = {}
         def report():
             b = state["s"].backend
-            print("final", b.current_mhz(0), b.events()[-1]["reset"], flush=True)
+            print("final", b.current_mhz(0), b.events()[-1].reset, flush=True)
         atexit.register(report)
     """) + PRELUDE + textwrap.dedent(f"""
         s = Session(sched, backend=make_backend("sim", supported_mhz=[1500, 1005]))

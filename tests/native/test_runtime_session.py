@@ -42,7 +42,7 @@ def test_sim_session_enforces_schedule_end_to_end():
         assert s.current_mhz == 1755
         assert s.mismatch_reason is None
     clock = s.clock_events()
-    assert clock[-1]["reset"] and s.backend.current_mhz(0) == 1980
+    assert clock[-1].reset and s.backend.current_mhz(0) == 1980
 
 
 def test_mismatch_stops_switching_restores_and_warns():
@@ -97,8 +97,8 @@ def test_exception_inside_session_restores_clocks():
             assert s.current_mhz == 1005
             1 / 0
     ev = s.clock_events()
-    assert [e["freq_mhz"] for e in ev if not e["reset"]] == [1500, 1005]
-    assert ev[-1]["reset"]
+    assert [e.freq_mhz for e in ev if not e.reset] == [1500, 1005]
+    assert ev[-1].reset
 
 
 def test_record_mode_gives_a_trace_with_ordinals_per_iteration():
@@ -106,8 +106,9 @@ def test_record_mode_gives_a_trace_with_ordinals_per_iteration():
     with Session(None, backend=make_backend("sim"), mode="record") as s:
         s.replay(trace, iterations=2, step=True)
         recs = s.records(iteration=1)
-        assert [r["ordinal"] for r in recs] == list(range(6))
-        assert set(recs[0]) >= {"ordinal", "name", "stream", "grid", "block", "timestamp_ns"}
+        assert [r.ordinal for r in recs] == list(range(6))
+        assert set(recs[0].to_dict()) >= {"ordinal", "name", "stream", "grid", "block",
+                                          "timestamp_ns"}
         got = s.to_trace(iteration=1)
     assert got.names() == trace.names()
     assert got.kernels[0].grid == (8, 1, 1)
@@ -130,15 +131,15 @@ def test_busy_cupti_reported_and_markers_work_natively():
     rt.start()
     rt.set_fake_cupti_busy(True)
     sub = rt.subscribe()
-    assert not sub["active"] and sub["busy"]
-    assert "another profiler holds CUPTI" in sub["error"]
+    assert not sub.active and sub.busy
+    assert "another profiler holds CUPTI" in sub.error
     rt.install([0, 3], [1500, 1005], [], 6)
     rt.set_mode("apply")
     rt.mark(0)
     rt.fake_kernel(7000)
     rt.mark(1)
     rt.run_fake_device()
-    assert [(e["t_ns"], e["freq_mhz"]) for e in b.events()] == [(0, 1500), (7000, 1005)]
+    assert [(e.t_ns, e.freq_mhz) for e in b.events()] == [(0, 1500), (7000, 1005)]
     rt.stop()
 
 
@@ -150,8 +151,8 @@ def test_double_counting_paths_through_bindings():
     apis = ["runtime", "runtime_ex", "runtime_internal", "driver", "driver_ex", "driver_ptsz"]
     rt.replay([(f"k{i}", 1, (1, 1, 1), (32, 1, 1), 0, a) for i, a in enumerate(apis)])
     st = rt.stats()
-    assert st["launches"] == 6 and st["nested_skipped"] == 2
-    assert [r["name"] for r in rt.records()] == [f"k{i}" for i in range(6)]
+    assert st.launches == 6 and st.nested_skipped == 2
+    assert [r.name for r in rt.records()] == [f"k{i}" for i in range(6)]
     rt.stop()
 
 

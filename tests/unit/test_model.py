@@ -147,7 +147,7 @@ def test_profile_roundtrip_and_validation(tmp_path):
         Profile.from_json(d)
     d = prof.to_json()
     d["entries"][0][3] = -1
-    with pytest.raises(FormatError, match="time must be > 0"):
+    with pytest.raises(FormatError, match=r"entries\[0\].time_s.*must be > 0"):
         Profile.from_json(d)
 
 

@@ -72,3 +72,32 @@ def test_trace_cli_hf_config(tmp_path, capsys):
     assert "model_type 'bert'" in capsys.readouterr().err
     with pytest.raises(TraceError, match="not divisible by tp 5"):
         llama_config_from_hf(json.loads((DATA / "qwen3-1.7b-config.json").read_text()), tp=5)
+
+
+def test_fused_kernels_match_the_eager_ops_and_launch_one_kernel_each():
+    import torch
+
+    from gearshift.trace import fused
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    cos, sin = torch.randn(3, 1, 8, dtype=torch.float64), torch.randn(3, 1, 8, dtype=torch.float64)
+    gu = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: fused.rms_norm(a, b, 1e-5)[0], (x, w))
+    assert torch.autograd.gradcheck(lambda a: fused.rope(a, cos, sin), (x,))
+    assert torch.autograd.gradcheck(fused.swiglu, (gu,))
+    ref = torch.nn.functional.rms_norm(x, (8,), w, 1e-5)
+    assert torch.allclose(fused.rms_norm(x, w, 1e-5)[0], ref)
+    g, u = gu.chunk(2, -1)
+    assert torch.allclose(fused.swiglu(gu), torch.nn.functional.silu(g) * u)
+    # traced: one kernel per call forward and one backward, where eager launches 5-8
+    tr = trace_preset("llama-3.2-3b-tp8", layers=1)
+    eager = trace_preset("llama-3.2-3b-tp8", layers=1, fused=False)
+    norms = [k.op for k in tr.kernels if k.module == "blocks.0.input_norm"]
+    # (the backward also adds the residual's gradient to the norm's: an aten::add)
+    assert [o for o in norms if o.startswith("gearshift_fused")] == [
+        "gearshift_fused::rms_norm", "gearshift_fused::rms_norm_backward"]
+    assert len(norms) <= 3
+    assert len([k for k in eager.kernels if k.module == "blocks.0.input_norm"]) >= 8
+    assert len(eager) > len(tr) + 40

@@ -104,4 +104,4 @@ def test_cli_iterations(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("t,p\n1,2\n")
     with pytest.raises(SystemExit) as ex:
         main(["tune", "iterations", "--power", str(tmp_path / "bad.csv")])
-    assert ex.value.code == 2 and "time_s/power_w" in capsys.readouterr().err
+    assert ex.value.code == 2 and "missing column(s) time_s, power_w" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import sys
 import click
 
 from ..errors import GearshiftError
+from ._types import harden
 
 # name -> (module, attribute, one-line help). A later issue fills each stub module.
 SUBCOMMANDS = {
@@ -39,7 +40,7 @@ class LazyGroup(click.Group):
         if name not in SUBCOMMANDS:
             return None
         module, attr, _ = SUBCOMMANDS[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        return harden(getattr(importlib.import_module(f"{__name__}.{module}"), attr))
 
     def format_commands(self, ctx, formatter):
         rows = [(name, help_) for name, (_, _, help_) in SUBCOMMANDS.items()]

@@ -37,10 +37,13 @@ virtual_stages_option = click.option(
     "--virtual-stages", "virtual_stages", type=int, default=None,
     help="Model stages per rank (interleaved-1f1b, looped-bfs, zb-interleaved: default 2; zbv, "
          "dualpipev: 2; 1f1b, gpipe: 1).")
-time_scale_option = click.option("--time-scale", type=float, default=1.0, show_default=True,
+# scales beyond these are unit mistakes, and the planner's time grid would not end
+time_scale_option = click.option("--time-scale", type=click.FloatRange(0, 1000, min_open=True),
+                                 default=1.0, show_default=True,
                                  help="Multiply every profile time (Perseus's emulation uses 10).")
 energy_scale_option = click.option(
-    "--energy-scale", type=float, default=1.0, show_default=True,
+    "--energy-scale", type=click.FloatRange(0, 1e6, min_open=True), default=1.0,
+    show_default=True,
     help="Multiply every profile energy (Perseus's emulation uses 80).")
 
 

@@ -60,10 +60,14 @@ def trace(model: str, out: str | None, batch, seq, layers, hf_config, tp, nanoba
         for name in tr.presets():
             click.echo(name)
         return
-    for name, v in (("--batch", batch), ("--seq", seq), ("--layers", layers), ("--tp", tp),
-                    ("--nanobatches", nanobatches)):
+    # beyond these the tracer would build tensors no GPU holds (and take minutes doing it)
+    for name, v, top in (("--batch", batch, 1_000_000), ("--seq", seq, 10_000_000),
+                         ("--layers", layers, 10_000), ("--tp", tp, 1024),
+                         ("--nanobatches", nanobatches, 64)):
         if v is not None and v < 1:
             raise ConfigError(f"{name} {v} must be >= 1", f"pass a positive {name}")
+        if v is not None and v > top:
+            raise ConfigError(f"{name} {v} is more than {top}", f"pass a realistic {name}")
     if tp is not None and hf_config is None:
         raise ConfigError("--tp goes with --hf-config", "pick a -tpN preset, or pass --hf-config")
     t0 = time.perf_counter()

@@ -181,21 +181,26 @@ def iterations(kernels, power, min_period_s, max_period_s):
 
     if not kernels and not power:
         raise ConfigError("nothing to analyse", "pass --kernels FILE or --power FILE")
+    from ..model._io import read_csv_frame, read_text
+
     if kernels:
-        names = [ln.strip() for ln in kernels.read_text().splitlines() if ln.strip()]
+        names = [ln.strip() for ln in read_text(kernels, "kernel-name list").splitlines()
+                 if ln.strip()]
         kp = boundaries.kernel_period(names)
         click.echo(f"kernels: {len(names)}; iteration = {kp.period} kernels, first full one "
                    f"at index {kp.offset}, {kp.repeats} repeats, {kp.match:.1%} equal, "
                    f"signature {kp.signature}")
     if power:
         import numpy as np
-        import pandas as pd
 
-        df = pd.read_csv(power)
-        if not {"time_s", "power_w"} <= set(df.columns):
-            raise ConfigError(f"{power} lacks time_s/power_w columns",
-                              "write one row per sample: time_s,power_w")
-        dt = float(np.median(np.diff(df.time_s.to_numpy())))
+        df = read_csv_frame(power, "power trace", ["time_s", "power_w"],
+                            "write one row per sample: time_s,power_w",
+                            numeric=["time_s", "power_w"])
+        steps = np.diff(df.time_s.to_numpy())
+        if len(steps) < 2 or not (steps > 0).all():
+            raise ConfigError(f"{power}: time_s must increase over at least three samples",
+                              "write one row per sample, in time order: time_s,power_w")
+        dt = float(np.median(steps))
         pp = boundaries.power_period(df.power_w.to_numpy(), dt, min_period_s, max_period_s)
         click.echo(f"power: {len(df)} samples every {dt * 1e3:.2f} ms; iteration period "
                    f"{pp.period_s * 1e3:.2f} ms (autocorrelation {pp.confidence:.2f})")
@@ -223,11 +228,13 @@ def print_online(iterations, drift_at, preset, eta, seed):
 
 
 @tune.command("online")
-@click.option("--iterations", type=click.IntRange(10), default=1200, show_default=True)
+@click.option("--iterations", type=click.IntRange(10, 100_000), default=1200, show_default=True,
+              help="Simulated training iterations (each costs a few ms to simulate).")
 @click.option("--drift-at", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--preset", default="h100-sxm", show_default=True)
 @click.option("--eta", type=float, default=1.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Random seed (numpy's range).")
 def online(iterations, drift_at, preset, eta, seed):
     """Online profiling + re-planning vs a stale schedule and default clocks (simulated)."""
     print_online(iterations, drift_at, preset, eta, seed)
@@ -253,7 +260,8 @@ def _bso_options(f):
                      help="Batch size exploration starts from."),
         click.option("--state", type=click.Path(dir_okay=False),
                      default=".gearshift/batch_size.sqlite", show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                     help="Random seed (numpy's range)."),
     ]):
         f = opt(f)
     return f

@@ -78,7 +78,7 @@ class DaemonClient:
     def status(self) -> dict:
         """``{"gpus": [{"index", "locked_mhz", "holder_uid", "holder_pid"}, ...]}``."""
         with _translated():
-            return {"gpus": [dict(g) for g in self._c.status()]}
+            return {"gpus": [g.to_dict() for g in self._c.status()]}
 
     def supported_sm_mhz(self, gpu: int = 0) -> list[int]:
         with _translated():

@@ -12,6 +12,19 @@ from ..errors import ConfigError, DeviceError
 from .client import translate
 
 BACKENDS = ("dry-run", "sim", "nvml")
+# Mirrors kMinLeaseS/kMaxLeaseS (csrc/daemon/server.h), which the native server enforces too:
+# heartbeats (every lease/3) cannot keep a shorter lease, and a longer one would leave a hung
+# trainer's clocks locked for hours.
+MIN_LEASE_S, MAX_LEASE_S = 0.1, 3600.0
+
+
+def check_lease_s(lease_s) -> float:
+    """``--lease-s`` as a float within MIN_LEASE_S..MAX_LEASE_S, or a ConfigError."""
+    ok = not isinstance(lease_s, bool) and isinstance(lease_s, (int, float))
+    if not (ok and MIN_LEASE_S <= lease_s <= MAX_LEASE_S):  # NaN fails the comparison
+        raise ConfigError(f"--lease-s {lease_s!r} is outside {MIN_LEASE_S:g}..{MAX_LEASE_S:g} "
+                          "seconds", "pass e.g. --lease-s 10")
+    return float(lease_s)
 
 
 def resolve_uid(value: str | int) -> int:
@@ -111,22 +124,22 @@ class DaemonCollector:
         energy = CounterMetricFamily("gearshift_energy_joules", "Energy in J",
                                      labels=["gpu", "scope", "source"])
         for g in gpus:
-            i = str(g["index"])
-            if g["locked_mhz"] is not None:
-                clock.add_metric([i], g["locked_mhz"])
+            i = str(g.index)
+            if g.locked_mhz is not None:
+                clock.add_metric([i], g.locked_mhz)
             elif self._nvml is not None:
                 try:
-                    h = self._nvml.nvmlDeviceGetHandleByIndex(g["index"])
+                    h = self._nvml.nvmlDeviceGetHandleByIndex(g.index)
                     clock.add_metric([i], self._nvml.nvmlDeviceGetClockInfo(
                         h, self._nvml.NVML_CLOCK_SM))
                 except Exception:
                     pass
-            held.add_metric([i], 0 if g["locked_mhz"] is None else 1)
-            switches.add_metric([i], g["switches"])
-            resets.add_metric([i], g["resets"])
+            held.add_metric([i], 0 if g.locked_mhz is None else 1)
+            switches.add_metric([i], g.switches)
+            resets.add_metric([i], g.resets)
             if self._nvml is not None:
                 try:
-                    h = self._nvml.nvmlDeviceGetHandleByIndex(g["index"])
+                    h = self._nvml.nvmlDeviceGetHandleByIndex(g.index)
                     power.add_metric([i], self._nvml.nvmlDeviceGetPowerUsage(h) / 1000.0)
                     energy.add_metric([i, "gpu", "measured"],
                                       self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0)
@@ -141,11 +154,17 @@ def run_daemon(socket_path: str, backend: str, allow_uids=(), allow_gids=(), lea
     """Serve until SIGTERM/SIGINT; returns the process exit status (0 on a clean stop)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown daemon backend '{backend}'", "use dry-run, sim or nvml")
-    if not lease_s > 0:
-        raise ConfigError(f"--lease-s must be positive, got {lease_s}", "e.g. --lease-s 10")
+    check_lease_s(lease_s)
+    if metrics_port is not None and not (isinstance(metrics_port, int)
+                                         and 0 <= metrics_port <= 65535):
+        raise ConfigError(f"--metrics-port {metrics_port!r} is out of range",
+                          "use a port in 1-65535")
     uids = [resolve_uid(u) for u in allow_uids]
     gids = [resolve_gid(g) for g in allow_gids]
-    log_fd = sys.stderr.fileno()
+    try:
+        log_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (notebook, test runner)
+        log_fd = 2
     log_file = None
     if log_path:
         try:
@@ -187,4 +206,4 @@ def run_daemon(socket_path: str, backend: str, allow_uids=(), allow_gids=(), lea
     return 0 if sig in (0, signal.SIGTERM) else 128 + sig
 
 
-__all__ = ["BACKENDS", "DaemonCollector", "resolve_gid", "resolve_uid", "run_daemon"]
+__all__ = ["BACKENDS", "MAX_LEASE_S", "MIN_LEASE_S", "DaemonCollector", "check_lease_s", "resolve_gid", "resolve_uid", "run_daemon"]

@@ -31,6 +31,27 @@ def validate_objective(objective: str) -> str:
     return objective
 
 
+def _check_json_type(path: str | None, annotation: str, key: str, v) -> None:
+    """A config file's value has its field's JSON type (a bool is not a number here); the
+    type is read from the field's annotation, so a new field is checked too."""
+    if v is None and "None" in annotation:
+        return
+    if annotation.startswith("bool"):
+        ok, want = isinstance(v, bool), "true or false"
+    elif annotation.startswith("int"):
+        ok, want = isinstance(v, int) and not isinstance(v, bool), "a whole number"
+    elif annotation.startswith("float"):
+        ok, want = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+    elif annotation.startswith("tuple"):
+        ok, want = isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"
+    elif annotation.startswith("str"):
+        ok, want = isinstance(v, str), "a string"
+    else:
+        return
+    if not ok:
+        raise FormatError(path, key, f"expected {want}, got {v!r}"[:200], f"write {want}")
+
+
 @dataclass(frozen=True)
 class GearshiftConfig:
     """- ``objective``: iso-time | iso-energy | max-slowdown=X | cost=ETA.
@@ -70,8 +91,10 @@ class GearshiftConfig:
             object.__setattr__(self, "overlaps", tuple(self.overlaps))
         for name in ("min_freq_mhz", "freq_step_mhz"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
-                raise ConfigError(f"{name}={v!r} must be a positive whole number of MHz",
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                                  or not 0 < v <= 100_000):
+                raise ConfigError(f"{name}={v!r} must be a positive whole number of MHz "
+                                  "(at most 100000)",
                                   f"set {name} to e.g. 900, or leave it None")
 
     def replace(self, **changes) -> "GearshiftConfig":
@@ -89,7 +112,11 @@ class GearshiftConfig:
         if not isinstance(data, dict) or data.get("format") != "gearshift.config":
             raise FormatError(path, "format", "this is not a gearshift.config object",
                               "write {\"format\": \"gearshift.config\", \"version\": 1, ...}")
-        if int(data.get("version", 1)) > CONFIG_VERSION:
+        version = data.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise FormatError(path, "version", f"expected a positive integer, got {version!r}",
+                              f"write \"version\": {CONFIG_VERSION}")
+        if version > CONFIG_VERSION:
             raise FormatError(path, "version", f"version {data['version']} is newer than "
                               f"{CONFIG_VERSION}", "upgrade gearshift")
         known = {f.name for f in fields(cls)}
@@ -98,6 +125,9 @@ class GearshiftConfig:
             raise FormatError(path, sorted(unknown)[0], "is not a config field",
                               f"use only {', '.join(sorted(known))}")
         kw = {k: v for k, v in data.items() if k in known}
+        types = {f.name: str(f.type) for f in fields(cls)}
+        for k, v in kw.items():
+            _check_json_type(path, types[k], k, v)
         if kw.get("overlaps") is not None:
             kw["overlaps"] = tuple(kw["overlaps"])
         return cls(**kw)

@@ -56,6 +56,16 @@ class Enforcer:
             s = Session(self.schedule, backend=self.device, trace=self.trace, auto_wrap=False)
         return s.start()
 
+    @property
+    def clock_refusals(self) -> int:
+        """Clock requests the backend refused (another holder, no permission): above 0, the
+        schedule is not what the GPU runs (the runner reports it and falls back)."""
+        return self.session.clock_refusals if self.session is not None else 0
+
+    @property
+    def clock_refusal_reason(self) -> str | None:
+        return self.session.clock_refusal_reason if self.session is not None else None
+
     def step(self):
         self.iterations += 1
         if not self.simulated:

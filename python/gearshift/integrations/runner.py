@@ -139,6 +139,16 @@ class Runner:
         if not self.ready:
             self.prepare(example_inputs)
         self.enforcer.step()
+        if self.enforcer.clock_refusals:
+            # the clocks are not ours (another job holds them, no permission): fall back rather
+            # than report a schedule as enforced
+            self.fallback("the clock backend refused a clock request ("
+                          f"{self.enforcer.clock_refusal_reason or 'no reason given'})")
+
+    @property
+    def clock_refusals(self) -> int:
+        """Clock requests refused so far (status()["clock_refusals"])."""
+        return self.enforcer.clock_refusals if self.enforcer is not None else 0
 
     # ---- never break training ------------------------------------------------------------
     @property
@@ -232,6 +242,7 @@ class Runner:
         from . import overlap_pass  # noqa: PLC0415  (the overlap half's keys)
 
         s.update(overlap_pass.state_of(self).status())
+        s["clock_refusals"] = self.clock_refusals
         return s
 
     def savings(self) -> dict:

@@ -15,6 +15,57 @@ from typing import Any, Iterable
 from ..errors import FormatError, VersionError
 
 
+# Bounds every reader applies before a value reaches arithmetic or an allocation. They are far
+# beyond any real quantity (a kernel of 1e18 FLOPs runs for minutes on any GPU) yet far enough
+# below float overflow that sums and products of a few of them stay finite.
+MAX_FILE_BYTES = 512 * 1024 * 1024   # a trace of a million kernels is ~300 MB of JSON
+MAX_DEPTH = 64                       # the deepest gearshift file nests 5 levels
+MAX_INT_DIGITS = 30                  # a JSON integer longer than this is not a count or a clock
+MAX_INT = 2 ** 53                    # exactly representable as a float
+MAX_FLOAT = 1e18
+
+
+def check_int(v: Any, fail, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``v`` as an int (a bool is not one; a float only when whole), within the bounds.
+    ``fail(problem, fix)`` builds the error to raise."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise fail(f"expected an integer, got {v!r}", "write a whole number")
+    if isinstance(v, float):
+        if not (math.isfinite(v) and v.is_integer()):
+            raise fail(f"expected an integer, got {v!r}", "write a whole number")
+        if abs(v) > MAX_INT:
+            raise fail(f"{v!r} is out of range", f"use a whole number within +-{MAX_INT}")
+        v = int(v)
+    top = MAX_INT if maximum is None else maximum
+    if minimum is not None and v < minimum:
+        raise fail(f"{v} is below the minimum {minimum}", f"use a value >= {minimum}")
+    if v > top or v < -MAX_INT:
+        raise fail(f"{v} is out of range", f"use a value <= {top}")
+    return v
+
+
+def check_float(v: Any, fail, *, nonnegative: bool = False, positive: bool = False,
+                maximum: float | None = None) -> float:
+    """``v`` as a finite float (a bool or a string is not a number) within the bounds."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise fail(f"expected a number, got {v!r}", "write a number")
+    try:
+        v = float(v)
+    except OverflowError:
+        raise fail("is too large to be a number", "write a finite number") from None
+    if not math.isfinite(v):
+        raise fail(f"{v} is not finite", "write a finite number")
+    if positive and v <= 0:
+        raise fail(f"{v} must be > 0", "use a positive value")
+    if nonnegative and v < 0:
+        raise fail(f"{v} must be >= 0", "use a non-negative value")
+    top = MAX_FLOAT if maximum is None else maximum
+    if abs(v) > top:
+        raise fail(f"{v} is out of range (at most {top:g} in magnitude)",
+                   "write the quantity in the field's SI unit")
+    return v
+
+
 class Fields:
     """Typed access to one JSON object, with errors that name the field, the file and the fix."""
 
@@ -32,6 +83,11 @@ class Fields:
 
     def fail(self, key: str, problem: str, fix: str) -> FormatError:
         return FormatError(self.path, self.name(key), problem, fix)
+
+    def failer(self, key: str):
+        """``fail`` bound to ``key``: what :func:`check_int` and :func:`check_float` take, for
+        values read from a row rather than a named field."""
+        return lambda problem, fix: self.fail(key, problem, fix)
 
     def _get(self, key: str, default: Any, required: bool) -> Any:
         self.used.add(key)
@@ -54,34 +110,20 @@ class Fields:
         return v
 
     def int(self, key: str, default: int | None = None, *, required: bool = False,
-            minimum: int | None = None) -> int | None:
+            minimum: int | None = None, maximum: int | None = None) -> int | None:
         v = self._get(key, default, required)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            else:
-                raise self.fail(key, f"expected an integer, got {v!r}", "write a whole number")
-        if minimum is not None and v < minimum:
-            raise self.fail(key, f"{v} is below the minimum {minimum}", f"use a value >= {minimum}")
-        return v
+        return check_int(v, self.failer(key), minimum=minimum, maximum=maximum)
 
     def float(self, key: str, default: float | None = None, *, required: bool = False,
-              nonnegative: bool = False, positive: bool = False) -> float | None:
+              nonnegative: bool = False, positive: bool = False,
+              maximum: float | None = None) -> float | None:
         v = self._get(key, default, required)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail(key, f"expected a number, got {v!r}", "write a number")
-        v = float(v)
-        if not math.isfinite(v):
-            raise self.fail(key, f"{v} is not finite", "write a finite number")
-        if positive and v <= 0:
-            raise self.fail(key, f"{v} must be > 0", "use a positive value")
-        if nonnegative and v < 0:
-            raise self.fail(key, f"{v} must be >= 0", "use a non-negative value")
-        return v
+        return check_float(v, self.failer(key), nonnegative=nonnegative, positive=positive,
+                           maximum=maximum)
 
     def list(self, key: str, *, required: bool = False) -> list:
         v = self._get(key, [], required)
@@ -126,15 +168,93 @@ def open_envelope(data: Any, kind: str, max_version: int, path: str | None) -> F
     return f
 
 
-def read_json(path: str | Path) -> Any:
+def _reject_constant(path: str):
+    def reject(name: str):
+        raise FormatError(path, "<file>", f"holds {name}, which is not a number JSON allows",
+                          "write finite numbers only")
+    return reject
+
+
+def _parse_int(path: str):
+    def parse(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            raise FormatError(path, "<file>", f"holds an integer of {len(text)} digits",
+                              f"no gearshift quantity needs more than {MAX_INT_DIGITS} digits")
+        return int(text)
+    return parse
+
+
+def _parse_float(path: str):
+    def parse(text: str) -> float:
+        v = float(text)
+        if not math.isfinite(v):
+            raise FormatError(path, "<file>", f"holds {text[:40]}, which overflows a float",
+                              "write finite numbers only")
+        return v
+    return parse
+
+
+def _check_depth(data: Any, path: str) -> None:
+    stack = [(data, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FormatError(path, "<file>", f"nests deeper than {MAX_DEPTH} levels",
+                              "gearshift files are shallow: regenerate the file with gearshift")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
+def read_text(path: str | Path, what: str = "file", limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of a file, or one clear FormatError: missing, a folder, unreadable, too
+    large (checked before reading), binary or not UTF-8."""
     p = Path(path)
-    if not p.exists():
-        raise FormatError(str(p), "<file>", "does not exist", "check the path")
     try:
-        return json.loads(p.read_text())
+        st = p.stat()
+    except FileNotFoundError:
+        raise FormatError(str(p), "<file>", "does not exist", f"check the path of the {what}") from None
+    except OSError as exc:
+        raise FormatError(str(p), "<file>", f"cannot be read ({exc.strerror or exc})",
+                          f"check the path of the {what}") from None
+    if not p.is_file():
+        raise FormatError(str(p), "<file>", "is not a regular file", f"pass the {what} itself")
+    if st.st_size > limit:
+        raise FormatError(str(p), "<file>", f"is {st.st_size} bytes, more than the {limit} a "
+                          f"{what} may have", f"check that this is a gearshift {what}")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise FormatError(str(p), "<file>", f"cannot be read ({exc.strerror or exc})",
+                          "check the file's permissions") from None
+    if b"\0" in raw[:65536]:
+        raise FormatError(str(p), "<file>", "is a binary file, not text",
+                          f"pass the {what} (a text file) here")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(str(p), "<file>", f"is not UTF-8 text (byte {exc.start})",
+                          f"pass a {what} written by gearshift, or re-save it as UTF-8") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's value, refusing (one FormatError each) what no gearshift file holds:
+    NaN/Infinity, numbers that overflow a float, integers of more than MAX_INT_DIGITS digits,
+    nesting deeper than MAX_DEPTH, and the failures of :func:`read_text`."""
+    p = str(path)
+    text = read_text(path, "JSON file")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant(p), parse_int=_parse_int(p),
+                          parse_float=_parse_float(p))
     except json.JSONDecodeError as exc:
-        raise FormatError(str(p), "<file>", f"is not valid JSON ({exc})",
-                          "regenerate the file with gearshift, or fix the JSON syntax") from exc
+        raise FormatError(p, "<file>", f"is not valid JSON ({exc})",
+                          "regenerate the file with gearshift, or fix the JSON syntax") from None
+    except RecursionError:
+        raise FormatError(p, "<file>", f"nests deeper than {MAX_DEPTH} levels",
+                          "gearshift files are shallow: regenerate the file with gearshift") from None
+    _check_depth(data, p)
+    return data
 
 
 def write_json(path: str | Path, data: dict) -> None:
@@ -144,3 +264,38 @@ def write_json(path: str | Path, data: dict) -> None:
     tmp = p.with_suffix(p.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
     tmp.replace(p)  # atomic: a crash never leaves a half-written schedule behind
+
+
+def read_csv_frame(path: str | Path, what: str, columns: Iterable[str], hint: str,
+                   numeric: Iterable[str] = ()):
+    """A CSV file as a pandas DataFrame holding ``columns`` (more allowed), the ``numeric`` ones
+    finite numbers within +-MAX_FLOAT; every failure is one FormatError naming row and column.
+    For the CSVs users bring from elsewhere (Zeus logs, power samples)."""
+    import io  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
+    p = str(path)
+    text = read_text(path, what)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise FormatError(p, "<file>", f"is not a valid CSV ({str(exc).splitlines()[0]})",
+                          hint) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise FormatError(p, "<header>", f"missing column(s) {', '.join(missing)} (found "
+                          f"{', '.join(map(str, df.columns)) or 'nothing'})"[:300], hint)
+    for c in numeric:
+        text_col = df[c].str.strip()
+        values = pd.to_numeric(text_col, errors="coerce").astype(float)
+        bad = ~np.isfinite(values.to_numpy()) | (values.abs().to_numpy() > MAX_FLOAT)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FormatError(p, f"row {i + 2} column '{c}'",
+                              f"'{text_col.iloc[i][:40]}' is not a finite number within "
+                              f"+-{MAX_FLOAT:g}", hint)
+        df[c] = values
+    return df

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FormatError
-from ._io import Fields, envelope, open_envelope, read_json, write_json
-from .profile import NO_OVERLAP, Overlap
+from ._io import Fields, check_float, check_int, envelope, open_envelope, read_json, read_text, write_json
+from .profile import MAX_FREQ_MHZ, NO_OVERLAP, Overlap
 
 FRONTIER_VERSION = 1
 
@@ -75,9 +76,12 @@ class Frontier:
                     raise sub.fail(f"choices[{j}]", f"expected [unit, freq_mhz, overlap], got {c!r}",
                                    "write three values per choice")
                 try:
-                    choices.append(Choice(str(c[0]), int(c[1]), Overlap.parse(str(c[2]))))
+                    overlap = Overlap.parse(str(c[2]))
                 except ValueError as exc:
                     raise sub.fail(f"choices[{j}]", str(exc), "regenerate the frontier") from exc
+                freq = check_int(c[1], sub.failer(f"choices[{j}].freq_mhz"), minimum=1,
+                                 maximum=MAX_FREQ_MHZ)
+                choices.append(Choice(str(c[0]), freq, overlap))
             return FrontierPoint(sub.float("time_s", required=True, positive=True),
                                  sub.float("energy_j", required=True, nonnegative=True), choices)
 
@@ -87,6 +91,9 @@ class Frontier:
         out = cls(points, f.str("energy_scope", "gpu"), f.str("source", "simulated"),
                   pt(f.child("baseline")) if base else None, f.dict("meta"))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
+        if out.meta.get("selected_index") is not None:  # the point a report marks
+            f.child("meta", value=out.meta).int("selected_index", minimum=0,
+                                                maximum=max(0, len(points) - 1))
         return out.validate(path)
 
     def save(self, path: str | Path) -> None:
@@ -106,16 +113,28 @@ class Frontier:
     def load(cls, path: str | Path) -> "Frontier":
         p = Path(path)
         if p.suffix.lower() == ".csv":
-            if not p.exists():
-                raise FormatError(str(p), "<file>", "does not exist", "check the path")
-            with p.open() as fh:
-                rows = list(csv.DictReader(fh))
+            try:
+                rows = list(csv.DictReader(io.StringIO(read_text(p, "frontier CSV"), newline="")))
+            except csv.Error as exc:
+                raise FormatError(str(p), "<file>", f"is not a valid CSV ({exc})",
+                                  "write the frontier with `gearshift plan --frontier-out x.csv`") \
+                    from None
             if rows and not {"time_s", "energy_j"} <= set(rows[0]):
                 raise FormatError(str(p), "<header>", f"columns are {list(rows[0])}",
                                   "a frontier CSV has the columns time_s,energy_j")
-            try:
-                pts = [FrontierPoint(float(r["time_s"]), float(r["energy_j"])) for r in rows]
-            except ValueError as exc:
-                raise FormatError(str(p), "time_s/energy_j", str(exc), "write numbers") from exc
+            pts = []
+            for n, r in enumerate(rows, start=2):
+                vals = []
+                for key in ("time_s", "energy_j"):
+                    def fail(problem, fix, key=key, n=n):
+                        return FormatError(str(p), f"row {n} column '{key}'", problem, fix)
+                    text = (r.get(key) or "").strip()
+                    try:
+                        v = float(text)
+                    except ValueError:
+                        raise fail(f"'{text[:40]}' is not a number", "write a number") from None
+                    vals.append(check_float(v, fail, positive=key == "time_s",
+                                            nonnegative=True))
+                pts.append(FrontierPoint(vals[0], vals[1]))
             return cls(pts).validate(str(p))
         return cls.from_json(read_json(p), str(p))

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FormatError
-from ._io import Fields, envelope, open_envelope, read_json, write_json
+from ._io import Fields, check_float, check_int, envelope, open_envelope, read_json, write_json
 
 PROFILE_VERSION = 1
+MAX_FREQ_MHZ = 100_000  # no SM clock is near 100 GHz: a larger number is a unit error
+MAX_POWER_W = 100_000.0  # nor does one device draw 100 kW
 SOURCES = ("measured", "simulated", "replayed")
 _OVERLAP_RE = re.compile(r"^(none|serial|window(\d+)-(\d+))(?:/sms=(\d+))?(?:/block=(\d+))?$")
 # keys written before overlap became dependency-true (issue #13): they placed collectives without
@@ -113,14 +115,15 @@ class DeviceFacts:
     @classmethod
     def from_fields(cls, f: Fields) -> "DeviceFacts":
         freqs = f.list("supported_freqs_mhz", required=True)
-        if not freqs or not all(isinstance(x, int) and x > 0 for x in freqs):
-            raise f.fail("supported_freqs_mhz", "expected a non-empty list of positive integers",
-                         "list the SM clocks in MHz, e.g. [1980, 1965, ...]")
+        if not freqs or not all(isinstance(x, int) and not isinstance(x, bool)
+                                and 0 < x <= MAX_FREQ_MHZ for x in freqs):
+            raise f.fail("supported_freqs_mhz", "expected a non-empty list of positive integers "
+                         f"up to {MAX_FREQ_MHZ}", "list the SM clocks in MHz, e.g. [1980, 1965, ...]")
         return cls(name=f.str("name", required=True), supported_freqs_mhz=tuple(freqs),
-                   max_freq_mhz=f.int("max_freq_mhz", max(freqs), minimum=1),
-                   static_power_w=f.float("static_power_w", 0.0, nonnegative=True),
-                   idle_power_w=f.float("idle_power_w", 0.0, nonnegative=True),
-                   tdp_w=f.float("tdp_w", 0.0, nonnegative=True))
+                   max_freq_mhz=f.int("max_freq_mhz", max(freqs), minimum=1, maximum=MAX_FREQ_MHZ),
+                   static_power_w=f.float("static_power_w", 0.0, nonnegative=True, maximum=MAX_POWER_W),
+                   idle_power_w=f.float("idle_power_w", 0.0, nonnegative=True, maximum=MAX_POWER_W),
+                   tdp_w=f.float("tdp_w", 0.0, nonnegative=True, maximum=MAX_POWER_W))
 
 
 @dataclass(frozen=True)
@@ -203,15 +206,30 @@ class Profile:
             if not (isinstance(row, list) and len(row) == 5):
                 raise f.fail(f"entries[{i}]", f"expected [partition, freq_mhz, overlap, time_s, "
                              f"energy_j], got {row!r}", "write five values per entry")
+            where = f"entries[{i}]"
             try:
-                entries.append(ProfileEntry(int(row[0]), int(row[1]), Overlap.parse(str(row[2])),
-                                            float(row[3]), float(row[4])))
+                overlap = Overlap.parse(str(row[2]))
             except ValueError as exc:
-                raise f.fail(f"entries[{i}]", str(exc), "regenerate the profile") from exc
-        out = cls(device, entries, f.int("num_partitions", required=True, minimum=1),
+                raise f.fail(where + ".overlap", str(exc), "regenerate the profile") from exc
+            entries.append(ProfileEntry(
+                check_int(row[0], f.failer(where + ".partition"), minimum=0),
+                check_int(row[1], f.failer(where + ".freq_mhz"), minimum=1, maximum=MAX_FREQ_MHZ),
+                overlap,
+                check_float(row[3], f.failer(where + ".time_s"), positive=True),
+                check_float(row[4], f.failer(where + ".energy_j"), nonnegative=True)))
+        # declared before it is allocated (by_partition): every partition needs an entry
+        num_partitions = f.int("num_partitions", required=True, minimum=1,
+                               maximum=max(1, len(entries)))
+        out = cls(device, entries, num_partitions,
                   f.str("partitioning_signature", ""),
                   f.str("source", "simulated", choices=SOURCES), f.str("energy_scope", "gpu"))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
+        listed = out.extra.get("freqs_mhz")  # the clocks profiled, written by gearshift profile
+        if listed is not None and not (isinstance(listed, list) and all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 < x <= MAX_FREQ_MHZ
+                for x in listed)):
+            raise f.fail("freqs_mhz", f"expected a list of clocks in MHz, got {listed!r}"[:200],
+                         "regenerate the profile")
         return out.validate(path)
 
     def save(self, path: str | Path) -> None:

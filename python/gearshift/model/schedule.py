@@ -6,11 +6,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FormatError, ScheduleMismatchError
-from ._io import Fields, envelope, open_envelope, read_json, write_json
-from .profile import NO_OVERLAP, Overlap
+from ._io import Fields, check_float, check_int, envelope, open_envelope, read_json, write_json
+from .profile import MAX_FREQ_MHZ, NO_OVERLAP, Overlap
 
 SCHEDULE_VERSION = 1
+MAX_NANOBATCHES = 64  # Kareus splits in 2; more than a few dozen is not a training step
 OBJECTIVES = ("iso-time", "fastest", "iso-energy", "max-slowdown", "cost", "manual", "default")
+
+
+def _predicted(f: Fields) -> dict:
+    """``predicted`` holds the figures reports compute with: each pair complete, times > 0,
+    energies >= 0 (baselines > 0: they divide), every number finite and in range."""
+    pred = f.dict("predicted")
+    sub = f.child("predicted", value=pred)
+    for t_key, e_key, baseline in (("time_s", "energy_j", False),
+                                   ("baseline_time_s", "baseline_energy_j", True)):
+        if pred.get(t_key) is not None or pred.get(e_key) is not None:
+            sub.float(t_key, required=True, positive=True)
+            sub.float(e_key, required=True, positive=baseline, nonnegative=True)
+    if pred.get("objective_arg") is not None:
+        sub.float("objective_arg")
+    stack = [(k, v) for k, v in pred.items()]
+    while stack:  # the informational rest (passes, gains): no inf, NaN or 1e308 either
+        key, v = stack.pop()
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            check_float(v, sub.failer(key))
+        elif isinstance(v, list):
+            stack.extend((f"{key}[{i}]", x) for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            stack.extend((f"{key}.{k}", x) for k, x in v.items())
+    return pred
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,7 @@ class Schedule:
             if not all(isinstance(row[j], int) and not isinstance(row[j], bool) for j in (0, 1, 2)):
                 raise f.fail(f"entries[{i}]", "partition, start_kernel and freq_mhz must be integers",
                              "write whole numbers (MHz for the clock)")
+            check_int(row[2], f.failer(f"entries[{i}].freq_mhz"), minimum=1, maximum=MAX_FREQ_MHZ)
             try:
                 ov = Overlap.parse(str(row[3]))
             except ValueError as exc:
@@ -110,8 +136,8 @@ class Schedule:
             entries.append(ScheduleEntry(row[0], row[1], row[2], ov, str(row[4]), str(row[5])))
         out = cls(entries, f.str("model_signature", required=True), f.str("device", required=True),
                   f.int("num_kernels", required=True, minimum=1),
-                  f.str("objective", "manual", choices=OBJECTIVES), f.dict("predicted"),
-                  nanobatches=f.int("nanobatches", 1, minimum=1))
+                  f.str("objective", "manual", choices=OBJECTIVES), _predicted(f),
+                  nanobatches=f.int("nanobatches", 1, minimum=1, maximum=MAX_NANOBATCHES))
         out.extra = {k: v for k, v in f.unknown().items() if k not in ("format", "version")}
         return out.validate(path)
 

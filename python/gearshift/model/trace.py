@@ -84,9 +84,10 @@ class KernelRecord:
             v = f.list(key) if key in f.data and f.data[key] is not None else None
             if v is None:
                 return None
-            if len(v) != 3 or not all(isinstance(x, int) and x >= 1 for x in v):
-                raise f.fail(key, f"expected three positive integers, got {v!r}",
-                             "write [x, y, z] with x, y, z >= 1")
+            if len(v) != 3 or not all(isinstance(x, int) and not isinstance(x, bool)
+                                      and 1 <= x <= 2**31 - 1 for x in v):
+                raise f.fail(key, f"expected three positive integers, got {v!r}"[:200],
+                             "write [x, y, z] with 1 <= x, y, z < 2**31 (CUDA's limit)")
             return (v[0], v[1], v[2])
 
         return cls(

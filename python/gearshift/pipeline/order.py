@@ -35,6 +35,11 @@ KINDS = tuple(SCHEDULES)
 _LETTER = {"F": F, "B": B, "I": I, "W": W}
 
 
+# The planner's DAG has 2*S*N computations and every array is S x 2 x N: a million computations
+# plans in minutes, a billion would not fit in memory.
+MAX_COMPUTATIONS = 1_000_000
+
+
 def check_shape(stages: int, microbatches: int) -> None:
     if int(stages) < 1:
         raise ConfigError(f"a pipeline needs at least one stage, got {stages}",
@@ -42,6 +47,11 @@ def check_shape(stages: int, microbatches: int) -> None:
     if int(microbatches) < 1:
         raise ConfigError(f"a pipeline needs at least one microbatch, got {microbatches}",
                           "pass --microbatches N with N >= 1")
+    if 2 * int(stages) * int(microbatches) > MAX_COMPUTATIONS:
+        raise ConfigError(f"{stages} stages x {microbatches} microbatches is "
+                          f"{2 * int(stages) * int(microbatches)} computations, more than "
+                          f"{MAX_COMPUTATIONS}", "pass the pipeline's real --stages and "
+                          "--microbatches")
 
 
 def check_kind(kind: str) -> str:
@@ -124,6 +134,7 @@ def schedule_order(kind: str, stages: int, microbatches: int,
     check_shape(stages, microbatches)
     kind = check_kind(kind)
     v = virtual_stages_of(kind, virtual_stages)
+    check_shape(stages * v, microbatches)  # every model stage's computations, not only ranks'
     stages, microbatches = int(stages), int(microbatches)
     if kind in ("1f1b", "gpipe"):
         per_stage = pipeline_order(kind, stages, microbatches)

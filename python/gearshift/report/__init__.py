@@ -54,9 +54,32 @@ def _change(t: float, e: float, base_t: float, base_e: float) -> str:
     return f"{pct(e / base_e - 1)} energy, {pct(t / base_t - 1)} time"
 
 
+def check_same_model(frontier: Frontier, schedule: Schedule) -> None:
+    """Refuse to draw a schedule beside another model's (or device's) frontier, naming both."""
+    from ..errors import ScheduleMismatchError  # noqa: PLC0415
+
+    problems = []
+    sig, dev = frontier.meta.get("model_signature"), frontier.meta.get("device")
+    if sig and sig != schedule.model_signature:
+        problems.append(f"model signature: frontier {sig}, schedule {schedule.model_signature}")
+    if dev and dev != schedule.device:
+        problems.append(f"device: frontier '{dev}', schedule '{schedule.device}'")
+    # files from before the frontier recorded its model: at least the partitions must agree
+    units = [c.unit for c in frontier.points[0].choices] if frontier.points else []
+    if units and all(u.startswith("p") for u in units) and len(units) != len(schedule.entries):
+        problems.append(f"partitions: frontier {len(units)}, schedule {len(schedule.entries)}")
+    if problems:
+        raise ScheduleMismatchError(
+            "the frontier and the schedule were planned for different models or devices ("
+            + "; ".join(problems) + ")",
+            "pass the frontier written by the same `gearshift plan` run as the schedule")
+
+
 def report(frontier: Frontier, path: str | Path, schedule: Schedule | None = None,
            run: RunSummary | None = None, title: str = "") -> tuple[Path, str]:
     """Write the plot; return (its path, the savings table as text)."""
+    if schedule is not None:
+        check_same_model(frontier, schedule)
     png = frontier_plot(frontier, path, markers_for(frontier, schedule, run), title)
     tag = f"{frontier.source}, {frontier.energy_scope} energy"
     tables = []
@@ -74,5 +97,6 @@ def report(frontier: Frontier, path: str | Path, schedule: Schedule | None = Non
     return png, "\n\n".join(tables)
 
 
-__all__ = ["Marker", "RunPoint", "RunSummary", "format_table", "frontier_plot", "markers_for",
+__all__ = ["Marker", "RunPoint", "RunSummary", "check_same_model", "format_table",
+           "frontier_plot", "markers_for",
            "report", "savings_rows"]

@@ -30,7 +30,7 @@ def environment() -> str:
 
 def hook_cost(launches: int = 200_000, partition_len: int = 64, repeats: int = 5) -> dict:
     """Added ns per launch (best of ``repeats``) over an empty CUPTI subscriber, per mode."""
-    return dict(native().bench_hook_cost(launches, partition_len, repeats))
+    return native().bench_hook_cost(launches, partition_len, repeats).to_dict()
 
 
 def boundary_latency(trigger: str = "write", backend: str = "dry-run", partitions: int = 400,
@@ -43,11 +43,11 @@ def boundary_latency(trigger: str = "write", backend: str = "dry-run", partition
     r = native().bench_boundary_latency(b, trigger, partitions, kernels_per,
                                         int(kernel_us * 1e3), int(spin_us * 1e3),
                                         int(sleep_poll_us * 1e3))
-    sig = [x / 1e3 for x in r["signal_to_call_ns"]]
-    det = [x / 1e3 for x in r["detect_to_call_ns"]]
+    sig = [x / 1e3 for x in r.signal_to_call_ns]
+    det = [x / 1e3 for x in r.detect_to_call_ns]
     poll = "spin" if sleep_poll_us == 0 else f"hybrid(spin {spin_us:g} us, then every {sleep_poll_us:g} us)"
     return {"trigger": trigger, "backend": backend, "n": len(sig), "poll": poll,
-            "superseded": int(r["superseded"]),
+            "superseded": r.superseded,
             "median_us": _median(sig), "p99_us": _pct(sig, 0.99), "max_us": max(sig or [0.0]),
             "detect_to_call_median_us": _median(det)}
 
@@ -147,8 +147,8 @@ def real_gpu_step(iterations: int = 20, samples: int = 200) -> dict:
                 s.mark(i % 2)
             torch.cuda.synchronize()
             time.sleep(0.05)
-            ev = [e for e in s._rt.switch_events() if e["action"] == "switched"]
-        lat = [(e["call_ns"] - e["enqueue_ns"]) / 1e3 for e in ev]
+            ev = [e for e in s._rt.switch_events() if e.action == "switched"]
+        lat = [(e.call_ns - e.enqueue_ns) / 1e3 for e in ev]
         out[f"{trigger}_n"] = len(lat)
         out[f"{trigger}_median_us"] = _median(lat)
         out[f"{trigger}_p99_us"] = _pct(lat, 0.99)

@@ -112,6 +112,7 @@ class Session:
         self.cupti_error = ""
         self._mismatch_warned = False
         self._dropped_warned = False
+        self._refusal_warned = False
 
     # ---------------------------------------------------------------- lifecycle
     def __enter__(self) -> "Session":
@@ -154,8 +155,8 @@ class Session:
                 rt.arm_watchdog(str(exe), self.backend.name, [self.gpu], self._watchdog_log)
             if self._use_cupti:
                 sub = rt.subscribe()
-                self.cupti_active = bool(sub["active"])
-                self.cupti_error = sub["error"]
+                self.cupti_active = sub.active
+                self.cupti_error = sub.error
                 if not self.cupti_active:
                     self._warn_cupti_once(sub)
             rt.set_mode(self.mode)
@@ -230,25 +231,26 @@ class Session:
             return []
         out = []
         for e in rt.switch_events():
-            dev = e["device_ns"] / 1e9 if self._is_sim() and e["call_ns"] else None
-            out.append(SwitchEvent(e["partition"], e["ordinal"], e["iteration"], e["freq_mhz"],
-                                   e["action"], dev, e["signal_ns"], e["detect_ns"],
-                                   e["call_ns"], e["done_ns"]))
+            dev = e.device_ns / 1e9 if self._is_sim() and e.call_ns else None
+            out.append(SwitchEvent(e.partition, e.ordinal, e.iteration, e.freq_mhz, e.action,
+                                   dev, e.signal_ns, e.detect_ns, e.call_ns, e.done_ns))
         return out
 
-    def clock_events(self) -> list[dict]:
-        """The backend's own log (dry-run: steady-clock t_ns; sim: device t_ns)."""
+    def clock_events(self) -> list:
+        """The backend's own log of ClockEvent (dry-run: steady-clock t_ns; sim: device t_ns)."""
         if self.backend is None or not hasattr(self.backend, "events"):
             return []
         return list(self.backend.events())
 
-    def records(self, iteration: int = -1) -> list[dict]:
+    def records(self, iteration: int = -1) -> list:
+        """Record mode's launches (native LaunchRecord: ordinal, name, stream, grid, block,
+        timestamp_ns); ``iteration=-1``: all."""
         rt = self._rt or getattr(self, "_final_rt", None)
         return [] if rt is None else list(rt.records(iteration))
 
     def to_trace(self, iteration: int = 0, model: str = "", device: str = ""):
         """Record mode: one iteration's launches as a KernelTrace (source 'cupti')."""
-        recs = [dict(r, grid=list(r["grid"]), block=list(r["block"]))
+        recs = [dict(r.to_dict(), grid=list(r.grid), block=list(r.block))
                 for r in self.records(iteration)]
         from ..trace.cupti import from_cupti_records  # noqa: PLC0415
 
@@ -256,12 +258,25 @@ class Session:
 
     def stats(self) -> dict:
         rt = self._rt or getattr(self, "_final_rt", None)
-        return {} if rt is None else dict(rt.stats())
+        return {} if rt is None else rt.stats().to_dict()
 
     @property
     def mismatch_reason(self) -> str | None:
         rt = self._rt or getattr(self, "_final_rt", None)
         return None if rt is None else rt.mismatch_reason
+
+    @property
+    def clock_refusals(self) -> int:
+        """Clock requests the backend refused (another process holds the GPU's clocks through
+        the daemon, no permission, ...): while this is above 0 the schedule is not enforced."""
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return 0 if rt is None else rt.stats().clock_refusals
+
+    @property
+    def clock_refusal_reason(self) -> str | None:
+        """Why the backend refused the last clock request, while any was refused."""
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return rt.last_error if rt is not None and rt.stats().clock_refusals else None
 
     @property
     def current_mhz(self) -> int:
@@ -331,13 +346,22 @@ class Session:
         from .._native import library_status  # noqa: PLC0415
 
         cuda = library_status("cuda")
-        why = sub["error"] if cuda["loaded"] else f"{sub['error']}; libcuda: {cuda['error']}"
+        why = sub.error if cuda["loaded"] else f"{sub.error}; libcuda: {cuda['error']}"
         warnings.warn(f"gearshift: the CUPTI launch hook is unavailable ({why}); falling "
                       "back to explicit markers at module boundaries (Session.mark / "
                       "install_module_markers)", RuntimeWarning, stacklevel=3)
 
     def _check_mismatch(self, rt) -> None:
-        if not self._dropped_warned and self.mode == "apply" and rt.stats()["dropped_posts"]:
+        stats = rt.stats()
+        if stats.clock_refusals and not self._refusal_warned:
+            self._refusal_warned = True
+            warnings.warn(f"gearshift: the clock backend refused a clock request "
+                          f"({rt.last_error or 'no reason given'}); the schedule is not being "
+                          "enforced and the GPU runs at the clocks someone else set. Refusals "
+                          "are counted in status()['clock_refusals'].", RuntimeWarning,
+                          stacklevel=3)
+            log.warning("clock request refused: %s", rt.last_error)
+        if not self._dropped_warned and self.mode == "apply" and stats.dropped_posts:
             self._dropped_warned = True
             why = rt.signal_unavailable_reason or "the stream write was refused"
             warnings.warn(f"gearshift: boundary signals could not be enqueued ({why}); clocks "

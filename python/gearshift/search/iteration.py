@@ -290,6 +290,9 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     scope = profile.energy_scope.removesuffix("-dynamic")
     frontier = Frontier(points, energy_scope=scope, source=profile.source, baseline=baseline,
                         meta={"level": "iteration", "objective": objective,
+                              # what `gearshift report` checks a schedule against
+                              "model_signature": trace_signature or partitioning.trace_signature,
+                              "device": device_name or profile.device.name,
                               "error_bound_s": result.error_bound_s,
                               "includes_static_energy": True,
                               "passes": [asdict(p) for p in result.passes]})

@@ -38,6 +38,7 @@ from .kernels import (
 )
 
 _NODE_KEY = "gearshift_module"
+FUSED_NAMESPACE = "gearshift_fused"   # trace/fused.py: one kernel per call
 LOSS_MODULE = "loss"
 _DTYPES = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16",
            torch.float64: "f64", torch.int64: "i64", torch.int32: "i32", torch.bool: "b8",
@@ -170,7 +171,7 @@ class _Recorder(TorchDispatchMode):
                 self._wrote(_tensors(out), deps)
             return
         comm_op = COMM_OPS.get(op.split("::")[1]) if ns in COMM_NAMESPACES else None
-        if ns != "aten" and comm_op is None:
+        if ns not in ("aten", FUSED_NAMESPACE) and comm_op is None:
             return  # profiler markers and other non-kernel ops
         ins, outs = _tensors((args, kwargs)), _tensors(out)
         if not ins and not outs:

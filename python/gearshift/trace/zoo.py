@@ -70,6 +70,9 @@ class LlamaConfig:
     rope_theta: float = 500000.0
     family: str = "llama"
     dtype: str = "bfloat16"
+    # RMSNorm, rotary embedding and SwiGLU as one kernel each (trace/fused.py), as Megatron /
+    # Transformer Engine run them; False: PyTorch's eager ops (five to eight kernels each)
+    fused: bool = True
 
     def check(self) -> "LlamaConfig":
         problems = []
@@ -300,6 +303,14 @@ def _rotate_half(x):
     return torch.cat((-b, a), dim=-1)
 
 
+def _rms_norm(cfg: "LlamaConfig", dim: int) -> nn.Module:
+    if cfg.fused:
+        from .fused import FusedRMSNorm  # noqa: PLC0415
+
+        return FusedRMSNorm(dim, cfg.rms_eps)
+    return nn.RMSNorm(dim, eps=cfg.rms_eps)
+
+
 class LlamaAttention(nn.Module):
     def __init__(self, cfg: LlamaConfig):
         super().__init__()
@@ -310,8 +321,9 @@ class LlamaAttention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden, (self.heads + 2 * self.kv_heads) * cfg.head_dim,
                              bias=False)
         self.o_proj = nn.Linear(self.heads * cfg.head_dim, cfg.hidden, bias=False)
-        self.q_norm = nn.RMSNorm(cfg.head_dim, eps=cfg.rms_eps) if cfg.qk_norm else None
-        self.k_norm = nn.RMSNorm(cfg.head_dim, eps=cfg.rms_eps) if cfg.qk_norm else None
+        self.q_norm = _rms_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
+        self.k_norm = _rms_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
+        self.fused = cfg.fused
 
     def forward(self, x, cos, sin):             # x: [T, B, H], full sequence on every rank
         if self.tp > 1:
@@ -324,8 +336,13 @@ class LlamaAttention(nn.Module):
         v = v.reshape(t, b, self.kv_heads, d)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        if self.fused:
+            from .fused import rope  # noqa: PLC0415
+
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
+        else:
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
         q, k, v = (z.permute(1, 2, 0, 3) for z in (q, k, v))       # [B, heads, T, d]
         rep = self.heads // self.kv_heads
         if rep > 1:                                                 # GQA: share K/V heads
@@ -343,21 +360,27 @@ class SwiGLU(nn.Module):
         inner = cfg.intermediate // cfg.tp
         self.gate_up = nn.Linear(cfg.hidden, 2 * inner, bias=False)
         self.down = nn.Linear(inner, cfg.hidden, bias=False)
+        self.fused = cfg.fused
 
     def forward(self, x):
         if self.tp > 1:
             x = _CopyToTP.apply(x)
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        y = self.down(F.silu(gate) * up)
+        if self.fused:
+            from .fused import swiglu  # noqa: PLC0415
+
+            y = self.down(swiglu(self.gate_up(x)))
+        else:
+            gate, up = self.gate_up(x).chunk(2, dim=-1)
+            y = self.down(F.silu(gate) * up)
         return _ReduceFromTP.apply(y) if self.tp > 1 else y
 
 
 class LlamaBlock(nn.Module):
     def __init__(self, cfg: LlamaConfig):
         super().__init__()
-        self.input_norm = nn.RMSNorm(cfg.hidden, eps=cfg.rms_eps)
+        self.input_norm = _rms_norm(cfg, cfg.hidden)
         self.attn = LlamaAttention(cfg)
-        self.post_norm = nn.RMSNorm(cfg.hidden, eps=cfg.rms_eps)
+        self.post_norm = _rms_norm(cfg, cfg.hidden)
         self.mlp = SwiGLU(cfg)
 
     def forward(self, x, cos, sin):
@@ -373,7 +396,7 @@ class Llama(nn.Module):
         self.cfg = cfg.check()
         self.embed = nn.Embedding(cfg.vocab // cfg.tp, cfg.hidden)
         self.blocks = nn.ModuleList(LlamaBlock(cfg) for _ in range(cfg.layers))
-        self.norm = nn.RMSNorm(cfg.hidden, eps=cfg.rms_eps)
+        self.norm = _rms_norm(cfg, cfg.hidden)
         self.lm_head = nn.Linear(cfg.hidden, cfg.vocab // cfg.tp, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight

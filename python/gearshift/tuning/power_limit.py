@@ -146,7 +146,9 @@ class PowerLimitOptimizer:
     @classmethod
     def load(cls, path: str | Path, **overrides) -> "PowerLimitOptimizer":
         try:
-            data = json.loads(Path(path).read_text())
+            from ..model._io import read_json  # noqa: PLC0415  (limits, UTF-8, no NaN)
+
+            data = read_json(path)
             if data.get("kind") != "gearshift.power_limit_profile":
                 raise KeyError("kind")
             ms = [PowerLimitMeasurement(**m) for m in data["measurements"]]

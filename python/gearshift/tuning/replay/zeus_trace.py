@@ -101,16 +101,29 @@ def nearest_batch_size(available, wanted: int) -> int:
 
 def load_profile_windows(path: str | Path) -> tuple[list[PowerLimitMeasurement], int]:
     """A Zeus GlobalPowerLimitOptimizer profiling log: (one window per limit, GPU count)."""
-    import pandas as pd
+    import re  # noqa: PLC0415
 
-    df = pd.read_csv(path)
-    gpu_cols = [c for c in df.columns if c.startswith("gpu") and c.endswith("_energy")]
-    if not gpu_cols or "window_name" not in df or "elapsed_time" not in df:
-        raise FormatError(str(path), "columns", "not a Zeus profiling log",
-                          "expect window_name, elapsed_time and gpuK_energy columns")
+    from ...model._io import read_csv_frame, read_text  # noqa: PLC0415
+
+    hint = "expect window_name, elapsed_time and gpuK_energy columns (a Zeus profiling log)"
+    header = read_text(path, "Zeus profiling log").partition("\n")[0].split(",")
+    gpu_cols = [c.strip() for c in header if re.fullmatch(r"gpu\d+_energy", c.strip())]
+    if not gpu_cols:
+        raise FormatError(str(path), "columns", "not a Zeus profiling log", hint)
+    df = read_csv_frame(path, "Zeus profiling log", ["window_name", "elapsed_time", *gpu_cols],
+                        hint, numeric=["elapsed_time", *gpu_cols])
     out = []
-    for r in df.itertuples(index=False):
-        limit = int(str(r.window_name).rsplit("_", 1)[-1])
+    for n, r in enumerate(df.itertuples(index=False), start=2):
+        m = re.fullmatch(r".*_(\d{1,7})", str(r.window_name).strip())
+        if not m:  # Zeus names a window by its power limit in mW: "..._300000"
+            raise FormatError(str(path), f"row {n} column 'window_name'",
+                              f"'{str(r.window_name)[:40]}' does not end in _<power limit>",
+                              hint)
         energy = float(sum(getattr(r, c) for c in gpu_cols))
-        out.append(PowerLimitMeasurement(limit, float(r.elapsed_time), energy))
+        if not (r.elapsed_time > 0 and energy >= 0):
+            raise FormatError(str(path), f"row {n}", f"elapsed_time={r.elapsed_time}, "
+                              f"energy={energy}", "time must be > 0 and energy >= 0")
+        out.append(PowerLimitMeasurement(int(m.group(1)), float(r.elapsed_time), energy))
+    if not out:
+        raise FormatError(str(path), "<rows>", "the log has no windows", hint)
     return out, len(gpu_cols)
