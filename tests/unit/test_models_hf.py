@@ -241,3 +241,12 @@ def test_torch_compile_takes_mode_options_and_one_runner_per_model(monkeypatch):
     assert ca.gearshift is not cb.gearshift              # each compiled model has its runner
     assert ca.gearshift.config.objective == "max-slowdown=1.05"
     assert ca.gearshift.enforcer.iterations == 1 and cb.gearshift.enforcer.iterations == 1
+
+
+def test_torch_compile_of_a_model_gearshift_already_wraps_keeps_one_runner():
+    model, kind = _model("gpt2")
+    g = gearshift.compile(model, device="sim", progress=False)
+    compiled = torch.compile(g, backend=dynamo.backend(GearshiftConfig(device="sim",
+                                                                       progress=False)))
+    _train(compiled, model.parameters(), kind)
+    assert compiled.gearshift is g.gearshift and g.gearshift.enforcer.iterations == 2

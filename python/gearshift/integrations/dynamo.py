@@ -98,6 +98,10 @@ def backend(config: GearshiftConfig | None = None, *, loss_fn=None, optimizer_fa
                                  optimizer_factory)
         opt_mod, args, kwargs = found
         model = opt_mod._orig_mod
+        from .wrap import _RUNNERS  # noqa: PLC0415
+
+        if model in _RUNNERS and not isinstance(model.__dict__.get("gearshift"), Runner):
+            return compiled     # gearshift.compile(model) already runs it under a schedule
         runner = model.__dict__.get("gearshift")
         if not isinstance(runner, Runner):
             runner = _attach(opt_mod, model, config, loss_fn, optimizer_factory, args, kwargs)

@@ -69,7 +69,8 @@ class Runner:
         self._stage = "tracing the training step"
         dp = distributed.data_parallel_spec(self)
         try:
-            with Stage(f"tracing one training step of {self.model_name}", self.config.progress):
+            with Stage(f"tracing one training step of {self.model_name}{_who()}",
+                       self.config.progress):
                 trace = trace_step(self.model, example_inputs, self.loss_fn,
                                    self.optimizer_factory, device=self.config.trace_device,
                                    model_name=self.model_name, data_parallel=dp)

@@ -48,6 +48,12 @@ def _wrapped_class(cls: type) -> type:
 
     @functools.wraps(orig_forward)        # keeps inspect.signature (Trainer reads the columns)
     def forward(self, *args, **kwargs):
+        if torch.compiler.is_compiling():
+            # torch.compile(model) of a wrapped model: gearshift's step runs eagerly beside the
+            # compiled forward (a graph break), the model's forward is what gets compiled
+            if self.training and torch.is_grad_enabled():
+                _eager_step(self, args, kwargs)
+            return orig_forward(self, *args, **kwargs)
         runner = _RUNNERS.get(self)
         if runner is not None and self.training and torch.is_grad_enabled():
             runner.guarded_step(_example(args, kwargs))
@@ -66,6 +72,13 @@ def _wrapped_class(cls: type) -> type:
                                                       "_gearshift_base": cls})
     _CLASSES[cls] = new
     return new
+
+
+@torch.compiler.disable
+def _eager_step(model, args, kwargs) -> None:
+    runner = _RUNNERS.get(model)
+    if runner is not None:
+        runner.guarded_step(_example(args, kwargs))
 
 
 class _PlainStep(torch.nn.Module):
