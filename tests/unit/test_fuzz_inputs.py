@@ -453,3 +453,44 @@ def test_fuzz_cli(seeds, tmp_path):
     assert total >= 400
     assert not outcome.failures, f"{len(outcome.failures)} of {total}:\n" + \
         "\n".join(outcome.failures[:30])
+
+
+def test_published_dataset_folders_are_checked(tmp_path):
+    """`sim validate --data DIR` and `tune ... --data DIR` read published CSVs from a folder
+    the user names: damaged copies are refused in one line."""
+    import shutil
+    from importlib.resources import files
+
+    from gearshift.pipeline.replay import load_runs
+    from gearshift.tuning.replay import zeus_trace
+
+    data = Path(str(files("gearshift") / "data"))
+    exp = tmp_path / "experiments"
+    shutil.copytree(data / "perseus_a40" / "experiments", exp)
+    zeus = tmp_path / zeus_trace.TRACE_DIR
+    shutil.copytree(data / zeus_trace.TRACE_DIR / "trace", zeus / "trace")
+    rng = random.Random(SEED)
+    outcome, total = Outcome(), 0
+    targets = [(exp / "measured_plans.csv", lambda: load_runs(exp)),
+               (exp / "measured_instructions_by_plan.csv", lambda: load_runs(exp)),
+               (zeus / "trace" / "summary_power_a40.csv",
+                lambda: zeus_trace.load_power(tmp_path, "a40")),
+               (zeus / "trace" / "summary_train.csv", lambda: zeus_trace.load_train(tmp_path))]
+    for path, read in targets:
+        good = path.read_bytes()
+        lines = good.decode().splitlines()
+        damaged = [b"", bytes(rng.randrange(256) for _ in range(300)), good[: len(good) // 3],
+                   "é".encode("latin-1") + good, b"a,b\n1,2\n",
+                   ("\n".join([lines[0], lines[1].replace(",", ",x", 3)] + lines[2:]) + "\n")
+                   .encode(),
+                   ("\n".join([lines[0], ",".join(["inf"] * lines[0].count(","))] + lines[1:])
+                    + "\n").encode()]
+        if path.parent == exp:  # a readable table replays ~175 runs (10+ s): only refusals
+            damaged = [damaged[i] for i in (0, 1, 3, 4, 6)]
+        for n, content in enumerate(damaged):
+            path.write_bytes(content)
+            outcome.check(Case(f"{path.name}#{n}", "published"), read)
+            total += 1
+        path.write_bytes(good)
+    assert not outcome.failures, "\n".join(outcome.failures)
+    assert outcome.refused >= total - 4  # a truncated or shifted table can still be readable

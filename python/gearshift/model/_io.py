@@ -299,3 +299,36 @@ def read_csv_frame(path: str | Path, what: str, columns: Iterable[str], hint: st
                               f"+-{MAX_FLOAT:g}", hint)
         df[c] = values
     return df
+
+
+def read_published_csv(path: str | Path, what: str, columns: Iterable[str],
+                       numeric: Iterable[str] = (), hint: str = ""):
+    """A CSV of a published dataset (Zeus, Perseus) from a folder the user names: read like
+    pandas would (types inferred, empty cells NaN, which these datasets use for "never"), but
+    a binary, non-UTF-8 or unparsable file, a missing column, or text or an infinity in a
+    ``numeric`` column is one FormatError."""
+    import io  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
+    p = str(path)
+    hint = hint or f"point at the folder holding the published {what}"
+    text = read_text(path, what)
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise FormatError(p, "<file>", f"is not a valid CSV ({str(exc).splitlines()[0]})",
+                          hint) from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise FormatError(p, "<header>", f"missing column(s) {', '.join(missing)}", hint)
+    for c in numeric:
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad = (values.isna() & df[c].notna()) | np.isinf(values.astype(float))
+        if bad.any():
+            i = int(np.argmax(bad.to_numpy()))
+            raise FormatError(p, f"row {i + 2} column '{c}'",
+                              f"'{str(df[c].iloc[i])[:40]}' is not a finite number", hint)
+        df[c] = values
+    return df

@@ -81,7 +81,7 @@ class ModelReplay:
 
 def load_runs(experiments_dir: str | Path, system: str = "perseus",
               include_warmup: bool = False) -> list[MeasuredRun]:
-    import pandas as pd  # noqa: PLC0415
+    from ..model._io import read_published_csv  # noqa: PLC0415
 
     root = Path(experiments_dir)
     files = {k: root / f"{k}.csv" for k in ("plan_frequency_sequences", "measured_plans",
@@ -91,11 +91,21 @@ def load_runs(experiments_dir: str | Path, system: str = "perseus",
         if not p.exists():
             raise FormatError(str(p), "<file>", "does not exist",
                               "point at the perseus_a40/experiments folder of the shared data")
-    seq = pd.read_csv(files["plan_frequency_sequences"])
-    plans = pd.read_csv(files["measured_plans"])
-    ranks = pd.read_csv(files["measured_plan_ranks"])
-    instr = pd.read_csv(files["measured_instructions_by_plan"])
     key = ["system", "model", "plan"]
+    seq = read_published_csv(files["plan_frequency_sequences"], "Perseus experiments",
+                             key + ["rank", "stage", "inst_sequence", "freq_sequence"],
+                             numeric=["plan", "rank", "stage"])
+    plans = read_published_csv(files["measured_plans"], "Perseus experiments",
+                               key + ["is_warmup_plan", "iter_time_s", "iter_energy_j"],
+                               numeric=["plan", "is_warmup_plan", "iter_time_s",
+                                        "iter_energy_j"])
+    ranks = read_published_csv(files["measured_plan_ranks"], "Perseus experiments",
+                               key + ["stage", "iter_energy_j"],
+                               numeric=["plan", "stage", "iter_energy_j"])
+    instr = read_published_csv(files["measured_instructions_by_plan"], "Perseus experiments",
+                               key + ["stage", "instruction", "frequency", "time_mean_s",
+                                      "n_instr"],
+                               numeric=["plan", "stage", "frequency", "time_mean_s", "n_instr"])
     plans = plans[plans.system == system]
     if not include_warmup:
         plans = plans[plans.is_warmup_plan == 0]
@@ -107,22 +117,27 @@ def load_runs(experiments_dir: str | Path, system: str = "perseus",
     rank_groups = {k: g for k, g in ranks[ranks.system == system].groupby(key)}
     runs = []
     graphs: dict = {}          # plans of one model share their orders: compile each once
-    for p in plans.itertuples():
-        k = (p.system, p.model, p.plan)
-        first = seq_groups[k].sort_values("rank").drop_duplicates("stage").sort_values("stage")
-        order = [parse_sequence(s) for s in first.inst_sequence]
-        key = tuple(first.inst_sequence)
-        graph = graphs.get(key) or graphs.setdefault(key, PipelineGraph(order))
-        t = np.zeros((graph.stages, 2, graph.microbatches))
-        f = np.zeros_like(t)
-        for s, (o, fs) in enumerate(zip(order, first.freq_sequence)):
-            for (ins, m), fq in zip(o, map(int, fs.split())):
-                t[s, ins, m] = times[k + (s, INSTRUCTIONS[ins], fq)]
-                f[s, ins, m] = fq
-        rk = rank_groups[k]
-        runs.append(MeasuredRun(p.system, p.model, int(p.plan), graph, t, f,
-                                rk.stage.to_numpy(), rk.iter_energy_j.to_numpy(),
-                                float(p.iter_time_s), float(p.iter_energy_j)))
+    try:  # the four files must describe the same plans, ranks and instructions
+        for p in plans.itertuples():
+            k = (p.system, p.model, p.plan)
+            first = seq_groups[k].sort_values("rank").drop_duplicates("stage").sort_values("stage")
+            order = [parse_sequence(s) for s in first.inst_sequence]
+            key = tuple(first.inst_sequence)
+            graph = graphs.get(key) or graphs.setdefault(key, PipelineGraph(order))
+            t = np.zeros((graph.stages, 2, graph.microbatches))
+            f = np.zeros_like(t)
+            for s, (o, fs) in enumerate(zip(order, first.freq_sequence)):
+                for (ins, m), fq in zip(o, map(int, fs.split())):
+                    t[s, ins, m] = times[k + (s, INSTRUCTIONS[ins], fq)]
+                    f[s, ins, m] = fq
+            rk = rank_groups[k]
+            runs.append(MeasuredRun(p.system, p.model, int(p.plan), graph, t, f,
+                                    rk.stage.to_numpy(), rk.iter_energy_j.to_numpy(),
+                                    float(p.iter_time_s), float(p.iter_energy_j)))
+    except (KeyError, ValueError) as exc:
+        raise FormatError(str(root), "<files>", "the experiment files disagree "
+                          f"({type(exc).__name__}: {str(exc)[:80]})",
+                          "point at the published perseus_a40/experiments folder") from None
     return runs
 
 

@@ -59,11 +59,16 @@ def trace_root(shared_data: str | Path) -> Path:
 
 
 def load_power(shared_data: str | Path, gpu: str):
-    import pandas as pd
+    from ...model._io import read_published_csv  # noqa: PLC0415
 
     if gpu not in GPUS:
         raise ConfigError(f"no Zeus power trace for GPU '{gpu}'", f"use one of {', '.join(GPUS)}")
-    df = pd.read_csv(trace_root(shared_data) / "trace" / f"summary_power_{gpu}.csv")
+    df = read_published_csv(trace_root(shared_data) / "trace" / f"summary_power_{gpu}.csv",
+                            "Zeus power trace", ["dataset", "network", "batch_size",
+                                                 "power_limit", "time_per_epoch",
+                                                 "average_power"],
+                            numeric=["batch_size", "power_limit", "time_per_epoch",
+                                     "average_power"])
     df["workload"] = df["dataset"] + "/" + df["network"]
     df["energy_j"] = df["time_per_epoch"] * df["average_power"]
     df = df.rename(columns={"time_per_epoch": "time_s", "power_limit": "power_limit_w",
@@ -72,9 +77,11 @@ def load_power(shared_data: str | Path, gpu: str):
 
 
 def load_train(shared_data: str | Path):
-    import pandas as pd
+    from ...model._io import read_published_csv  # noqa: PLC0415
 
-    df = pd.read_csv(trace_root(shared_data) / "trace" / "summary_train.csv")
+    df = read_published_csv(trace_root(shared_data) / "trace" / "summary_train.csv",
+                            "Zeus train trace", ["dataset", "network", "batch_size"],
+                            numeric=["batch_size"])
     df["workload"] = df["dataset"] + "/" + df["network"]
     return df
 
