@@ -240,11 +240,14 @@ def run(args) -> dict:
                                            "iso-time", points=24, passes=2))
         frac = sum(r["measured"] for r in sampling) / sum(r["options"] for r in sampling)
         hv = [r["hv_frac"] for r in sampling]
+        hv_space = [r["hv_space_frac"] for r in sampling]
         print(f"GP/EHVI sampling at {args.sample:g}: {frac:.1%} of the options measured; "
-              f"hypervolume reached per partition: min {min(hv):.2%}, mean {np.mean(hv):.2%}")
+              f"hypervolume reached per partition (frontier reference): min {min(hv):.2%}, "
+              f"mean {np.mean(hv):.2%}; (option-space reference): min {min(hv_space):.2%}, "
+              f"mean {np.mean(hv_space):.2%}")
         for r in sampling:
             print(f"  partition {r['partition']}: {r['measured']}/{r['options']} options, "
-                  f"hypervolume {r['hv_frac']:.2%}")
+                  f"hypervolume {r['hv_frac']:.2%} (option space {r['hv_space_frac']:.2%})")
         print(f"sampled gearshift vs Megatron+Perseus: energy at iso-time "
               f"{best_saving(fa, fs, 'energy') * 100:.2f} %, time at iso-energy "
               f"{best_saving(fa, fs, 'time') * 100:.2f} % (exhaustive: "
@@ -258,7 +261,9 @@ def run(args) -> dict:
     figures["comm_share"] = comm_share
     if args.sample:
         figures.update({"sampled_measured_frac": frac, "sampled_hv_min": min(hv),
-                        "sampled_hv_mean": float(np.mean(hv))})
+                        "sampled_hv_mean": float(np.mean(hv)),
+                        "sampled_hv_space_min": min(hv_space),
+                        "sampled_hv_space_mean": float(np.mean(hv_space))})
     return figures
 
 

@@ -73,7 +73,7 @@ def evaluate(model: str, n: int) -> dict:
         "mean_gap_vs_perseus": float(gap.mean()),
         "frontier_points": len(res.frontier),
         "refine_passes": len(res.passes),
-        "refine_gains": " ".join(f"{p.gain:.4f}" for p in res.passes),
+        "refine_gains": " ".join(f"{p.gain_rel:.4f}" for p in res.passes),
         "solve_s": solve_s,
     }
 

@@ -125,7 +125,7 @@ def exchange(path: str, data: bytes) -> tuple[list, bool]:
 
 def hold_process(d: Daemon, mhz: int, gpu: int = 0):
     """`gearshift clock hold` in the background; returns once the daemon logged its lock."""
-    p = _gearshift("clock", "--socket", d.socket, "hold", str(mhz), "--gpu", str(gpu),
+    p = _gearshift("clock", "--socket", d.socket, "hold", str(mhz), "--gpu-index", str(gpu),
                    stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     d.wait_event(rf"lock gpu={gpu} mhz={mhz} uid=\d+ pid={p.pid}\b")
     return p

@@ -134,10 +134,10 @@ def test_refine_reports_gains_and_never_worsens():
     reps = refine(search, tol=1e-4, gap_tol=0.0, max_passes=3)
     after = staircase(search, probe)
     assert 1 <= len(reps) <= 3
-    assert all(r.gain >= 0 for r in reps)
-    assert reps[0].new_times > 0
+    assert all(r.gain_rel >= 0 for r in reps)
+    assert reps[0].points > 0
     assert np.all(after <= before)
-    assert reps[-1].quantum_s < (search.t_max_s - search.t_min_s) / 3
+    assert reps[-1].time_quantum_s < (search.t_max_s - search.t_min_s) / 3
 
 
 def test_gpipe_and_unknown_kind():

@@ -95,7 +95,7 @@ def test_scales_and_gpipe(tmp_path):
     (profile_text(reverse=True), {}, [], r"not monotone"),
     (None, {"--pipeline": "zigzag"}, [], r"unknown pipeline kind"),
     (None, {}, ["--select", "max-slowdown=0.5"], r"below 1"),
-    (None, {}, ["--select", "fastest-ever"], r"unknown selection"),
+    (None, {}, ["--select", "fastest-ever"], r"unknown objective"),
     (None, {"--stages": "4"}, [], r"stage profile has 3 stages"),
     (None, {"--blocking-power-w": "-3"}, [], r"blocking power"),
 ])

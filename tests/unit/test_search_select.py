@@ -1,4 +1,5 @@
-"""Selection on a frontier: iso-time, iso-energy, max-slowdown, cost; infeasible -> nearest."""
+"""Selection on a frontier: iso-time, iso-energy, max-slowdown, deadline, cost; infeasible ->
+nearest. Parsing the objective is tested in test_objective.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 
 from gearshift.errors import ConfigError, InfeasibleSelectionError
 from gearshift.model.frontier import Frontier, FrontierPoint
-from gearshift.search.select import parse_selection, select, target_time
+from gearshift.objective import Objective
+from gearshift.search.select import select, target_time
 
 PTS = [(10.0, 100.0), (10.5, 90.0), (11.0, 85.0), (12.0, 82.0), (14.0, 81.0)]
 
@@ -59,15 +61,12 @@ def test_cost_eta():
     assert 10.0 <= mid.time_s <= 14.0
 
 
-@pytest.mark.parametrize("text,match", [
-    ("iso-speed", "unknown selection"), ("max-slowdown", "needs a value"),
-    ("max-slowdown=0.9", "below 1"), ("cost=2", "outside"), ("iso-time=3", "takes no value"),
-    ("max-slowdown=abc", "not a number")])
-def test_parse_errors(text, match):
-    with pytest.raises(ConfigError, match=match):
-        parse_selection(text)
+def test_deadline_is_an_absolute_time_limit():
+    assert select(frontier(), "deadline=11.5").time_s == 11.0
+    assert target_time(frontier(), "deadline=11.5") == 11.5
+    with pytest.raises(InfeasibleSelectionError, match="deadline"):
+        select(frontier(), "deadline=9")
 
 
-def test_parse_roundtrip():
-    assert str(parse_selection(" Max-Slowdown=1.05 ")) == "max-slowdown=1.05"
-    assert str(parse_selection("iso-time")) == "iso-time"
+def test_selection_takes_an_objective():
+    assert select(frontier(), Objective("max-slowdown", 1.1)).time_s == 11.0

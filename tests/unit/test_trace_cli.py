@@ -54,7 +54,7 @@ def test_list_presets(capsys):
 def test_partition_with_a_simulated_gpu(tmp_path, capsys):
     main(["trace", "--model", "gpt-tiny", "--out", str(tmp_path / "t.json")])
     capsys.readouterr()
-    main(["partition", str(tmp_path / "t.json"), "--gpu", "a40", "--out", str(tmp_path / "p.json")])
+    main(["partition", str(tmp_path / "t.json"), "--preset", "a40", "--out", str(tmp_path / "p.json")])
     assert "a40" in capsys.readouterr().out
     from gearshift.devices.sim.presets import get_preset  # noqa: PLC0415
 

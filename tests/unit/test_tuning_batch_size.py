@@ -96,7 +96,7 @@ def test_cli_batch_size(shared_data, tmp_path):
 
     from gearshift.cli import cli
 
-    res = CliRunner().invoke(cli, ["tune", "batch-size", "--trace", str(shared_data),
+    res = CliRunner().invoke(cli, ["tune", "batch-size", "--data", str(shared_data),
                                    "--workload", "squad/bert_base_uncased", "--recurrences",
                                    "12", "--seeds", "1", "--state", str(tmp_path)])
     assert res.exit_code == 0, res.output

@@ -4,7 +4,8 @@ import pytest
 
 from gearshift.errors import ConfigError, FormatError
 from gearshift.tuning.power_limit import (PowerLimitMeasurement, PowerLimitOptimizer,
-                                          optimum_limit, run_optimizer, zeus_cost)
+                                          optimum_limit, run_optimizer)
+from gearshift.objective import zeus_cost
 
 
 def convex_table(limits=(300, 250, 200, 150, 100)):
@@ -86,8 +87,8 @@ def test_cli_power_limit(shared_data):
 
     from gearshift.cli import cli
 
-    res = CliRunner().invoke(cli, ["tune", "power-limit", "--trace", str(shared_data),
-                                   "--gpu", "v100", "--eta", "0.5"])
+    res = CliRunner().invoke(cli, ["tune", "power-limit", "--data", str(shared_data),
+                                   "--zeus-gpu", "v100", "--eta", "0.5"])
     assert res.exit_code == 0, res.output
     assert "imagenet/resnet50" in res.output and "choices equal the optimum" in res.output
 

@@ -5,6 +5,41 @@ from __future__ import annotations
 
 import click
 
+
+class AliasedOption(click.Option):
+    """An option whose old names still parse but are left out of ``--help``.
+
+    One name per meaning across commands: ``-o/--out`` an output file, ``--preset`` the
+    simulated GPU, ``--gpu-index`` a GPU index, ``--data`` the shared data folder, ``--trace``
+    a kernel trace file. A renamed option keeps its old name, hidden, for one release.
+    """
+
+    def __init__(self, *args, old: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.old_names = tuple(old)
+
+    def get_help_record(self, ctx):
+        opts, secondary = self.opts, self.secondary_opts
+        self.opts = [o for o in opts if o not in self.old_names]
+        self.secondary_opts = [o for o in secondary if o not in self.old_names]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts, self.secondary_opts = opts, secondary
+
+
+def option(*decls: str, old: tuple[str, ...] = (), **kwargs):
+    """``click.option`` with the ``old`` names accepted as hidden aliases; name the dest
+    explicitly (a plain word among ``decls``) so the old names never pick it."""
+    return click.option(*decls, *old, cls=AliasedOption, old=old, **kwargs)
+
+
+def out_option(dest: str = "out", default=None, help: str = "Write the result here."):
+    """``-o/--out FILE``: every command's output file (``--output`` is the old name)."""
+    return option("-o", "--out", dest, old=("--output",), default=default,
+                  show_default=default is not None, type=click.Path(dir_okay=False), help=help)
+
+
 device_option = click.option(
     "--device", default="sim", show_default=True,
     help="Device: sim (the simulated GPU) | nvml | dry-run | daemon:/path.sock | auto "

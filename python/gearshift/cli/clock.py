@@ -9,6 +9,7 @@ import threading
 import click
 
 from ..config import environment
+from ._common import option
 
 
 def _connect(socket_path: str):
@@ -37,7 +38,8 @@ def status(socket_path):
 
 @clock.command()
 @click.argument("mhz", type=int)
-@click.option("--gpu", type=int, default=0, show_default=True)
+@option("--gpu-index", "gpu", old=("--gpu",), type=click.IntRange(0), default=0,
+        show_default=True, help="Index of the GPU whose clock to hold.")
 @click.pass_obj
 def hold(socket_path, mhz, gpu):
     """Lock the SM clock at MHZ and keep it until interrupted or killed."""

@@ -8,29 +8,34 @@ import time
 
 import click
 
+from ._common import option
+
 
 @click.command()
 @click.option("--model", default=None,
               help="Zoo preset to trace (default llama-3.2-3b-tp8, as Kareus runs it).")
-@click.option("--gpu", default="a100-sxm", show_default=True, help="Simulated GPU preset.")
+@option("--preset", "gpu", old=("--gpu",), default="a100-sxm", show_default=True,
+        help="Simulated GPU: h100-sxm, a100-sxm or a40.")
 @click.option("--nanobatches", default=2, show_default=True, type=click.IntRange(1, 16),
               help="Nanobatches per microbatch for (b)-(d).")
 @click.option("--layers", default=None, type=click.IntRange(1, 1000),
               help="Trace only this many layers (quicker; the default is the whole model).")
 @click.option("--objective", default="iso-time", show_default=True,
-              help="iso-time | iso-energy | max-slowdown=X | cost=ETA")
-@click.option("--iterations", default=5, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--out", "out_dir", default="gearshift-demo", show_default=True,
+              help="Objective: iso-time | fastest | iso-energy | max-slowdown=X | deadline=T | "
+                   "cost=ETA (gearshift.objective).")
+@click.option("--iterations", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="Iterations run with the schedule and with the baseline.")
+@option("--out-dir", "out_dir", old=("--out",), default="gearshift-demo", show_default=True,
               type=click.Path(file_okay=False), help="Where plan, run and plot are written.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def demo(model, gpu, nanobatches, layers, objective, iterations, out_dir, quiet):
     """The whole flow on a simulated GPU: plan a training step's clocks and overlap, run it,
     and compare with what users run without gearshift."""
-    from ..integrations.config import validate_objective
     from ..integrations.demo import DEMO_MODEL, run_demo
+    from ..objective import Objective
     from ..search.baselines import savings_lines, table
 
-    validate_objective(objective)
+    objective = str(Objective.parse(objective))
     t0 = time.perf_counter()
     res = run_demo(model or DEMO_MODEL, gpu, iterations, out_dir, objective, not quiet,
                    nanobatches=nanobatches, layers=layers)

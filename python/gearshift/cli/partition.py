@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..model import KernelTrace
+from ._common import option
 
 
 @click.command()
@@ -12,12 +13,14 @@ from ..model import KernelTrace
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the partitioning here (JSON).")
 @click.option("--strategy", default="auto", show_default=True,
-              type=click.Choice(["auto", "module+comm", "module", "comm", "kernel"]))
+              type=click.Choice(["auto", "module+comm", "module", "comm", "kernel"]),
+              help="Where to cut: at module and communication boundaries, either alone, or at "
+                   "every kernel; auto picks from the trace.")
 @click.option("--min-partition-ms", type=float, default=None,
               help="Merge partitions shorter than this [default: 2 x the switch latency].")
 @click.option("--switch-latency-ms", type=float, default=None,
               help="The device's clock-switch latency [default: 5 ms].")
-@click.option("--gpu", default=None,
+@option("--preset", "gpu", old=("--gpu",), default=None,
               help="Simulated GPU preset (h100-sxm, a100-sxm, a40) whose switch latency and "
                    "roofline size the partitions [default: H100-like].")
 @click.option("--show", type=int, default=12, show_default=True,

@@ -50,7 +50,8 @@ from ._common import (
 @click.option("--frontier-out", type=click.Path(dir_okay=False), default=None,
               help="Write the frontier here (CSV time_s,energy_j; .json: with the baseline).")
 @click.option("--select", "selection", default="iso-time", show_default=True,
-              help="iso-time | fastest | iso-energy | max-slowdown=X | cost=ETA.")
+              help="Objective: iso-time | fastest | iso-energy | max-slowdown=X | deadline=T "
+                   "(seconds) | cost=ETA (gearshift.objective).")
 @click.option("--plan-out", type=click.Path(dir_okay=False), default=None,
               help="Write the selected plan here (CSV stage,instruction,microbatch,freq_mhz).")
 @time_scale_option
@@ -82,7 +83,9 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
     import time
 
     from ..errors import ConfigError
+    from ..objective import Objective
 
+    selection = str(Objective.parse(selection))   # a bad objective fails before any file is read
     if (stage_profile is None) == (profile_path is None):
         raise ConfigError("give either --stage-profile (a pipeline) or --profile (one GPU)",
                           "see `gearshift plan --help`")
@@ -101,10 +104,8 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
 
     from ..pipeline import load_stage_profile
     from ..search.pipeline_plan import plan_pipeline
-    from ..search.select import parse_selection
 
     kind = pipeline_kind(kind)
-    parse_selection(selection)
     if frontier_out is None and plan_out is None:
         raise ConfigError("nothing to write", "pass --frontier-out and/or --plan-out")
     profile = load_stage_profile(stage_profile, time_scale, energy_scale)
@@ -120,8 +121,8 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
             bar.update(task, description=stage, completed=done, total=total)
 
         def on_pass(rep):
-            err.print(f"refine pass {rep.index}: {rep.new_times} new times, quantum "
-                      f"{rep.quantum_s:.4g} s, best gain {rep.gain:.3%}")
+            err.print(f"refine pass {rep.index}: {rep.points} new times, quantum "
+                      f"{rep.time_quantum_s:.4g} s, best gain {rep.gain_rel:.3%}")
 
         res = plan_pipeline(profile, kind, stages, microbatches, blocking_power_w, selection,
                             points=points, passes=passes, tol=tolerance, progress=progress,
@@ -205,7 +206,8 @@ def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, fro
         for row in frontier.meta.get("sampling", []):
             click.echo(f"partition {row['partition']}: measured {row['measured']} of "
                        f"{row['options']} options ({row['measured_frac']:.1%}), hypervolume "
-                       f"{row['hv_frac']:.2%} of exhaustive")
+                       f"{row['hv_frac']:.2%} of exhaustive (option space: "
+                       f"{row['hv_space_frac']:.2%})")
         if baselines_trace is not None:
             _print_baselines(baselines_trace, trace, prof, frontier, sim_preset)
         for path, what in ((frontier_out, "frontier"), (schedule_out, "schedule")):

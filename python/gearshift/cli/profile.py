@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, open_device, preset_option
+from ._common import device_option, open_device, out_option, preset_option
 
 
 @click.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.argument("partitioning_path", metavar="PARTITIONING", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", default="profile.json", show_default=True,
-              type=click.Path(dir_okay=False), help="Profile file to write.")
+@out_option("output", "profile.json", help="Profile file to write.")
 @device_option
 @preset_option
 @click.option("--freqs", default=None, help="Comma-separated SM clocks in MHz (default: the "

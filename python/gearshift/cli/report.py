@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
+from ._common import out_option
+
 
 @click.command()
 @click.argument("frontier_path", metavar="FRONTIER", type=click.Path(dir_okay=False))
 @click.option("--schedule", "schedule_path", default=None, type=click.Path(dir_okay=False),
               help="The selected schedule (marks the chosen point, adds the planned table).")
 @click.option("--run", "run_path", default=None, type=click.Path(dir_okay=False),
-              help="A run summary from `gearshift run -o` (marks the point as run).")
-@click.option("-o", "--output", default="frontier.png", show_default=True,
-              type=click.Path(dir_okay=False), help="PNG to write.")
+              help="A run summary from `gearshift run --out` (marks the point as run).")
+@out_option("output", "frontier.png", help="PNG to write.")
 @click.option("--title", default="", help="Plot title.")
 def report(frontier_path, schedule_path, run_path, output, title):
     """Plot FRONTIER with the all-max baseline and the chosen point; print the savings."""

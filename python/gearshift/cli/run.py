@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import device_option, open_device, preset_option
+from ._common import device_option, open_device, out_option, preset_option
 
 
 @click.command()
@@ -13,16 +13,16 @@ from ._common import device_option, open_device, preset_option
               help="The kernel trace the schedule was planned for.")
 @click.option("--frontier", "frontier_path", default=None, type=click.Path(dir_okay=False),
               help="Frontier file: its all-max baseline is replayed for comparison.")
-@click.option("-n", "--iterations", default=5, show_default=True, type=click.IntRange(1, 100000))
+@click.option("-n", "--iterations", default=5, show_default=True, type=click.IntRange(1, 100000),
+              help="Iterations to run with the schedule (and as many for the baseline).")
 @click.option("--no-baseline", is_flag=True, help="Run only the schedule.")
-@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
-              help="Write the run summary here (input of `gearshift report --run`).")
+@out_option("output", help="Write the run summary here (input of `gearshift report --run`).")
 @click.option("--timeline-out", default=None, type=click.Path(dir_okay=False),
               help="Write the last iteration's kernels as Chrome trace events (Perfetto): one "
                    "track per stream per GPU, args id/deps/kind/partition/freq_mhz.")
 @device_option
 @preset_option
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(schedule_path, trace_path, frontier_path, iterations, no_baseline, output, timeline_out,
         device,
         sim_preset, quiet):

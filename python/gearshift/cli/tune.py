@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from ._common import option
+
+
 def _trace_dir(_ctx, _param, value):
     from ..datasets import data_root
 
@@ -13,10 +16,10 @@ def _trace_dir(_ctx, _param, value):
 
 
 def _data_option(f):
-    return click.option("--trace", "trace_dir", type=click.Path(path_type=Path),
-                        default=None, callback=_trace_dir,
-                        help="Folder holding zeus_nsdi23_traces (default: ../shared/data when "
-                             "present, else the copy shipped with gearshift).")(f)
+    return option("--data", "trace_dir", old=("--trace",), type=click.Path(path_type=Path),
+                  default=None, callback=_trace_dir,
+                  help="Folder holding zeus_nsdi23_traces (default: ../shared/data when "
+                       "present, else the copy shipped with gearshift).")(f)
 
 
 def _console():
@@ -76,7 +79,8 @@ def print_power_limit(trace_dir, etas, gpus, all_batch_sizes, time_tolerance, ea
 @tune.command("power-limit")
 @_data_option
 @click.option("--eta", "etas", type=float, multiple=True, help="Zeus eta (repeatable).")
-@click.option("--gpu", "gpus", multiple=True, help="a40, v100, p100, rtx6000 (repeatable).")
+@option("--zeus-gpu", "gpus", old=("--gpu",), multiple=True,
+        help="GPU of the Zeus traces: a40, v100, p100, rtx6000 (repeatable).")
 @click.option("--all-batch-sizes", is_flag=True, help="Every batch size, summary only.")
 @click.option("--time-tolerance", type=float, default=0.10, show_default=True,
               help="Timing noise allowed when stopping exploration early.")
@@ -142,10 +146,14 @@ def print_batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
 @tune.command("batch-size")
 @_data_option
 @click.option("--workload", "workloads", multiple=True, help="e.g. imagenet/resnet50.")
-@click.option("--gpu", default="v100", show_default=True)
-@click.option("--eta", type=float, default=0.5, show_default=True)
-@click.option("--recurrences", type=click.IntRange(1), default=50, show_default=True)
-@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True)
+@option("--zeus-gpu", "gpu", old=("--gpu",), default="v100", show_default=True,
+        help="GPU of the Zeus traces: a40, v100, p100, rtx6000.")
+@click.option("--eta", type=float, default=0.5, show_default=True,
+              help="Zeus eta: weight of energy against time in the cost (0..1).")
+@click.option("--recurrences", type=click.IntRange(1), default=50, show_default=True,
+              help="Recurring runs of each job to replay.")
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="Replays with different random seeds.")
 @click.option("--state", type=click.Path(file_okay=False), default=None,
               help="Folder for the SQLite state files (default: in memory for the replay).")
 def batch_size(trace_dir, workloads, gpu, eta, recurrences, seeds, state):
@@ -172,8 +180,10 @@ def report(trace_dir):
               help="Kernel names as launched, one per line.")
 @click.option("--power", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV with time_s and power_w columns.")
-@click.option("--min-period-s", type=float, default=None)
-@click.option("--max-period-s", type=float, default=None)
+@click.option("--min-period-s", type=float, default=None,
+              help="Shortest iteration period to consider in the power trace (s).")
+@click.option("--max-period-s", type=float, default=None,
+              help="Longest iteration period to consider in the power trace (s).")
 def iterations(kernels, power, min_period_s, max_period_s):
     """Find the iteration from a kernel-name sequence or a power trace."""
     from ..errors import ConfigError
@@ -230,9 +240,12 @@ def print_online(iterations, drift_at, preset, eta, seed):
 @tune.command("online")
 @click.option("--iterations", type=click.IntRange(10, 100_000), default=1200, show_default=True,
               help="Simulated training iterations (each costs a few ms to simulate).")
-@click.option("--drift-at", type=click.IntRange(1), default=300, show_default=True)
-@click.option("--preset", default="h100-sxm", show_default=True)
-@click.option("--eta", type=float, default=1.0, show_default=True)
+@click.option("--drift-at", type=click.IntRange(1), default=300, show_default=True,
+              help="Iteration at which the co-located job arrives.")
+@click.option("--preset", default="h100-sxm", show_default=True,
+              help="Simulated GPU: h100-sxm, a100-sxm or a40.")
+@click.option("--eta", type=float, default=1.0, show_default=True,
+              help="Zeus eta: weight of energy against time in the cost (0..1).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Random seed (numpy's range).")
 def online(iterations, drift_at, preset, eta, seed):
@@ -259,9 +272,10 @@ def _bso_options(f):
         click.option("--default", "default", type=int, required=True,
                      help="Batch size exploration starts from."),
         click.option("--state", type=click.Path(dir_okay=False),
-                     default=".gearshift/batch_size.sqlite", show_default=True),
+                     default=".gearshift/batch_size.sqlite", show_default=True,
+                     help="SQLite file holding the bandit's state for this job."),
         click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
-                     help="Random seed (numpy's range)."),
+                     help="Random seed of the Thompson sampling (numpy's range)."),
     ]):
         f = opt(f)
     return f
@@ -280,7 +294,7 @@ def next_batch_size(job, batch_sizes, default, state, seed):
 
 @tune.command("observe-batch-size")
 @_bso_options
-@click.option("--batch-size", type=int, required=True)
+@click.option("--batch-size", type=int, required=True, help="The batch size the run used.")
 @click.option("--cost", type=float, required=True, help="Zeus cost of the run (J).")
 @click.option("--reached/--not-reached", default=True, help="Did it reach the target?")
 def observe_batch_size(job, batch_sizes, default, state, seed, batch_size, cost, reached):

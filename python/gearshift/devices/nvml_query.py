@@ -6,14 +6,15 @@ Nothing here changes a setting of the GPU (clocks are locked by the native backe
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass, field
 
 from ..errors import DeviceError
 
 
-@functools.lru_cache(maxsize=1)
+_INITIALISED: set[int] = set()   # id() of each pynvml module nvmlInit succeeded on
+
+
 def library():
     """pynvml, initialised once for the process (NVML counts inits; one is enough and it is
     never shut down, so handles stay valid). Raises DeviceError naming the fix."""
@@ -22,11 +23,14 @@ def library():
     except ImportError as exc:
         raise DeviceError(f"nvidia-ml-py is not installed ({exc})",
                           "`pip install nvidia-ml-py`, or use device='sim'") from None
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        raise DeviceError(f"NVML is unavailable: {exc} (no NVIDIA driver or GPU here)",
-                          "run on a machine with an NVIDIA driver, or use device='sim'") from None
+    if id(pynvml) not in _INITIALISED:
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            raise DeviceError(f"NVML is unavailable: {exc} (no NVIDIA driver or GPU here)",
+                              "run on a machine with an NVIDIA driver, or use device='sim'"
+                              ) from None
+        _INITIALISED.add(id(pynvml))
     return pynvml
 
 

@@ -3,9 +3,9 @@
 Importing this package imports torch only through ``wrap``/``dynamo``, on first use.
 """
 
-from .config import GearshiftConfig, validate_objective
+from .config import GearshiftConfig
 
-__all__ = ["GearshiftConfig", "compile", "validate_objective"]
+__all__ = ["GearshiftConfig", "compile"]
 
 
 def compile(model, config=None, **kwargs):  # noqa: A001

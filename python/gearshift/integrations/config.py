@@ -8,27 +8,9 @@ from pathlib import Path
 
 from ..config import validate_device
 from ..errors import ConfigError, FormatError
+from ..objective import Objective
 
 CONFIG_VERSION = 1
-
-
-def validate_objective(objective: str) -> str:
-    """``iso-time`` | ``iso-energy`` | ``max-slowdown=X`` (X >= 1) | ``cost=ETA`` (0..1)."""
-    kind, _, arg = str(objective).partition("=")
-    kind = kind.strip()
-    ok = kind in ("iso-time", "iso-energy") and not arg
-    if kind in ("max-slowdown", "cost") and arg:
-        try:
-            v = float(arg)
-        except ValueError:
-            v = float("nan")
-        ok = v >= 1.0 if kind == "max-slowdown" else 0.0 <= v <= 1.0
-    if not ok:
-        raise ConfigError(f"unknown objective '{objective}'",
-                          "use iso-time (least energy at the same time), iso-energy (least time "
-                          "at the same energy), max-slowdown=X (X >= 1, e.g. 1.05) or cost=ETA "
-                          "(0 <= ETA <= 1, weight of energy against time)")
-    return objective
 
 
 def _check_json_type(path: str | None, annotation: str, key: str, v) -> None:
@@ -54,8 +36,11 @@ def _check_json_type(path: str | None, annotation: str, key: str, v) -> None:
 
 @dataclass(frozen=True)
 class GearshiftConfig:
-    """- ``objective``: iso-time | iso-energy | max-slowdown=X | cost=ETA.
-    - ``device``: auto | sim | nvml | dry-run | daemon:/path.sock.
+    """- ``objective``: iso-time | fastest | iso-energy | max-slowdown=X | deadline=T | cost=ETA
+      (``gearshift.objective``; stored in its canonical written form, e.g. ``ISO-TIME`` -> ``iso-time``).
+    - ``device``: auto | sim | nvml | dry-run | daemon:/path.sock (any kind the device registry
+      knows, ``gearshift.devices``). With ``daemon:``, a ``sim_preset`` prices time and energy on
+      the simulated GPU while the daemon switches the clocks.
     - ``sim_preset``: the simulated GPU (h100-sxm, a100-sxm, a40); None = GEARSHIFT_SIM_PRESET.
     - ``schedule_path``: load the schedule from here if the file exists (after checking it was
       made for this model and device), else plan and save it here.
@@ -85,7 +70,7 @@ class GearshiftConfig:
         if self.trace_device not in ("auto", "meta", "cpu"):
             raise ConfigError(f"unknown trace_device {self.trace_device!r}",
                               "use trace_device='auto' (default), 'meta' or 'cpu'")
-        validate_objective(self.objective)
+        object.__setattr__(self, "objective", str(Objective.parse(self.objective)))
         validate_device(self.device)
         if self.overlaps is not None:
             object.__setattr__(self, "overlaps", tuple(self.overlaps))

@@ -28,17 +28,9 @@ class NvmlCounters:
     source = "measured"
 
     def __init__(self, indices: list[int] | None = None):
-        try:
-            import pynvml  # noqa: PLC0415  (NVML only when a GPU is measured)
-        except ImportError as exc:
-            raise DeviceError(f"nvidia-ml-py is not installed ({exc})",
-                              "`pip install nvidia-ml-py`, or measure the simulated device") from exc
-        self._nvml = pynvml
-        try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as exc:
-            raise DeviceError(f"NVML is unavailable: {exc}",
-                              "measure on a machine with an NVIDIA driver, or use device='sim'") from exc
+        from ..devices import nvml_query  # noqa: PLC0415  (NVML only when a GPU is measured)
+
+        pynvml = self._nvml = nvml_query.library()   # the one place NVML is opened
         count = pynvml.nvmlDeviceGetCount()
         self.indices = list(range(count)) if indices is None else list(indices)
         bad = [i for i in self.indices if not 0 <= i < count]
@@ -59,10 +51,7 @@ class NvmlCounters:
                                for c, h in self._handles.items()})
 
     def close(self) -> None:
-        try:
-            self._nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001  (best effort at exit)
-            pass
+        """Nothing to release: NVML stays open for the process (gearshift.devices.nvml_query)."""
 
 
 class DeviceCounters:

@@ -17,29 +17,16 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import FormatError
+from ..objective import Objective, zeus_cost
 from ..model import Choice, Frontier, FrontierPoint, Partitioning, Profile, Schedule, ScheduleEntry
 from .compose import DEFAULT_UNITS, compose
 from .partition_frontier import PartitionFrontier, pareto_indices, profile_frontiers
-from .select import parse_selection, select
+from .passes import PassReport
+from .select import select
 
 REFINE_FACTOR = 4
 MIN_SAMPLED = 4              # a fractional sampling budget measures at least this many options
 REFINE_CELLS = 8_000_000     # DP table cells one refinement pass may fill (~30 ms of work)
-
-
-@dataclass
-class PassReport:
-    """What one search pass did and gained."""
-
-    index: int
-    time_quantum_s: float
-    partitions_searched: int
-    points: int
-    gain_rel: float            # largest relative energy drop of any point in the selected part
-    selected_time_s: float
-    selected_energy_j: float
-    error_bound_s: float
-    seconds: float
 
 
 @dataclass
@@ -76,15 +63,15 @@ def _select_index(time_s: np.ndarray, energy_j: np.ndarray, objective: str,
     pick (the fastest, the last within each time limit, the first within the energy limit, the
     least cost) and their neighbours.
     """
-    sel = parse_selection(objective)
+    sel = Objective.parse(objective)
     t0 = float(time_s[0])
-    limits = [base_t, t0] + ([sel.value * t0] if sel.kind == "max-slowdown" else [])
+    limits = [base_t, t0] + ([sel.value * t0] if sel.kind == "max-slowdown" else []) + (
+        [sel.value] if sel.kind == "deadline" else [])
     cand = [0, time_s.size - 1]
     cand += [int(np.searchsorted(time_s, lim * (1 + 1e-9), side="right")) - 1 for lim in limits]
     cand.append(int(np.searchsorted(-energy_j, -base_e * (1 + 1e-9), side="left")))
     if sel.kind == "cost":
-        cand.append(int(np.argmin(sel.value * energy_j + (1 - sel.value) * base_e / base_t
-                                  * time_s)))
+        cand.append(int(np.argmin(zeus_cost(energy_j, time_s, sel.value, base_e / base_t))))
     idx = sorted({min(max(c + d, 0), time_s.size - 1) for c in cand for d in (-1, 0, 1)})
     points = [FrontierPoint(float(time_s[i]), float(energy_j[i])) for i in idx]
     chosen = select(Frontier(points, baseline=FrontierPoint(base_t, base_e)), sel)
@@ -129,13 +116,14 @@ def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baselin
     ``window_frac``: the selected part of the frontier is the points within this fraction of
     the selected point's time on either side.
     """
-    parse_selection(objective)
+    Objective.parse(objective)
     started = _time.perf_counter()
     first = compose(parts, time_quantum_s)
     t, e, choice = first.time_s, first.energy_j, first.choice_by_unit
     sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j)
-    passes = [PassReport(0, first.time_quantum_s, len(parts), int(t.size), 0.0, float(t[sel]),
-                         float(e[sel]), first.error_bound_s, _time.perf_counter() - started)]
+    passes = [PassReport(0, first.time_quantum_s, int(t.size), 0.0, float(t[sel]), float(e[sel]),
+                         _time.perf_counter() - started, partitions_searched=len(parts),
+                         error_bound_s=first.error_bound_s)]
     q = first.time_quantum_s
     bound = first.error_bound_s
     while refine and len(passes) < max_passes:
@@ -169,9 +157,10 @@ def search_iteration(parts: Sequence[PartitionFrontier], objective: str, baselin
         t, e, choice = new_t, new_e, new_choice
         sel = _select_index(t, e, objective, baseline_time_s, baseline_energy_j)
         q = q_next
-        passes.append(PassReport(len(passes), q, int(moving.size), int(t.size), gain,
-                                 float(t[sel]), float(e[sel]), part.error_bound_s,
-                                 _time.perf_counter() - started))
+        passes.append(PassReport(len(passes), q, int(t.size), gain, float(t[sel]), float(e[sel]),
+                                 _time.perf_counter() - started,
+                                 partitions_searched=int(moving.size),
+                                 error_bound_s=part.error_bound_s))
         if gain <= tolerance:
             break
     return IterationSearch(t, e, choice, sel, baseline_time_s, baseline_energy_j, passes, bound)
@@ -277,7 +266,7 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
         base_t, base_e = float(baseline_point[0]), float(baseline_point[1])
     result = search_iteration(parts, objective, base_t, base_e, time_quantum_s=time_quantum_s,
                               refine=refine, tolerance=tolerance, max_passes=max_passes)
-    chosen_sel = parse_selection(objective)
+    chosen_sel = Objective.parse(objective)
 
     units = [f"p{i}" for i in range(len(parts))]
     table = [[Choice(units[i], int(f), ov) for f, ov in p.options] for i, p in enumerate(parts)]
@@ -326,8 +315,10 @@ def sampled_frontiers(profile: Profile, exact: Sequence[PartitionFrontier], budg
     """Each partition's frontier from the options the GP/EHVI search picks, ``budget`` of them
     (a fraction < 1, at least ``MIN_SAMPLED`` options, or a count), with the profile answering
     each measurement; and per partition the fraction measured and the hypervolume reached
-    against the exhaustive frontier (reference: 10 % of the exhaustive frontier's span beyond
-    its slowest time and its largest energy, as bench/partition_sampling.py uses)."""
+    against the exhaustive frontier: ``hv_frac`` with the reference 10 % of the exhaustive
+    frontier's span beyond its slowest time and its largest energy (strict: only the frontier's
+    own region counts), ``hv_space_frac`` with the slowest and dearest option as reference (the
+    whole option space), as bench/partition_sampling.py reports them."""
     from .partition_frontier import hypervolume  # noqa: PLC0415
     from .sampling import sample_frontier  # noqa: PLC0415
 
@@ -344,8 +335,14 @@ def sampled_frontiers(profile: Profile, exact: Sequence[PartitionFrontier], budg
         ref = (ex.time_s[-1] + 0.1 * span_t + 1e-12, ex.energy_j[0] + 0.1 * span_e + 1e-12)
         full = hypervolume(exact[i].time_s, exact[i].energy_j, ref)
         got = hypervolume(fr.time_s, fr.energy_j, ref)
+        # and against the whole option space (reference: the slowest and the dearest option)
+        space = (max(o.time_s for o in opts) * (1 + 1e-9),
+                 max(o.energy_j + static * o.time_s for o in opts) * (1 + 1e-9))
+        full_s = hypervolume(exact[i].time_s, exact[i].energy_j, space)
+        got_s = hypervolume(fr.time_s, fr.energy_j, space)
         out.append(fr)
         report.append({"partition": i, "options": len(opts), "measured": fr.num_measured,
                        "measured_frac": fr.num_measured / len(opts),
-                       "hv_frac": got / full if full > 0 else 1.0})
+                       "hv_frac": got / full if full > 0 else 1.0,
+                       "hv_space_frac": got_s / full_s if full_s > 0 else 1.0})
     return out, report

@@ -9,8 +9,10 @@ from ..model.frontier import Frontier, FrontierPoint
 from ..pipeline import PipelinePlan, PipelineResult, StageProfile
 from .pipeline import PipelineSearch, choices_of, pipeline_frontier
 from .pipeline_problem import PipelineProblem
-from .refine import PassReport, refine
-from .select import parse_selection, select, target_time
+from .passes import PassReport
+from .refine import refine
+from ..objective import Objective
+from .select import select, target_time
 
 
 @dataclass
@@ -40,7 +42,7 @@ def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: i
                   on_pass: Callable[[PassReport], None] | None = None) -> PipelinePlanning:
     """The whole search. ``passes`` refinement passes over the frontier (stopping early when
     one gains <= ``tol``), then ``local_passes`` around the selected point."""
-    sel = parse_selection(selection)       # bad selections fail before any work
+    sel = Objective.parse(selection)       # bad selections fail before any work
     prob = PipelineProblem(profile, kind, stages, microbatches, blocking_power_w, virtual_stages)
     search = pipeline_frontier(
         prob, points, between,

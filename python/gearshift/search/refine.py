@@ -10,21 +10,13 @@ interpolates around the new time. Passes stop when one improves no frontier poin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 from typing import Callable
 
 import numpy as np
 
+from .passes import PassReport
 from .pipeline import PipelineSearch, interpolate, plan_at
-
-
-@dataclass
-class PassReport:
-    index: int            # 1 = the first refinement pass (0 is the initial sweep)
-    new_times: int        # iteration times solved in this pass
-    quantum_s: float      # smallest spacing of solved times after the pass
-    gain: float           # largest relative energy improvement of any frontier point
-    best_energy_j: float  # energy of the window's target point after the pass, if any
 
 
 def staircase(search: PipelineSearch, times: np.ndarray) -> np.ndarray:
@@ -43,6 +35,7 @@ def refine(search: PipelineSearch, window: tuple[float, float] | None = None,
     lo, hi = window if window is not None else (search.t_min_s, search.t_max_s)
     reports = []
     for k in range(1, max_passes + 1):
+        started = time.perf_counter()
         solved = sorted(search.relaxed)
         inside = [t for t in solved if lo - 1e-9 <= t <= hi + 1e-9]
         # neighbours of the window too, so its ends get refined
@@ -71,8 +64,10 @@ def refine(search: PipelineSearch, window: tuple[float, float] | None = None,
         times = sorted(search.relaxed)
         quantum = float(np.min(np.diff(times))) if len(times) > 1 else 0.0
         best = search.best_within(target_s) if target_s is not None else None
-        rep = PassReport(len(search.passes) + 1, len(new), quantum, max(gain, 0.0),
-                         best.energy_j if best is not None else float("nan"))
+        rep = PassReport(len(search.passes) + 1, quantum, len(new), max(gain, 0.0),
+                         best.time_s if best is not None else float("nan"),
+                         best.energy_j if best is not None else float("nan"),
+                         time.perf_counter() - started)
         reports.append(rep)
         search.passes.append(rep)
         if progress is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import TraceError
+from ..objective import check_eta, zeus_cost
 from ..model import NO_OVERLAP, Profile, ProfileEntry, Schedule, ScheduleEntry
 
 
@@ -40,6 +41,7 @@ def profile_rank(trace, partitioning, device, freqs_mhz) -> Profile:
 
 def plan_synchronized(profiles: list[Profile], eta: float = 1.0,
                       reference_power_w: float | None = None) -> JointPlan:
+    eta = check_eta(eta)
     ranks = len(profiles)
     p_ref = reference_power_w if reference_power_w is not None else sum(
         pr.device.tdp_w for pr in profiles)
@@ -60,7 +62,7 @@ def plan_synchronized(profiles: list[Profile], eta: float = 1.0,
                 energy += o.energy_j + idle_w * (deadline - o.time_s)
                 picks.append(o.freq_mhz)
             else:
-                cost = eta * energy + (1 - eta) * p_ref * deadline
+                cost = zeus_cost(energy, deadline, eta, p_ref)
                 if best is None or cost < best[0]:
                     best = (cost, deadline, energy, picks)
         _, deadline, energy, picks = best

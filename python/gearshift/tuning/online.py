@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from ..errors import ConfigError
+from ..objective import check_eta, zeus_cost
 
 
 class PartitionRunner(Protocol):
@@ -57,8 +58,7 @@ class OnlineConfig:
             raise ConfigError("online tuning needs at least two candidate clocks",
                               "pass several of the device's supported SM clocks")
         self.candidates_mhz = c
-        if not (0.0 <= self.eta <= 1.0):
-            raise ConfigError(f"eta must lie in [0, 1], got {self.eta}", "use e.g. 0.7")
+        self.eta = check_eta(self.eta)
         if self.iterations_per_candidate < 1:
             raise ConfigError("iterations_per_candidate must be >= 1", "use 2")
 
@@ -106,7 +106,7 @@ class OnlineTuner:
 
     def cost(self, time_s: float, energy_j: float) -> float:
         c = self.cfg
-        return c.eta * energy_j + (1 - c.eta) * c.reference_power_w * time_s
+        return zeus_cost(energy_j, time_s, c.eta, c.reference_power_w)
 
     @property
     def profiling(self) -> bool:

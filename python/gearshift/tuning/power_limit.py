@@ -21,18 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigError, FormatError
-
-
-def zeus_cost(energy_j: float, time_s: float, eta: float, max_power_w: float) -> float:
-    """``eta * E + (1 - eta) * P_max * T`` in joules."""
-    return eta * energy_j + (1.0 - eta) * max_power_w * time_s
-
-
-def _check_eta(eta: float) -> float:
-    if not (0.0 <= eta <= 1.0) or math.isnan(eta):
-        raise ConfigError(f"eta must lie in [0, 1], got {eta}",
-                          "use 0 to minimise time, 1 to minimise energy, 0.5 to weigh both")
-    return float(eta)
+from ..objective import check_eta as _check_eta
+from ..objective import zeus_cost
 
 
 @dataclass(frozen=True)
@@ -118,7 +108,9 @@ class PowerLimitOptimizer:
 
     def _no_lower_limit_can_win(self, latest: PowerLimitMeasurement) -> bool:
         best = min(self.cost(m) for m in self.measurements)
-        floor = (1.0 - self.eta) * self.max_power_w * latest.time_s * (1.0 - self.time_tolerance)
+        # the cost of any lower limit with no energy at all: a lower bound on its real cost
+        floor = zeus_cost(0.0, latest.time_s * (1.0 - self.time_tolerance), self.eta,
+                          self.max_power_w)
         return floor > best
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import ConfigError
+from ...objective import zeus_cost
 from ..online import OnlineConfig, OnlineTuner, SimRunner
 
 
@@ -73,7 +74,7 @@ def run_drift_experiment(iterations: int = 1200, drift_at: int = 300,
                        reference_power_w=alone.tdp_w, seed=seed, **tuner_kwargs)
 
     def cost(t, e):
-        return cfg.eta * e + (1 - cfg.eta) * cfg.reference_power_w * t
+        return zeus_cost(e, t, cfg.eta, cfg.reference_power_w)
 
     plan_before = offline_plan(SimDevice(alone), trace, parts, cfg.candidates_mhz, cost)
     plan_after = offline_plan(SimDevice(shared), trace, parts, cfg.candidates_mhz, cost)

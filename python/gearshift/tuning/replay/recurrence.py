@@ -16,7 +16,8 @@ from pathlib import Path
 from ...errors import ConfigError
 from . import zeus_trace
 from ..batch_size import BatchSizeOptimizer
-from ..power_limit import run_optimizer, zeus_cost
+from ...objective import zeus_cost
+from ..power_limit import run_optimizer
 
 MAX_TRIES = 20
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import zeus_trace
-from ..power_limit import optimum_limit, run_optimizer, zeus_cost
+from ...objective import zeus_cost
+from ..power_limit import optimum_limit, run_optimizer
 
 DEFAULT_ETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
