@@ -60,7 +60,14 @@ _LAZY = {
 }
 
 
+_LAZY_MODULES = ("pipelining",)   # gearshift.pipelining.wrap without importing it first
+
+
 def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        import importlib  # noqa: PLC0415
+
+        return importlib.import_module(f"{__name__}.{name}")
     if name in _LAZY:
         import importlib  # noqa: PLC0415
 

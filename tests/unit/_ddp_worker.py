@@ -100,6 +100,25 @@ def main(out):
                                           if "gearshift" in str(x.message)]}
     unwrap(net)
 
+    # the device fails to open on rank 1 only: both ranks fall back at the first step
+    import gearshift.integrations.runner as runner_mod
+
+    def broken(*a, **k):
+        raise RuntimeError("no device on rank 1")
+
+    original = runner_mod.open_device
+    if rank == 1:
+        runner_mod.open_device = broken
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        net = gearshift.compile(Net(), **cfg)
+        runner_mod.open_device = original
+        ddp = DDP(net)
+        losses = train(ddp, ddp.parameters())
+    res["device_fails_on_rank1"] = {"status": net.gearshift.status(), "losses": losses}
+    unwrap(net)
+
     # FSDP2
     try:
         from torch.distributed.device_mesh import init_device_mesh

@@ -64,6 +64,15 @@ def test_a_failure_on_one_rank_is_a_fallback_on_both(ranks):
         assert len(r["warnings"]) == 1 and f"[rank {i}/2, local GPU {i}]" in r["warnings"][0]
 
 
+def test_a_device_failing_on_one_rank_does_not_hang_the_others(ranks):
+    _, res = ranks
+    for rank in res:
+        r = rank["device_fails_on_rank1"]
+        assert r["status"]["phase"] == "fallback"
+        assert "no device on rank 1" in r["status"]["fallback_reason"]
+        assert r["losses"] == pytest.approx(rank["eager_losses"], abs=1e-6)
+
+
 @pytest.mark.parametrize("case", ["fsdp", "compile_then_fsdp"])
 def test_fsdp2_collectives_are_traced(ranks, case):
     _, res = ranks

@@ -65,6 +65,8 @@ class Runner:
         try:
             self.device = open_device(config.device, preset=config.sim_preset)
         except Exception as exc:  # noqa: BLE001 (never break training: fall back)
+            # in a distributed job the other ranks wait for this one at the first step
+            self._tell_ranks = True
             self._fail("opening the device", exc)
             return
         from ..monitor import set_current_device  # noqa: PLC0415
@@ -238,6 +240,8 @@ class Runner:
         """What a wrapper calls at each training forward: one iteration, or nothing."""
         if self.fallback_reason is not None:
             self.steps_by_phase["fallback"] += 1
+            if self.__dict__.pop("_tell_ranks", False):
+                self._tell_other_ranks()
             return
         self.micro_steps += 1
         if self.enforcer is None and not self.count_on_optimizer:
@@ -259,6 +263,17 @@ class Runner:
                     else "the gearshift step")
             self._fail(what, exc)
         self.steps_by_phase[self.phase] += 1
+
+    def _tell_other_ranks(self) -> None:
+        """This rank fell back before planning: take part in the ranks' agreement as a failed
+        rank, so that the others fall back too instead of waiting for it."""
+        from . import distributed  # noqa: PLC0415
+
+        if distributed.active():
+            try:
+                distributed.agree(self, None, RuntimeError(self.fallback_reason))
+            except Exception:  # noqa: BLE001, S110 (it reports this rank's own failure)
+                pass
 
     def on_optimizer_step(self) -> None:
         """An optimizer step over this model's parameters ended: the next forward starts a new

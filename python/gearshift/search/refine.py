@@ -19,6 +19,11 @@ from .passes import PassReport
 from .pipeline import PipelineSearch, interpolate, plan_at
 
 
+# crash repair in the refinement passes up to this many computations (GPT-3 N=96 on 8 stages
+# has 1536 and keeps it); above, its O(computations) steps take minutes (16 x 128 x 2 x 2)
+REFINE_CRASH_MAX_OPS = 2048
+
+
 def staircase(search: PipelineSearch, times: np.ndarray) -> np.ndarray:
     """Best real energy at time <= t, for each t (inf where nothing is that fast)."""
     par = search.pareto()
@@ -49,8 +54,9 @@ def refine(search: PipelineSearch, window: tuple[float, float] | None = None,
             worst = max(_gap(search, t_a), _gap(search, t_b))
             if worst > gap_tol:
                 new.append(0.5 * (t_a + t_b))
+        thorough = search.problem.num_ops <= REFINE_CRASH_MAX_OPS
         for t in new:
-            plan_at(search, t)
+            plan_at(search, t, thorough)
         for t in new:
             ordered = sorted(search.relaxed)
             j = ordered.index(t)
