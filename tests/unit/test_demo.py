@@ -87,3 +87,17 @@ def test_demo_rejects_a_bad_objective(capsys):
         main(["demo", "--objective", "fastest-please", "--quiet"])
     assert exc.value.code == 2
     assert "max-slowdown=X" in capsys.readouterr().err
+
+
+def test_default_demo_runs_end_to_end(tmp_path):
+    """The README's main job (llama-3.2-3b-tp8 on the simulated A100) with its defaults: the
+    plan it keeps may be the nanobatched one, and its frontier must then belong to that plan
+    (report refuses a frontier of another model signature)."""
+    import json
+
+    main(["demo", "--iterations", "1", "--out", str(tmp_path), "--quiet"])
+    frontier = json.loads((tmp_path / "frontier.json").read_text())
+    schedule = json.loads((tmp_path / "schedule.json").read_text())
+    assert (tmp_path / "frontier.png").stat().st_size > 0
+    sig = frontier.get("meta", {}).get("model_signature")
+    assert sig is None or sig == schedule.get("model_signature")

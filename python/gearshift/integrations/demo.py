@@ -140,14 +140,18 @@ def _better(plan_a, plan_b, objective: str):
         if p.energy_j < best_e:
             front.append(p)
             best_e = p.energy_j
+    if plan_b.schedule.extra.get("infeasible"):
+        chosen = plan_a
+    else:
+        sa, sb = (select(plan.frontier, objective) for plan in (plan_a, plan_b))
+        if objective.startswith("iso-energy"):
+            pick_b = (sb.time_s, sb.energy_j) < (sa.time_s, sa.energy_j)
+        else:
+            pick_b = (sb.energy_j, sb.time_s) < (sa.energy_j, sa.time_s)
+        chosen = plan_b if pick_b else plan_a
+    # the union is reported beside the chosen schedule, so it carries that plan's model
+    # signature and device (report refuses a frontier of another model)
     union = Frontier(front, energy_scope=plan_a.frontier.energy_scope,
                      source=plan_a.frontier.source, baseline=plan_a.frontier.baseline,
-                     meta={**plan_a.frontier.meta, "union_of_nanobatches": [1, 2]})
-    if plan_b.schedule.extra.get("infeasible"):
-        return plan_a, union
-    sa, sb = (select(plan.frontier, objective) for plan in (plan_a, plan_b))
-    if objective.startswith("iso-energy"):
-        pick_b = (sb.time_s, sb.energy_j) < (sa.time_s, sa.energy_j)
-    else:
-        pick_b = (sb.energy_j, sb.time_s) < (sa.energy_j, sa.time_s)
-    return (plan_b if pick_b else plan_a), union
+                     meta={**chosen.frontier.meta, "union_of_nanobatches": [1, 2]})
+    return chosen, union
