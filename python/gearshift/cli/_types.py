@@ -22,16 +22,20 @@ MAX_FLOAT = 1e15
 MAX_INT = 2**31 - 1
 
 
-class FiniteFloat(click.ParamType):
-    name = "float"
+class _Bounded(click.ParamType):
+    """Wraps click's own type (a FloatRange/IntRange keeps its own bounds and messages)."""
 
     def __init__(self, inner: click.ParamType | None = None):
-        self.inner = inner  # a FloatRange keeps its own bounds and messages
+        self.inner = inner
         if inner is not None:
             self.name = inner.name
 
     def get_metavar(self, *args, **kwargs):
         return self.inner.get_metavar(*args, **kwargs) if self.inner is not None else None
+
+
+class FiniteFloat(_Bounded):
+    name = "float"
 
     def convert(self, value, param, ctx):
         if isinstance(value, bool):
@@ -47,16 +51,8 @@ class FiniteFloat(click.ParamType):
         return f"FiniteFloat({self.inner!r})"
 
 
-class BoundedInt(click.ParamType):
+class BoundedInt(_Bounded):
     name = "integer"
-
-    def __init__(self, inner: click.ParamType | None = None):
-        self.inner = inner
-        if inner is not None:
-            self.name = inner.name
-
-    def get_metavar(self, *args, **kwargs):
-        return self.inner.get_metavar(*args, **kwargs) if self.inner is not None else None
 
     def convert(self, value, param, ctx):
         if isinstance(value, bool):

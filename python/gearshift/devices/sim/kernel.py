@@ -28,16 +28,6 @@ from ...errors import TraceError
 from . import overlap as ov
 from .presets import GPUPreset
 
-# bytes that cross the link per byte of payload, for a ring over n ranks
-_ALGO = {
-    "all_reduce": lambda n: 2.0 * (n - 1) / n,
-    "all_gather": lambda n: (n - 1) / n,
-    "reduce_scatter": lambda n: (n - 1) / n,
-    "all_to_all": lambda n: (n - 1) / n,
-}
-# DRAM bytes a comm kernel moves per payload byte (read send buffer, write receive buffer, and
-# for reductions read + write the accumulator): what it takes from the compute kernels' bandwidth
-_MEM = {"all_reduce": 3.0, "reduce_scatter": 2.0}
 DEFAULT_COMPUTE_SHARE = 0.6   # assumed split of a measured-only kernel (no FLOPs/bytes)
 
 
@@ -76,8 +66,9 @@ class KernelArrays:
                     payload = max(k.duration_s - preset.comm_latency_s, 0.0) * preset.link_bw_bytes_s
                     link[i] = payload
                 else:
-                    link[i] = payload * _ALGO.get(k.comm_op, lambda _n: 1.0)(max(world, 2))
-                mem[i] = payload * _MEM.get(k.comm_op, 2.0)
+                    factor = ov.ALGO_FACTOR.get(k.comm_op, lambda _n: 1.0)
+                    link[i] = payload * factor(max(world, 2))
+                mem[i] = payload * ov.MEM_FACTOR.get(k.comm_op, 2.0)
                 continue
             has_model = k.flops is not None or k.bytes_total is not None
             if has_model:
