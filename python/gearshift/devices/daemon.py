@@ -44,7 +44,55 @@ class DaemonDevice:
         self.capabilities = Capabilities(
             simulated=False, clock_control=True,
             energy_source=measure.capabilities.energy_source if measure is not None else "measured",
+            switch_latency_s=getattr(getattr(measure, "capabilities", None),
+                                     "switch_latency_s", None),
             needs_step=True)
+        if hasattr(measure, "play_step"):
+            self._plays_through(measure)
+        elif measure is None:
+            self.play_step = self._real_step
+            self.session_started = self._real_session_started
+
+    def _plays_through(self, gpu) -> None:
+        """The in-loop path (integrations/online.py) on a GPU that plays its steps (the fake
+        GPU): its launches, stream signals and energy counter are the GPU's, while every clock
+        lock of the runtime's controller goes through this daemon connection."""
+        self.may_lock_clocks = True
+        self.play_step = gpu.play_step
+        self.attach = gpu.attach
+        self.session_started = gpu.session_started
+
+    def _real_session_started(self, session) -> None:
+        self._events_seen = 0
+
+    def _real_step(self, session, schedule=None):
+        """A real GPU ran the step already: boundary times are when the runtime's controller
+        saw each boundary signal (host steady clock), one energy-counter read (NVML, read-only)
+        at the step's end, as the ``nvml`` device does."""
+        from .fake_gpu import StepSample  # noqa: PLC0415
+
+        events = session.switch_events()
+        new = events[getattr(self, "_events_seen", 0):]
+        self._events_seen = len(events)
+        first: dict[int, float] = {}
+        for e in new:
+            if e.detect_ns:
+                first.setdefault(e.partition, e.detect_ns * 1e-9)
+        n = len(schedule.entries) if schedule is not None else 1
+        bounds = [first.get(i) for i in range(n)] if first else []
+        return StepSample(bounds, [(time.monotonic(), int(round(self.energy_j() * 1000)))], None)
+
+    def session_options(self) -> dict:
+        """How a runtime Session drives the GPU: the measuring GPU's signal path, this
+        daemon's clock backend (the daemon owns the clocks)."""
+        opts = dict(self._measure.session_options()) if hasattr(
+            self._measure, "session_options") else dict(gpu=self.gpu, auto_wrap=False)
+        opts["backend"] = self._backend
+        return opts
+
+    @property
+    def last_kernel_durations_s(self):
+        return getattr(self._measure, "last_kernel_durations_s", None)
 
     @property
     def name(self) -> str:

@@ -200,11 +200,16 @@ def _open_gpu(kind: str):
 
 
 def _open_daemon(arg: str, *, preset=None, gpu_index: int = 0, measure=None, **_):
-    """Clocks through the daemon. Time and energy: ``measure`` (a Device), else the simulated
-    ``preset`` when one is named (the daemon's switches priced by the simulator, e.g. on CI
-    against a dry-run daemon), else the GPU's NVML counter read-only."""
+    """Clocks through the daemon. Time and energy: ``measure`` (a Device), else the fake GPU
+    when GEARSHIFT_FAKE_GPU names one (the whole process plays it: the in-loop path with every
+    lock through the daemon), else the simulated ``preset`` when one is named (the daemon's
+    switches priced by the simulator), else the GPU's NVML counter read-only."""
     from .daemon import DaemonDevice  # noqa: PLC0415
 
+    if measure is None and os.environ.get("GEARSHIFT_FAKE_GPU"):
+        from .fake_gpu import FakeGpuDevice  # noqa: PLC0415
+
+        measure = FakeGpuDevice(os.environ["GEARSHIFT_FAKE_GPU"])
     if measure is None and preset:
         measure = _open_sim("", preset=preset)
     return DaemonDevice(arg, gpu_index, measure=measure)

@@ -5,10 +5,13 @@ It first closes the step before (on the fake GPU: plays it), then moves the phas
 
 - record: one step under a record-mode runtime session; the CUPTI launch hook records the real
   kernel sequence into a KernelTrace (its signature is what the runtime checks later);
-- profile: partition that trace, then run rounds of steps, each with every partition at the
-  clock the sample-efficient search asks for, until the energy counter's error is <= 1 %
-  (``gearshift.profile.online``); without permission to lock clocks, only the default clock
-  runs and the other clocks are predicted from the simulated GPU's response fitted to it;
+- profile: partition that trace, then run rounds of steps: a reference round (every partition
+  at the top clock), then one round per (partition, option) the search asks for, that partition
+  at the option and the rest at the reference; partition energies come from whole-step energy
+  differences, each round running until the energy counter's error bound allows <= 1 % per
+  option (``gearshift.profile.online``, docs/online-profiling.md); without permission to lock
+  clocks, only the reference runs and the other clocks are predicted from the simulated GPU's
+  response fitted to it;
 - plan: search the frontier and select by the objective (one step runs untouched meanwhile);
   the schedule is saved to ``schedule_path``, so the next run goes from record to enforce;
 - enforce: every step under the schedule; partitions whose measured time drifts from the
@@ -58,6 +61,7 @@ class OnlinePath:
         self._drift_count: dict[int, int] = {}
         self._enforce_prev = None
         self.op_trace = None
+        self.overlap_note: str | None = None
 
     # ------------------------------------------------------------------ step boundary
     def on_step(self, example_inputs) -> None:
@@ -150,57 +154,78 @@ class OnlinePath:
 
     # ------------------------------------------------------------------ profile
     def _start_profile(self, partitions: list[int]) -> None:
-        from ..profile.online import ClockSearch  # noqa: PLC0415
+        from ..profile.online import OptionSearch, clock_options  # noqa: PLC0415
         from ..profile.options import candidate_freqs  # noqa: PLC0415
 
         self.phase = "profile"
         self.drifted = partitions
         freqs = candidate_freqs(self.device.facts, min_freq_mhz=self.config.min_freq_mhz,
                                 step_mhz=self.config.freq_step_mhz or 90)
-        self.search = ClockSearch(freqs, len(self.partitioning), only_top=self.predicted)
+        self.freqs = sorted(freqs, reverse=True)
+        options = [clock_options(self.freqs) for _ in self.partitioning.partitions]
+        self.search = OptionSearch(options, self.reference, partitions,
+                                   only_reference=self.predicted)
+        self.overlap_note = self._overlap_note()
         self.r.options_total = self.search.options_total
-        _say(self.config, f"profile: {len(self.partitioning)} partitions x {len(freqs)} clocks "
+        _say(self.config, f"profile: {len(partitions)} partitions x {len(freqs)} clocks "
              + ("(default clock measured, the others predicted: no permission to lock clocks)"
-                if self.predicted else "(sample-efficient search, measured online)"))
+                if self.predicted else "(differential rounds: one partition's option against "
+                "the reference per round, measured online)"))
         self._next_round()
 
-    def _probe(self, freq_mhz: int) -> Schedule:
-        """A schedule that runs every partition at ``freq_mhz`` (the round's option)."""
+    def _overlap_note(self) -> str:
+        """Why the profiled options are clocks only (status()["overlap_profile_note"])."""
+        from . import distributed  # noqa: PLC0415
+
+        has_comm = any(k.kind == "comm" for k in self.trace.kernels)
+        if not has_comm and not distributed.active():
+            return ("clocks only: a single process whose step launches no collective has "
+                    "nothing to overlap")
+        if not has_comm:
+            return "clocks only: the recorded step launches no collective to overlap"
+        return ("clocks only: overlap options are not profiled online yet; the collectives "
+                "keep the framework's own placement (serial)")
+
+    @property
+    def reference(self):
+        """Every partition's reference option: the top clock, the framework's own overlap."""
+        from ..model import NO_OVERLAP  # noqa: PLC0415
+
+        return (int(self.device.facts.max_freq_mhz), NO_OVERLAP)
+
+    def _probe(self, probe) -> Schedule:
+        """A schedule that runs ``probe``: every partition at the reference option but one."""
         from ..model.schedule import ScheduleEntry  # noqa: PLC0415
 
         parts = self.partitioning
-        entries = [ScheduleEntry(p.index, p.start, int(freq_mhz), signature=p.signature,
-                                 label=p.label) for p in parts.partitions]
+        choices = probe.choices(len(parts), self.reference)
+        entries = [ScheduleEntry(p.index, p.start, int(c[0]), c[1], signature=p.signature,
+                                 label=p.label) for p, c in zip(parts.partitions, choices)]
         return Schedule(entries, self.trace.signature(), self.device.facts.name,
                         parts.num_kernels, objective="profile")
 
     def _next_round(self) -> None:
         from ..profile.online import Round  # noqa: PLC0415
 
-        f = self.search.next_clock()
-        if f is None:
+        probe = self.search.next_probe()
+        if probe is None:
             self._close_session()
             self.round = None
             self.phase = "plan"
             return
-        self.round = Round(f, len(self.partitioning))
-        self._open(self._probe(f), trace=self.trace)
+        self.round = Round(probe, len(self.partitioning))
+        self._open(self._probe(probe), trace=self.trace)
 
     def _profile_step(self, sample) -> None:
         if sample is not None and self.round is not None:
             self.round.add(sample)
-        if self.round is None or not self.round.done:
+        if self.round is None or not self.search.done(self.round):
             return
-        t, e, err = self.round.estimate()
-        if e is None:  # the counter never moved twice: give up on this clock, say so
-            log.warning("profile: no energy reading at %d MHz after %d steps",
-                        self.round.freq_mhz, self.round.steps)
-            raise RuntimeError(f"the energy counter did not update during {self.round.steps} "
-                               f"steps at {self.round.freq_mhz} MHz")
-        self.search.record(self.round.freq_mhz, t, e, err, self.round.steps)
+        m = self.search.record(self.round)
         self.r.options_measured = self.search.options_measured
-        _say(self.config, f"profile: {self.round.freq_mhz} MHz measured in {self.round.steps} "
-             f"steps (energy error bound {err * 100:.2f} %)")
+        _say(self.config, f"profile: {self.round.probe.key} measured in {self.round.steps} "
+             f"steps (step energy {m.step_energy_j * 1e3:.2f} mJ, error bound "
+             f"{m.error * 100:.3f} %)")
         self._next_round()
 
     # ------------------------------------------------------------------ plan
@@ -214,7 +239,7 @@ class OnlinePath:
                                    predict=predict)
         if self.profile is not None and self.drifted:
             prof = _merge_profiles(self.profile, prof, self.drifted)
-        self.profile = prof
+        self.profile = prof.validate()
         with Stage(f"plan: searching the time-energy frontier ({self.config.objective})",
                    self.config.progress):
             frontier, schedule = plan_iteration(prof, self.partitioning, self.trace.signature(),
@@ -245,21 +270,20 @@ class OnlinePath:
         from ..partition import partition  # noqa: PLC0415
         from ..trace import trace_step  # noqa: PLC0415
 
-        top = self.search.candidates[0]
-        t0, e0 = self.search.measured[top][0], self.search.measured[top][1]
         op = self.op_trace or trace_step(self.r.model, self.r.last_inputs, self.r.loss_fn,
                                          self.r.optimizer_factory, model_name=self.r.model_name)
         sim = SimDevice(_closest_preset(self.device.facts.name))
         whole = partition(op, min_partition_s=float("inf"))
-        clocks = [f for f in self.search.candidates if f in set(sim.facts.supported_freqs_mhz)]
+        clocks = [f for f in self.freqs if f in set(sim.facts.supported_freqs_mhz)]
         times, energies = sim.profile_options(op, whole, [(f, "none") for f in clocks] +
                                               [(sim.facts.max_freq_mhz, "none")])
         ref_t, ref_e = times[-1].sum(), energies[-1].sum()
         table = {f: (times[i].sum() / ref_t, energies[i].sum() / ref_e)
                  for i, f in enumerate(clocks)}
 
-        def predict(f):
-            near = min(table, key=lambda g: abs(g - f))
+        def predict(p, option):
+            t0, e0 = self.search.partition_option(p, self.reference)
+            near = min(table, key=lambda g: abs(g - option[0]))
             rt, re = table[near]
             return t0 * rt, e0 * re
         return predict
@@ -294,7 +318,7 @@ class OnlinePath:
         top = self.device.facts.max_freq_mhz
         drifted = []
         for entry, t in zip(self.r.schedule.entries, times):
-            f = entry.freq_mhz if not self.predicted else self.search.candidates[0]
+            f = entry.freq_mhz if not self.predicted else self.reference[0]
             want = by.get((entry.partition, f)) or by.get((entry.partition, top))
             if not want:
                 continue

@@ -244,8 +244,11 @@ class Runner:
                 self._tell_other_ranks()
             return
         self.micro_steps += 1
-        if self.enforcer is None and not self.count_on_optimizer:
+        if self.enforcer is None and not self.count_on_optimizer and (
+                self.online is None or self.micro_steps == 1):
             # an optimizer over the model already exists: count its steps from the first one
+            # (the in-loop path looks once: its steps before enforce are many, and a gc scan
+            # per step would cost more than the step)
             self.count_on_optimizer = _optimizer_exists(self.model)
         if self.count_on_optimizer and self.ready and self.micro_steps > 1:
             return                        # a further micro-step of the same optimizer step
@@ -310,6 +313,8 @@ class Runner:
                      "measured" if online else "simulated"),
             "steps_per_option": search.steps_per_option() if search else {},
             "drift_events": self.drift_events,
+            # why the profile measured no overlap option (None: the simulated profile has them)
+            "overlap_profile_note": online.overlap_note if online else None,
             "device": getattr(self.device, "name", ""),
         })
         if self.frontier_summary:

@@ -1,22 +1,37 @@
-"""Online profiling inside the training loop: which clock the next steps run, and what they cost.
+"""Online profiling inside the training loop: which options the next steps run, and what they cost.
 
-Each *round* runs every partition at one SM clock for consecutive training steps (the first
-``warmup`` steps let the clock switch settle). Partition times come from the runtime's boundary
-signals (each step's partition starts, the next step's first start closing its last partition).
-Energy comes from NVML's total-energy counter, which is published only every few tens of ms in
-whole mJ: the reads are windowed between the first and the last counter update seen in the
-round, whose times are bracketed by the reads around them, so the window's energy is exact to
-the counter's resolution and its duration to the bracket widths. A round ends when that error
-bound is <= ``target_error`` (1 %): how many steps that takes is reported per option.
+**What can be measured.** Partition times come from the runtime's boundary signals (each step's
+partition starts, the step's end). Energy comes from NVML's total-energy counter, which is
+published only every few tens of ms in whole mJ: the reads are windowed between the first and
+the last counter update seen in a round, whose times are bracketed by the reads around them, so
+the window's energy is exact to the counter's resolution and its duration to the bracket widths
+(``window_power_w``). Partitions are usually far shorter than the counter's update period, so
+the counter cannot be read at a partition's boundaries: it measures *whole steps* only.
 
-A step's energy at a clock is the window's average power times the step's measured time; it
-is split over partitions by their measured times (a counter this coarse cannot tell two
-partitions of one step apart), so ``profile.extra["energy_split"]`` says "time share".
+**Differential measurement** (docs/online-profiling.md). A *round* runs consecutive steps under
+one *probe*: every partition at the reference option (the top clock, the framework's overlap)
+except at most one, partition p at option o. The reference round gives the step energy E_ref;
+the round of (p, o) gives E(p, o). Steps are sums of their partitions, so
 
-Which clocks run: a sample-efficient search measures every third candidate clock (and the
-top one), then the unmeasured neighbours of each partition's least-energy clock, and
-interpolates the rest linearly in the clock; ``options_measured`` / ``options_total`` count
-(partition, clock) options.
+    e_p(o) = e_p(ref) + E(p, o) - E_ref,
+
+which sees every difference between partitions' power (a GEMM-heavy partition's power falls
+faster with the clock than a memory-bound one's). Only the split of E_ref itself over partitions
+is not observable from whole steps, and it need not be: the energy of any schedule is
+E_ref + sum_p (e_p(x_p) - e_p(ref)), whatever the split. It is fixed by the partitions' time
+shares of the reference step (``energy_split`` says so), which keeps every planned total exact.
+
+**Error.** Each option's relative error bound is ((1 - s_p) dE_ref + dE(p, o)) / e_p(o), with
+s_p the partition's time share and dE the window bounds above. The reference round runs until
+its share of that is <= half of ``TARGET_ERROR`` (1 %) for the smallest partition, each option
+round until the option's total is <= ``TARGET_ERROR`` (or ``MAX_ROUND_STEPS``). How many steps
+each option took, and its bound, are reported.
+
+**Which options** (the requests): with at most ``EXHAUSTIVE_MAX`` options per partition every
+one is measured; otherwise the sample-efficient search (``search.sampling.sample_frontier``,
+GP-EHVI, ``SAMPLE_BUDGET`` of the options) asks for them one at a time, each request being one
+round. Its synchronous ``measure`` callback is replayed: it is re-run from the start with the
+measurements so far, and the first option it lacks is the next request (it is deterministic).
 """
 
 from __future__ import annotations
@@ -25,10 +40,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model import NO_OVERLAP, Profile, ProfileEntry
+from ..model import NO_OVERLAP, Overlap, Profile, ProfileEntry
 
 TARGET_ERROR = 0.01
 MAX_ROUND_STEPS = 4000
+EXHAUSTIVE_MAX = 8          # options per partition measured all (sampling gains nothing)
+SAMPLE_BUDGET = 0.15        # of a partition's options, when sampled
+
+Option = tuple[int, Overlap]   # (freq_mhz, overlap), as the sampling search names options
 
 
 def window_power_w(reads: list[tuple[float, int]], resolution_mj: float = 1.0):
@@ -52,11 +71,37 @@ def window_power_w(reads: list[tuple[float, int]], resolution_mj: float = 1.0):
     return de_mj / 1000.0 / dt, float(err)
 
 
+def option_key(partition: int | None, option: Option | None) -> str:
+    """``ref`` for the reference probe, ``p<i>@<MHz>/<overlap>`` for an option's."""
+    if partition is None or option is None:
+        return "ref"
+    return f"p{partition}@{int(option[0])}/{option[1].key()}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a round's steps run: every partition at the reference option, except
+    ``partition`` at ``option`` (both None: the reference probe itself)."""
+
+    partition: int | None = None
+    option: Option | None = None
+
+    @property
+    def key(self) -> str:
+        return option_key(self.partition, self.option)
+
+    def choices(self, num_partitions: int, reference: Option) -> list[Option]:
+        out = [reference] * num_partitions
+        if self.partition is not None:
+            out[self.partition] = self.option
+        return out
+
+
 @dataclass
 class Round:
-    """One clock's measurement: steps' partition times and the counter reads."""
+    """One probe's measurement: steps' partition times and the counter reads."""
 
-    freq_mhz: int
+    probe: Probe
     num_partitions: int
     warmup: int = 1
     steps: int = 0
@@ -86,96 +131,207 @@ class Round:
         if np.all(d >= 0):
             self.times.append(d)
 
-    def estimate(self) -> tuple[np.ndarray | None, np.ndarray | None, float]:
-        """(partition times s, partition energies J, relative energy error bound)."""
+    def estimate(self) -> tuple[np.ndarray | None, float | None, float]:
+        """(partition times s, step energy J, relative error bound of the step energy)."""
         if not self.times:
             return None, None, float("inf")
         t = np.mean(self.times, axis=0)
         power, err = window_power_w(self.reads)
         if power is None:
             return t, None, err
-        step_e = power * float(t.sum())
-        share = t / t.sum() if t.sum() > 0 else np.full_like(t, 1 / len(t))
-        return t, step_e * share, err
+        return t, power * float(t.sum()), err
 
+
+@dataclass
+class Measured:
+    times_s: np.ndarray       # every partition's time in the round (s)
+    step_energy_j: float
+    error: float              # relative bound of step_energy_j
+    steps: int
+
+
+class OptionSearch:
+    """Which probes run, and the per-partition profile the measured rounds imply.
+
+    ``options[p]``: partition p's candidate (freq_mhz, overlap) options; ``reference`` must be
+    in each. ``partitions``: the ones to profile (all by default; drift re-profiles a few).
+    ``only_reference``: measure the reference probe only (no permission to lock clocks).
+    """
+
+    def __init__(self, options: list[list[Option]], reference: Option,
+                 partitions: list[int] | None = None, only_reference: bool = False,
+                 target_error: float = TARGET_ERROR):
+        self.options = [list(o) for o in options]
+        self.reference = reference
+        self.num_partitions = len(options)
+        self.partitions = list(range(self.num_partitions)) if partitions is None else \
+            sorted(set(partitions))
+        self.only_reference = only_reference
+        self.target_error = target_error
+        self.ref: Measured | None = None
+        self.measured: dict[tuple[int, Option], Measured] = {}
+        self._sampled_done: set[int] = set()
+        for p in self.partitions:
+            if reference not in self.options[p]:
+                self.options[p].insert(0, reference)
+
+    # ---- requests -----------------------------------------------------------------------
+    def next_probe(self) -> Probe | None:
+        if self.ref is None:
+            return Probe()
+        if self.only_reference:
+            return None
+        for p in self.partitions:               # one request per partition in turn
+            o = self._request(p)
+            if o is not None:
+                return Probe(p, o)
+        return None
+
+    def _request(self, p: int) -> Option | None:
+        opts = self.options[p]
+        if len(opts) <= EXHAUSTIVE_MAX:
+            return next((o for o in opts if o != self.reference and (p, o) not in self.measured),
+                        None)
+        if p in self._sampled_done:
+            return None
+        want = self._replay_sampling(p)
+        if want is None:
+            self._sampled_done.add(p)
+        return want
+
+    def _replay_sampling(self, p: int) -> Option | None:
+        from ..search.sampling import sample_frontier  # noqa: PLC0415
+
+        class _Need(Exception):
+            pass
+
+        def measure(freq_mhz, overlap):
+            o = (int(freq_mhz), overlap)
+            got = self.partition_option(p, o)
+            if got is None:
+                raise _Need(o)
+            return got
+
+        try:
+            sample_frontier(self.options[p], measure, SAMPLE_BUDGET, partition=p, seed=p,
+                            prefer_overlap=self.reference[1])
+        except _Need as need:
+            return need.args[0]
+        return None
+
+    # ---- results ------------------------------------------------------------------------
+    def target_for(self, rnd: Round) -> float:
+        """The step-energy error bound ``rnd`` must reach (see the module docstring)."""
+        t, e, _ = rnd.estimate()
+        if t is None or e is None or t.sum() <= 0:
+            return self.target_error
+        if rnd.probe.partition is None:
+            share = t[self.partitions] / t.sum()
+            worst = float(min(s / (1 - s) if s < 1 else np.inf for s in share))
+            return min(self.target_error, self.target_error / 2 * worst)
+        p = rnd.probe.partition
+        s = self.ref.times_s[p] / self.ref.times_s.sum()
+        e_p = s * self.ref.step_energy_j + e - self.ref.step_energy_j
+        room = self.target_error * e_p - (1 - s) * self.ref.error * self.ref.step_energy_j
+        floor = self.target_error / 4 * max(e_p, 0.0)
+        return max(room, floor) / e
+
+    def done(self, rnd: Round) -> bool:
+        _, e, err = rnd.estimate()
+        return (e is not None and err <= self.target_for(rnd)) or rnd.steps >= MAX_ROUND_STEPS
+
+    def record(self, rnd: Round) -> Measured:
+        t, e, err = rnd.estimate()
+        if e is None:
+            raise RuntimeError(f"the energy counter did not update twice during {rnd.steps} "
+                               f"steps of probe {rnd.probe.key}")
+        m = Measured(np.asarray(t, dtype=np.float64), float(e), float(err), rnd.steps)
+        if rnd.probe.partition is None:
+            self.ref = m
+        else:
+            self.measured[(rnd.probe.partition, rnd.probe.option)] = m
+        return m
+
+    def share(self, p: int) -> float:
+        return float(self.ref.times_s[p] / self.ref.times_s.sum())
+
+    def partition_option(self, p: int, o: Option) -> tuple[float, float] | None:
+        """(time s, energy J) of partition p at option o, or None if not measured: the
+        reference step's energy split by time share, plus the whole-step difference."""
+        if self.ref is None:
+            return None
+        gauge = self.share(p) * self.ref.step_energy_j
+        if o == self.reference:
+            return float(self.ref.times_s[p]), gauge
+        m = self.measured.get((p, o))
+        if m is None:
+            return None
+        return float(m.times_s[p]), gauge + m.step_energy_j - self.ref.step_energy_j
+
+    def option_error(self, p: int, o: Option) -> float:
+        got = self.partition_option(p, o)
+        if got is None or got[1] <= 0:
+            return float("inf")
+        if o == self.reference:
+            return self.ref.error
+        m = self.measured[(p, o)]
+        return ((1 - self.share(p)) * self.ref.error * self.ref.step_energy_j
+                + m.error * m.step_energy_j) / got[1]
+
+    # ---- counts -------------------------------------------------------------------------
     @property
-    def done(self) -> bool:
-        _, e, err = self.estimate()
-        return (e is not None and err <= TARGET_ERROR) or self.steps >= MAX_ROUND_STEPS
-
-
-class ClockSearch:
-    """Which clocks to measure: coarse grid first, then the neighbours of each partition's
-    least-energy clock; the rest interpolated."""
-
-    def __init__(self, candidates: list[int], num_partitions: int, only_top: bool = False):
-        self.candidates = sorted(candidates, reverse=True)
-        self.num_partitions = num_partitions
-        self.measured: dict[int, tuple[np.ndarray, np.ndarray, float, int]] = {}
-        self.only_top = only_top
-        coarse = self.candidates[::3] + [self.candidates[-1]]
-        self._queue = [self.candidates[0]] if only_top else list(dict.fromkeys(coarse))
-
-    def next_clock(self) -> int | None:
-        while self._queue and self._queue[0] in self.measured:
-            self._queue.pop(0)
-        if not self._queue and not self.only_top:
-            self._refine()
-        return self._queue[0] if self._queue else None
-
-    def record(self, freq_mhz: int, times, energies, err: float, steps: int) -> None:
-        self.measured[freq_mhz] = (times, energies, err, steps)
-
-    def _refine(self) -> None:
-        fs = [f for f in self.candidates if f in self.measured]
-        if not fs:
-            return
-        energy = np.array([self.measured[f][1] for f in fs])          # (F, P)
-        want = set()
-        for p in range(self.num_partitions):
-            best = fs[int(np.argmin(energy[:, p]))]
-            i = self.candidates.index(best)
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(self.candidates) and self.candidates[j] not in self.measured:
-                    want.add(self.candidates[j])
-        self._queue = sorted(want, reverse=True)
+    def candidates(self) -> list[int]:
+        """The candidate clocks, highest first."""
+        return sorted({int(o[0]) for opts in self.options for o in opts}, reverse=True)
 
     @property
     def options_total(self) -> int:
-        return len(self.candidates) * self.num_partitions
+        return sum(len(self.options[p]) for p in self.partitions)
 
     @property
     def options_measured(self) -> int:
-        return len(self.measured) * self.num_partitions
+        if self.ref is None:
+            return 0
+        return len(self.partitions) + sum(1 for (p, _o) in self.measured if p in self.partitions)
 
-    def steps_per_option(self) -> dict[int, int]:
-        return {f: m[3] for f, m in sorted(self.measured.items(), reverse=True)}
+    def steps_per_option(self) -> dict[str, int]:
+        out = {"ref": self.ref.steps} if self.ref is not None else {}
+        out.update({option_key(p, o): m.steps for (p, o), m in self.measured.items()})
+        return out
 
     def profile(self, device_facts, partitioning_signature: str, source: str,
                 extra: dict | None = None, predict=None) -> Profile:
-        """Every candidate clock: measured, interpolated between measured ones, or (with
-        ``predict(f) -> (times, energies)``) predicted from the fitted response."""
-        fs = sorted(self.measured)
-        times = np.array([self.measured[f][0] for f in fs])
-        energies = np.array([self.measured[f][1] for f in fs])
-        entries = []
-        how = {}
-        for f in self.candidates:
-            if f in self.measured:
-                t, e = self.measured[f][0], self.measured[f][1]
-                how[f] = "measured"
-            elif predict is not None:
-                t, e = predict(f)
-                how[f] = "predicted"
-            else:
-                t = np.array([np.interp(f, fs, times[:, p]) for p in range(times.shape[1])])
-                e = np.array([np.interp(f, fs, energies[:, p]) for p in range(times.shape[1])])
-                how[f] = "interpolated"
-            for p in range(self.num_partitions):
-                entries.append(ProfileEntry(p, int(f), NO_OVERLAP, float(t[p]), float(e[p])))
-        meta = {"freqs_mhz": self.candidates, "option_source": {str(k): v for k, v in how.items()},
-                "steps_per_option": {str(k): v for k, v in self.steps_per_option().items()},
-                "energy_error_bound": {str(f): m[2] for f, m in self.measured.items()},
-                "energy_split": "time share", **(extra or {})}
+        """The profiled partitions' measured options (with ``predict(p, option) -> (time_s,
+        energy_j)``, also the others, predicted). Unmeasured options are left out: the
+        planner sees what was measured, as the sampled search's frontiers do."""
+        entries, how, bound = [], {}, {}
+        for p in self.partitions:
+            for o in self.options[p]:
+                got = self.partition_option(p, o)
+                src = "measured"
+                if got is None and predict is not None:
+                    got, src = predict(p, o), "predicted"
+                if got is None:
+                    continue
+                t, e = got
+                if e < 0:    # a differential below the reference split: keep it physical
+                    e, src = 0.0, src + " (clamped at 0 J)"
+                entries.append(ProfileEntry(p, int(o[0]), o[1], float(t), float(e)))
+                key = option_key(p, o)
+                how[key] = src
+                if src.startswith("measured"):
+                    bound[key] = self.option_error(p, o)
+        meta = {"option_source": how, "steps_per_option": self.steps_per_option(),
+                "energy_error_bound": bound,
+                "energy_split": "differential: whole-step energy differences against the "
+                                "reference probe; the reference step split by time share",
+                "reference_option": option_key(0, self.reference).split("@", 1)[1],
+                **(extra or {})}
         return Profile(device_facts, entries, self.num_partitions, partitioning_signature,
-                       source=source, energy_scope="gpu", extra=meta).validate()
+                       source=source, energy_scope="gpu", extra=meta)
+
+
+def clock_options(freqs_mhz: list[int], overlaps: list[Overlap] | None = None) -> list[Option]:
+    """(clock x overlap) options, highest clock first; ``NO_OVERLAP`` without overlaps."""
+    ovs = overlaps or [NO_OVERLAP]
+    return [(int(f), ov) for f in sorted(freqs_mhz, reverse=True) for ov in ovs]
