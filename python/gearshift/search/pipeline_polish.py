@@ -229,6 +229,14 @@ def dive(prob: PipelineProblem, deadline_s: float, lp: HullLP | None = None,
     for i in np.flatnonzero(free).tolist():
         pos[i] = int(np.argmax(_frac(lp, y, i)[1]))
     choice = np.array([lp.allowed[i][pos[i]] for i in range(n)], dtype=np.int64)
+    limit = deadline_s * (1 + 1e-12)
+    if _batch_makespans(prob, prob.op_times(choice)[:, None])[0] > limit:
+        # the LP holds T only to HiGHS's feasibility tolerance (~1e-7 s): crash the overrun
+        from .pipeline_lp import crash
+
+        choice = crash(prob, choice, deadline_s)
+        if choice is None:
+            raise RuntimeError("the dive overran T and cannot be repaired")
     return choice, first
 
 
@@ -353,33 +361,62 @@ def choice_of(prob: PipelineProblem, plan) -> np.ndarray:
     return out
 
 
+def hull_feasible(prob: PipelineProblem, deadline_s: float) -> list[np.ndarray]:
+    """Per computation, the vertices of the convex hull of *all* its clocks that are feasible
+    (its fastest clock where none is): a second, sparser set of clocks to dive over."""
+    out = []
+    for key, a in zip(prob.op_key, feasible_options(prob, deadline_s)):
+        o = prob.options[key]
+        h = lower_hull(o.time_s, o.cost_j)
+        h = h[h <= a[-1]]
+        out.append(h if len(h) else a[:1])
+    return out
+
+
+# the dives the polish tries, best first on the A40 profiles: (clock set, candidates per step)
+DIVES = ((feasible_hull, 2), (hull_feasible, 2), (feasible_hull, 1), (hull_feasible, 1))
+
+
 def polish(search, deadline_s: float, budget_s: float = 10.0):
-    """Polish the best plan of time <= T (module doc) within about ``budget_s`` seconds; every
-    plan it finds is re-scored and added to ``search``; returns the best candidate, and records
-    the hull LP's bound in ``search.tight_bounds``."""
+    """Polish the best plan of time <= T (module doc) within about ``budget_s`` CPU seconds:
+    the dives of DIVES while the time left covers one more (as long as the last took), each
+    slack-filled and exchanged, and the exchange from the sweep's best plan. Every plan is
+    re-scored and added to ``search``; returns the best candidate, and records the hull LP's
+    bound in ``search.tight_bounds``."""
     from .pipeline import add_choice
+    from .pipeline_lp import fill_slack
 
     prob = search.problem
     stop = time.process_time() + budget_s
-    starts = []
     best = search.best_within(deadline_s)
     if best is not None:
         try:
-            starts.append(choice_of(prob, best.plan))
+            start = choice_of(prob, best.plan)
         except ValueError:          # a reference plan at a clock the options dropped
-            pass
-    lp = HullLP(prob, deadline_s)
-    out = lp.solve()
-    if out is None:
-        return best
-    search.tight_bounds[deadline_s] = out[1]
-    from .pipeline_lp import fill_slack
-
-    dived, _ = dive(prob, deadline_s, lp=lp, deadline_at=stop)
-    starts.insert(0, fill_slack(prob, dived, deadline_s))
-    for start in starts:
-        cand = add_choice(search, exchange(prob, start, deadline_s, deadline_at=stop),
-                          deadline_s)
+            start = None
+        if start is not None:
+            cand = add_choice(search, exchange(prob, start, deadline_s, deadline_at=stop),
+                              deadline_s)
+            best = cand if cand.energy_j < best.energy_j else best
+    took = 0.0
+    for k, (clocks, candidates) in enumerate(DIVES):
+        began = time.process_time()
+        if k > 0 and began + took > stop:
+            break
+        try:
+            # a fresh LP per dive: the LP is degenerate, and which optimal vertex HiGHS lands
+            # on (so where the dive goes) depends on what was solved before
+            choice, relaxed = dive(prob, deadline_s, lp=HullLP(prob, deadline_s,
+                                                               clocks(prob, deadline_s)),
+                                   candidates=candidates, deadline_at=stop)
+        except ValueError:          # T is below the all-fastest plan's time
+            return best
+        if clocks is feasible_hull:
+            search.tight_bounds[deadline_s] = relaxed
+        choice = exchange(prob, fill_slack(prob, choice, deadline_s), deadline_s,
+                          deadline_at=stop)
+        cand = add_choice(search, choice, deadline_s)
         if best is None or cand.energy_j < best.energy_j:
             best = cand
+        took = time.process_time() - began
     return best
