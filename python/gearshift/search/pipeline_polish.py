@@ -15,6 +15,8 @@ The polish, bounded in time, for one T only (the selected point):
 2. exchange: from the dive's plan and from the sweep's best, move time between computations:
    slow one down where it overruns its float, speed up one on the paths that overrun breaks,
    every pair re-timed exactly on the DAG; apply the best, fill the slack, repeat.
+3. band: with the CPU time left, the exact MILP (pipeline_milp) over each computation's clocks
+   one step either side of the best plan's, warm-started from it, then the exchange again.
 Every plan is re-scored exactly by the pipeline executor before it is kept.
 """
 
@@ -419,4 +421,38 @@ def polish(search, deadline_s: float, budget_s: float = 10.0):
         if best is None or cand.energy_j < best.energy_j:
             best = cand
         took = time.process_time() - began
+    if best is not None:
+        best = _band_search(search, best, deadline_s, stop)
+    return best
+
+
+BAND_MIN_S = 1.0     # the band MILP needs about this much to beat its warm start at 384 ops
+
+
+def _band_search(search, best, deadline_s: float, stop: float):
+    """With the time left: an exact MILP over each computation's clocks one step either side
+    of the best plan's (pipeline_milp, warm-started from it, so never worse), then the
+    exchange; repeated while it gains."""
+    from .pipeline import add_choice
+    from .pipeline_milp import milp_plan
+
+    prob = search.problem
+    try:
+        cur = choice_of(prob, best.plan)
+    except ValueError:
+        return best
+    top = [a[-1] for a in feasible_options(prob, deadline_s)]
+    while stop - time.process_time() >= BAND_MIN_S:
+        allowed = [np.arange(max(c - 1, 0), max(min(c + 1, t), c) + 1)
+                   for c, t in zip(cur.tolist(), top)]
+        choice, _, _ = milp_plan(prob, deadline_s, allowed, start=cur,
+                                 time_limit_s=max(stop - time.process_time(), 0.1))
+        if choice is None:
+            break
+        choice = exchange(prob, choice, deadline_s, deadline_at=stop)
+        cand = add_choice(search, choice, deadline_s)
+        if cand.time_s > deadline_s * (1 + 1e-12) or \
+                cand.energy_j >= best.energy_j * (1 - 1e-9):
+            break
+        best, cur = cand, choice
     return best
