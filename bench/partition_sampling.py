@@ -117,8 +117,10 @@ def main(argv=None) -> int:
                     help="llama-3.2-3b-tp8 only, 4 layers, default options")
     ap.add_argument("--layers", type=int, default=None, help="layers of every model")
     ap.add_argument("--per-partition", action="store_true", help="also one line per partition")
+    ap.add_argument("--case", type=int, action="append", choices=range(len(CASES)),
+                    help="only these cases (0-based, in the docstring's order)")
     args = ap.parse_args(argv)
-    cases = CASES[:1] if args.quick else CASES
+    cases = [CASES[i] for i in args.case] if args.case else CASES[:1] if args.quick else CASES
     layers = 4 if args.quick and args.layers is None else args.layers
     print("partition sampling (GP + EHVI, `gearshift plan --sample`) on SIMULATED GPUs; "
           "hypervolume as a fraction of the exhaustive frontier's, min/median/max over partitions")

@@ -165,9 +165,9 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
 
     ``budget``: a fraction of ``len(options)`` (< 1) or a count. ``measure(freq_mhz, overlap)``
     runs the partition once and returns (time_s, energy_j); ``static_power_w`` is added per
-    second when those energies exclude static power. ``initial``: size of the start design
-    (default: a third of the budget, at least 4). ``prefer_overlap``: the overlap choice whose
-    fastest and slowest clocks start the design (default: the first in sorted order).
+    second when those energies exclude static power. ``initial``: size of a max-min start design
+    (default: the screen of the module docstring, else a third of the budget, at least 3).
+    ``prefer_overlap``: the overlap choice measured first (default: the first in sorted order).
     """
     options = list(options)
     n_opts = len(options)
@@ -175,7 +175,7 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
         raise ConfigError("no options to sample", "list at least one (clock, overlap) option")
     count = int(math.floor(budget * n_opts + 1e-9)) if budget < 1 else int(budget)
     count = max(min(count, n_opts), min(2, n_opts))
-    n0 = initial if initial is not None else max(4, count // 3)
+    n0 = initial if initial is not None else max(3, count // 3)
     n0 = max(1, min(n0, count))
     g, o = _features(options)
     kinds = sorted({ov for _, ov in options})
