@@ -78,14 +78,19 @@ struct Device {
   std::deque<LockEntry> landing;  // (lands at, clock) not yet in force
   std::vector<LockEntry> log;     // every successful lock/reset call, at its device time
   int refused = 0;                // lock/reset calls answered with an error
+  std::map<std::string, int> returns;  // entry point -> forced return code, this GPU only
 };
 
 std::mutex g_mu;
 std::vector<std::unique_ptr<Device>> g_devices;  // stable addresses: a handle is a Device*
 int g_init = 0;
-std::map<std::string, int> g_returns;  // entry point -> forced return code
+std::map<std::string, int> g_returns;  // entry point -> forced return code, every GPU
 
-int forced(const char* fn) {
+int forced(const char* fn, const Device* d = nullptr) {
+  if (d != nullptr) {
+    auto it = d->returns.find(fn);
+    if (it != d->returns.end()) return it->second;
+  }
   auto it = g_returns.find(fn);
   return it == g_returns.end() ? kSuccess : it->second;
 }
@@ -99,10 +104,11 @@ Device* find(void* handle) {
 
 // The checks every device call starts with: forced code, init, a valid handle.
 int enter(const char* fn, void* handle, Device** out) {
-  if (int rc = forced(fn)) return rc;
+  Device* d = find(handle);
+  if (int rc = forced(fn, d)) return rc;
   if (g_init <= 0) return kUninitialized;
-  *out = find(handle);
-  return *out ? kSuccess : kInvalidArgument;
+  *out = d;
+  return d ? kSuccess : kInvalidArgument;
 }
 
 uint64_t splitmix(uint64_t& s) {
@@ -351,16 +357,20 @@ FAKE_NVML_API int fake_nvml_add_device(const char* name, const char* uuid, const
 }
 
 // Make `function` (an NVML entry point name; "nvmlInit" for every init, the _v2 suffix
-// dropped) return `rc` from now on; rc 0 restores it. function NULL: restore all.
-FAKE_NVML_API void fake_nvml_set_return(const char* function, int rc) {
+// dropped) return `rc` from now on, for GPU `dev` only, or for every call when dev < 0; rc 0
+// restores it; function NULL restores all of that scope. Returns -1 for an unknown GPU.
+FAKE_NVML_API int fake_nvml_set_return(int dev, const char* function, int rc) {
   std::lock_guard<std::mutex> lk(g_mu);
+  if (dev >= static_cast<int>(g_devices.size())) return -1;
+  auto& table = dev < 0 ? g_returns : g_devices[static_cast<size_t>(dev)]->returns;
   if (function == nullptr) {
-    g_returns.clear();
+    table.clear();
   } else if (rc == 0) {
-    g_returns.erase(function);
+    table.erase(function);
   } else {
-    g_returns[function] = rc;
+    table[function] = rc;
   }
+  return 0;
 }
 
 namespace {

@@ -43,7 +43,9 @@ int one_gpu(double noise = 0.0, long long latency_ns = 2'000'000) {
 
 void advance(long long ns, double j) { fn<int (*)(unsigned, long long, double)>("fake_nvml_advance")(0, ns, j); }
 unsigned applied() { return fn<unsigned (*)(unsigned)>("fake_nvml_applied_mhz")(0); }
-void set_return(const char* f, int rc) { fn<void (*)(const char*, int)>("fake_nvml_set_return")(f, rc); }
+void set_return(const char* f, int rc, int dev = 0) {
+  fn<int (*)(int, const char*, int)>("fake_nvml_set_return")(dev, f, rc);
+}
 
 unsigned long long energy_mj() {
   void* h = nullptr;
@@ -110,9 +112,9 @@ TEST(nvml_no_permission_is_typed_and_names_the_fix) {
 
 TEST(nvml_init_failure_and_missing_library_are_typed) {
   one_gpu();
-  set_return("nvmlInit", 9);
+  set_return("nvmlInit", 9, -1);
   CHECK_THROWS_KIND(NvmlBackend b(&fake_lib()), ErrorKind::library_unavailable);
-  set_return(nullptr, 0);
+  set_return(nullptr, 0, -1);
   DynLib missing("nvml", {"/nonexistent/libnvidia-ml.so.1"});
   CHECK_THROWS_KIND(NvmlBackend b(&missing), ErrorKind::library_unavailable);
   const char* path = std::getenv("GEARSHIFT_FAKE_NVML");
