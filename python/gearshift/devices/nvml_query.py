@@ -12,6 +12,7 @@ replaces the driver's library for the rest of the process.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from ..errors import DeviceError
@@ -34,7 +35,17 @@ def _pynvml_for(path: str):
     if spec is None:
         raise DeviceError("nvidia-ml-py is not installed", "`pip install nvidia-ml-py`")
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    # pynvml registers its error classes on sys.modules["pynvml"] while it loads: let that be
+    # this copy, then put the process's own pynvml (if any) back
+    saved = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = mod
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        if saved is None:
+            sys.modules.pop("pynvml", None)
+        else:
+            sys.modules["pynvml"] = saved
     try:
         mod.nvmlLib = ctypes.CDLL(path)    # pynvml loads nothing itself once this is set
     except OSError as exc:
