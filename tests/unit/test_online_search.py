@@ -73,7 +73,7 @@ def test_reference_round_target_tightens_with_the_smallest_partition():
     r.times.append(TIMES.copy())
     r.reads[:] = [(0.0, 0), (0.01, 0), (0.011, 1000), (1.0, 1000), (1.001, 300000)]
     share = TIMES.min() / TIMES.sum()
-    assert s.target_for(r) == pytest.approx(0.005 * share / (1 - share))
+    assert s.target_for(r) == pytest.approx(0.0025 * share / (1 - share))
 
 
 def _facts(freqs):

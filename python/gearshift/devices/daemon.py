@@ -88,6 +88,7 @@ class DaemonDevice:
         opts = dict(self._measure.session_options()) if hasattr(
             self._measure, "session_options") else dict(gpu=self.gpu, auto_wrap=False)
         opts["backend"] = self._backend
+        opts["gpu"] = self.gpu              # the daemon's GPU index, not the measuring GPU's
         return opts
 
     @property

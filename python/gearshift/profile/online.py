@@ -23,7 +23,8 @@ shares of the reference step (``energy_split`` says so), which keeps every plann
 
 **Error.** Each option's relative error bound is ((1 - s_p) dE_ref + dE(p, o)) / e_p(o), with
 s_p the partition's time share and dE the window bounds above. The reference round runs until
-its share of that is <= half of ``TARGET_ERROR`` (1 %) for the smallest partition, each option
+its share of that is <= a quarter of ``TARGET_ERROR`` (1 %) for the smallest partition (an
+option's energy may be well below the partition's reference share), each option
 round until the option's total is <= ``TARGET_ERROR`` (or ``MAX_ROUND_STEPS``). How many steps
 each option took, and its bound, are reported.
 
@@ -228,12 +229,13 @@ class OptionSearch:
         if rnd.probe.partition is None:
             share = t[self.partitions] / t.sum()
             worst = float(min(s / (1 - s) if s < 1 else np.inf for s in share))
-            return min(self.target_error, self.target_error / 2 * worst)
+            # a quarter: an option's energy can be well below its reference share
+            return min(self.target_error, self.target_error / 4 * worst)
         p = rnd.probe.partition
         s = self.ref.times_s[p] / self.ref.times_s.sum()
         e_p = s * self.ref.step_energy_j + e - self.ref.step_energy_j
         room = self.target_error * e_p - (1 - s) * self.ref.error * self.ref.step_energy_j
-        floor = self.target_error / 4 * max(e_p, 0.0)
+        floor = self.target_error / 10 * max(e_p, 0.0)
         return max(room, floor) / e
 
     def done(self, rnd: Round) -> bool:
