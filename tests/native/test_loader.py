@@ -52,3 +52,34 @@ def test_unknown_library_name():
 def test_mapped_probe():
     assert _native.library_is_mapped("libc")
     assert not _native.library_is_mapped("libdefinitely-not-here")
+
+
+OVERRIDE_PROBE = r"""
+import json
+from gearshift.devices import nvml_query
+from gearshift.devices.fake_gpu.nvml import FakeNvmlGpu
+from gearshift.devices.sim.presets import PRESETS
+from gearshift.runtime import make_backend
+gpu = FakeNvmlGpu(PRESETS["a100-sxm"])          # one GPU in the library the variable names
+b = make_backend("nvml")                        # no path given: GEARSHIFT_NVML_LIBRARY's
+rep = nvml_query.query()
+print(json.dumps({"count": b.device_count(), "clocks": b.supported_sm_mhz(0),
+                  "names": [g.name for g in rep.gpus], "nvml_clocks": rep.gpus[0].supported_sm_mhz}))
+"""
+
+
+def test_nvml_override_reaches_the_native_backend_and_pynvml():
+    """GEARSHIFT_NVML_LIBRARY points both NVML users (NvmlBackend, nvml_query) at one library."""
+    import json
+    import os
+
+    from gearshift.devices.fake_gpu.nvml import library_path
+    from gearshift.devices.sim.presets import PRESETS
+
+    env = dict(os.environ, GEARSHIFT_NVML_LIBRARY=str(library_path()))
+    out = subprocess.run([sys.executable, "-c", OVERRIDE_PROBE], capture_output=True, text=True,
+                         env=env, check=True)
+    got = json.loads(out.stdout)
+    clocks = sorted(PRESETS["a100-sxm"].freqs_mhz, reverse=True)
+    assert got["count"] == 1 and got["clocks"] == clocks and got["nvml_clocks"] == clocks
+    assert got["names"] == [PRESETS["a100-sxm"].name]
