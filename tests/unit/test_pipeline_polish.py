@@ -66,3 +66,22 @@ def test_a40_bloom_iso_time_within_a_tenth_of_a_point(shared_data):
     assert lp <= tight * (1 + 1e-12) <= iso.energy_j * (1 + 1e-12)
     gap_pts = 100 * (iso.energy_j - lp) / allmax.energy_j
     assert gap_pts <= 0.1
+
+
+@pytest.mark.parametrize("kind,stages,v", [("interleaved-1f1b", 2, 2), ("zb-interleaved", 2, 2),
+                                           ("zbv", 2, 2), ("dualpipev", 2, 2), ("gpipe", 3, None)])
+def test_polish_keeps_the_deadline_on_every_schedule(kind, stages, v):
+    """Split backwards (I, W), virtual stages and overlapped F/B included: the polished plan,
+    re-scored by the executor, ends by T and is no worse than the sweep's best at T."""
+    mb = 4
+    prof = synthetic_profile(stages * (v or 1), (1000, 1200, 1400, 1600, 1800), seed=3)
+    prob = PipelineProblem(prof, kind, stages, mb, 40.0, v)
+    search = start_search(prob)
+    t = search.baseline.time_s
+    before = search.best_within(t).energy_j
+    best = polish(search, t, budget_s=3.0)
+    r = prob.rescore(best.plan)
+    assert (r.time_s, r.energy_j) == (best.time_s, best.energy_j)
+    assert r.time_s <= t * (1 + 1e-12)
+    assert r.energy_j <= before
+    assert search.bounds.get(t, -np.inf) <= search.tight_bounds[t] * (1 + 1e-12) <= r.energy_j
