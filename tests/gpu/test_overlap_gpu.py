@@ -23,22 +23,22 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+from _spawn import spawn_ranks  # noqa: E402
 
 CTAS = 4
 OVERLAPS = ["window0-50", "serial", "window1-2", f"window0-0/sms={CTAS}"]
 STEPS = 3
 
 
-def _worker(rank, world, port, out_dir):
+def _worker(rank, init_method, world, out_dir):
     import copy
 
     import torch.nn.functional as F
     from test_overlap_tp import TPBlock, _fixed_plan
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                      GEARSHIFT_OVERLAP_RECORD="1", GEARSHIFT_SIM_PRESET="h100-sxm")
+    os.environ.update(GEARSHIFT_OVERLAP_RECORD="1", GEARSHIFT_SIM_PRESET="h100-sxm")
     torch.cuda.set_device(rank)
-    dist.init_process_group("nccl", rank=rank, world_size=world,
+    dist.init_process_group("nccl", init_method=init_method, rank=rank, world_size=world,
                             device_id=torch.device("cuda", rank))
     try:
         import gearshift
@@ -96,13 +96,8 @@ def test_transformed_step_runs_under_nccl_with_cta_limits(tmp_path):
         pytest.skip("needs CUDA and NCCL")
     if not hasattr(dist.ProcessGroupNCCL.Options(), "config"):
         pytest.skip("this PyTorch's NCCL has no per-communicator CTA limits (NCCL < 2.17)")
-    import socket
-
     world = min(2, torch.cuda.device_count())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.multiprocessing.spawn(_worker, args=(world, port, str(tmp_path)), nprocs=world)
+    spawn_ranks(_worker, world, (world, str(tmp_path)))
     for r in range(world):
         out = json.loads((tmp_path / f"rank{r}.json").read_text())
         for got, want in zip(out["wrap"], out["reference"]):

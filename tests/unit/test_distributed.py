@@ -3,12 +3,10 @@ collectives are in the trace, the ranks plan once and agree, a failure on one ra
 fallback on both, and training is unchanged."""
 
 import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _spawn import torchrun
 
 torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
@@ -17,19 +15,10 @@ if not torch.distributed.is_available():
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                        str(WORKER), str(out)], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    torchrun(WORKER, 2, [out])
     return out, [json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1)]
 
 

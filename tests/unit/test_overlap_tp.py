@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import socket
 import sys
 import warnings
 from types import SimpleNamespace
@@ -28,6 +27,7 @@ for mod in ("gearshift.trace", "gearshift.partition", "gearshift.search.iteratio
 
 import torch.distributed._functional_collectives as funcol  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _spawn import spawn_ranks  # noqa: E402
 
 STEPS = 3
 WORLD = 2
@@ -122,12 +122,11 @@ def _train(step_model, params, x, target):
     return losses
 
 
-def _worker(rank, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                      GEARSHIFT_OVERLAP_RECORD="1", GEARSHIFT_SIM_PRESET="h100-sxm")
+def _worker(rank, init_method, out_dir):
+    os.environ.update(GEARSHIFT_OVERLAP_RECORD="1", GEARSHIFT_SIM_PRESET="h100-sxm")
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=WORLD)
     try:
         import torch._inductor.compile_fx as cfx
 
@@ -173,16 +172,10 @@ def _worker(rank, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("overlap_tp")
-    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(out_dir)), nprocs=WORLD)
+    spawn_ranks(_worker, WORLD, (str(out_dir),))
     return [json.loads((out_dir / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 

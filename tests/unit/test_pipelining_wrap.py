@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+from _spawn import spawn_ranks
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch.distributed.pipelining")
@@ -70,12 +70,12 @@ def _train(schedule, opt, mine, num_stages, steps):
     return losses
 
 
-def _worker(rank: int, port: int, out_dir: str):
+def _worker(rank: int, init_method: str, out_dir: str):
     import torch.distributed as dist  # noqa: PLC0415
 
     import gearshift.pipelining as gp  # noqa: PLC0415
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    dist.init_process_group("gloo", init_method=init_method, rank=rank,
                             world_size=RANKS)
     result = {}
     try:
@@ -104,22 +104,13 @@ def _worker(rank: int, port: int, out_dir: str):
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    import torch.multiprocessing as mp  # noqa: PLC0415
-
     out = tmp_path_factory.mktemp("pipelining")
     # fork: the children inherit the imported torch and gearshift (spawning 4 fresh
     # interpreters costs about a minute on a loaded CPU)
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    mp.start_processes(_worker, args=(_free_port(), str(out)), nprocs=RANKS, join=True,
-                       start_method=method)
+    spawn_ranks(_worker, RANKS, (str(out),), start_method=method)
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(RANKS)]
     return out, ranks
 

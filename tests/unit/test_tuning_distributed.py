@@ -1,7 +1,7 @@
 import json
-import socket
 
 import pytest
+from _spawn import spawn_ranks
 
 from gearshift.errors import TraceError
 from gearshift.tuning.distributed import check_same_trace, plan_synchronized, profile_rank
@@ -46,18 +46,12 @@ def test_mismatched_rank_named():
     assert "rank 2: b (5 partitions)" in err.value.problem
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank, world, port, out_dir):
+def _worker(rank, init_method, world, out_dir):
     import torch.distributed as dist
 
     from gearshift.tuning.distributed import distributed_plan, enforce
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    dist.init_process_group("gloo", init_method=init_method, rank=rank,
                             world_size=world)
     result = {}
     try:
@@ -78,12 +72,9 @@ def _worker(rank, world, port, out_dir):
 
 
 def test_gloo_ranks_plan_on_rank0_enforce_their_own_and_refuse_odd_traces(tmp_path):
-    import torch.multiprocessing as mp
-
     world = 3
     # fork: the children reuse the imported torch instead of paying its import three times
-    mp.start_processes(_worker, args=(world, _free_port(), tmp_path), nprocs=world, join=True,
-                       start_method="fork")
+    spawn_ranks(_worker, world, (world, tmp_path), start_method="fork")
     out = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(world)]
     assert [o["rank_in_schedule"] for o in out] == [0, 1, 2]
     assert out[0]["freqs"] == out[2]["freqs"]          # same device and shard: same schedule
