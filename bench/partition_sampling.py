@@ -1,21 +1,31 @@
 """Sample-efficient partition frontiers on the simulated GPU: hypervolume vs fraction measured.
 
-    .venv/bin/python bench/partition_sampling.py                 # H100 preset, default options
-    .venv/bin/python bench/partition_sampling.py --fractions 0.05 0.1 0.15 0.2 --quick
+    .venv/bin/python bench/partition_sampling.py                 # every case at 15 %
+    .venv/bin/python bench/partition_sampling.py --fractions 0.1 0.15 0.2 --quick
 
-Ground truth: every partition's options (SM clock x overlap choice, gearshift.profile's default
-set) profiled exhaustively on the simulated GPU. The sampler (gearshift.search.sampling, GP +
-expected hypervolume improvement) then measures options one at a time; a measurement returns
-the simulator's value for that option (read from the exhaustive table: the simulator is
-deterministic, so this is the value a re-run would give). Hypervolume is reported against two
-reference points per partition:
-  - "space": the worst time and the worst energy over all the partition's options (the usual
-    reference of design-space exploration; the target >= 99% at <= 15% is stated on this one);
-  - "front": the exhaustive frontier's own nadir + 10% of its range (much stricter: it scores
-    only the frontier's shape). "oracle" is the best any method could reach on it with the same
-    number of measurements (the best subset of exhaustive frontier points, by dynamic programme).
-The iteration line composes the sampled partition frontiers and compares the iteration frontier
-and the iso-time plan with those from the exhaustive profile.
+Ground truth: every partition's options (SM clock x overlap choice) profiled exhaustively on the
+simulated GPU. The sampler is what ``gearshift plan --sample F`` runs
+(``search.iteration.sampled_frontiers``: GP + expected hypervolume improvement, search/sampling.py);
+a measurement returns the simulator's value for that option, read from the exhaustive table (the
+simulator is deterministic, so this is the value a re-run would give). Every point of a sampled
+frontier is a measured option. Hypervolume, as a fraction of the exhaustive frontier's with the
+same reference point, per partition (min / median / max over a case's partitions):
+  - "front": reference = the exhaustive frontier's own nadir + 10 % of its span (strict: a
+    frontier of n clock steps needs most of its n points);
+  - "space": reference = the worst time and the worst energy over all the partition's options.
+"oracle" is the best any search could reach on "front" with the same number of measurements,
+knowing the frontier (the best subset of exhaustive frontier points); "need99" the fewest
+measurements that can reach 99 % on "front" (those points plus one per overlap choice with no
+point on the frontier), so a partition whose need99 exceeds its budget cannot meet the target.
+The iteration columns compose the sampled partition frontiers and compare the iteration frontier
+and its least energy at the exhaustive fastest time with those from the exhaustive profile.
+
+Cases (all nanobatched in 2, Kareus's split; SIMULATED GPUs):
+  - llama-3.2-3b-tp8, qwen3-1.7b-tp8 on the A100, gpt-1.3b-tp4 on the H100: the options
+    ``gearshift profile`` measures by default (the clocks from half the top one up, 6 overlap
+    choices) on the default partitioning;
+  - kareus: llama-3.2-3b-tp8 on the A100 with bench/kareus_llama.py's options (18 clocks
+    900-1410 MHz in 30 MHz steps x 8 overlap choices, partitions cut at phase changes too).
 """
 
 from __future__ import annotations
@@ -28,111 +38,116 @@ import time
 import numpy as np
 
 from gearshift.search.compose import compose
-from gearshift.search.partition_frontier import hypervolume, partition_frontier
-from gearshift.search.sampling import sample_frontier
+from gearshift.search.iteration import sampled_frontiers
+from gearshift.search.partition_frontier import (best_subset_hypervolumes, hypervolume,
+                                                 profile_frontiers)
+
+KAREUS_OVERLAPS = ["serial", "window0-99", "window0-99/sms=6", "window0-99/sms=12",
+                   "window0-99/sms=24", "window0-2", "window2-99", "window0-99/sms=12/block=512"]
+CASES = [("llama-3.2-3b-tp8", "a100-sxm", "default"), ("qwen3-1.7b-tp8", "a100-sxm", "default"),
+         ("gpt-1.3b-tp4", "h100-sxm", "default"), ("llama-3.2-3b-tp8", "a100-sxm", "kareus")]
 
 
-def simulated_profiles(quick: bool):
-    """(name, Profile) pairs on the simulated H100: tensor-parallel (with all-reduce) and not."""
-    from gearshift.devices import open_device
-    from gearshift.devices.sim.workloads import gpt_stack_trace
+def case_profile(preset: str, gpu: str, options: str, layers: int | None):
+    """(Profile, Partitioning) of ``preset`` split in 2 nanobatches on the simulated ``gpu``."""
+    from gearshift.devices.sim import SimDevice
+    from gearshift.model import Partitioning
     from gearshift.partition import partition
-    from gearshift.profile import profile_partitions
+    from gearshift.profile import candidate_freqs, profile_partitions
+    from gearshift.trace import trace_preset
 
-    dev = open_device("sim", preset="h100-sxm")
-    out = []
-    cases = [("gpt-tp8", dict(layers=2, hidden=8192, heads=64, tp=8)),
-             ("gpt-tp1", dict(layers=2, hidden=4096, heads=32, tp=1))]
-    for name, kw in cases[: 1 if quick else 2]:
-        trace = gpt_stack_trace(seq=2048, **kw)
-        parts = partition(trace, switch_latency_s=getattr(dev.preset, "switch_latency_s", None))
-        out.append((name, profile_partitions(trace, parts, dev, progress=False)))
-    return out
-
-
-def best_subset_hv(t: np.ndarray, e: np.ndarray, ref, k: int) -> float:
-    """Largest hypervolume of any k points of a Pareto staircase (time-sorted): the oracle."""
-    n = t.size
-    k = min(k, n)
-    # best[c][j]: most area from points j.. when j is taken and c points are used from j on
-    best = np.full((k + 1, n), -np.inf)
-    best[1] = (ref[0] - t) * (ref[1] - e)
-    for c in range(2, k + 1):
-        for j in range(n - 1):
-            step = (t[j + 1:] - t[j]) * (ref[1] - e[j]) + best[c - 1][j + 1:]
-            best[c][j] = step.max()
-    return float(best[1:].max())
+    dev = SimDevice(gpu)
+    trace = trace_preset(preset, nanobatches=2, **({"layers": layers} if layers else {}))
+    parts = partition(trace, switch_latency_s=dev.capabilities.switch_latency_s)
+    if options == "default":
+        return profile_partitions(trace, parts, dev, progress=False), parts
+    phase_cuts = [i for i in range(1, len(trace))
+                  if trace.kernels[i].phase != trace.kernels[i - 1].phase]
+    parts = Partitioning.from_cuts(trace, sorted(set(parts.boundaries()) | set(phase_cuts)),
+                                   strategy="auto+phase")
+    freqs = candidate_freqs(dev.facts, min_freq_mhz=900, step_mhz=30)
+    return profile_partitions(trace, parts, dev, freqs_mhz=freqs, overlaps=KAREUS_OVERLAPS,
+                              progress=False), parts
 
 
-def evaluate_partition(opts, fraction: float, seed: int = 0) -> dict:
-    exact = partition_frontier(opts)
-    table = {(o.freq_mhz, o.overlap): (o.time_s, o.energy_j) for o in opts}
+def front_ref(fr):
+    return (fr.time_s[-1] + 0.1 * (fr.time_s[-1] - fr.time_s[0]) + 1e-12,
+            fr.energy_j[0] + 0.1 * (fr.energy_j[0] - fr.energy_j[-1]) + 1e-12)
+
+
+def evaluate(profile, fraction: float) -> dict:
+    exact = profile_frontiers(profile, energy_includes_static=True)
     started = time.perf_counter()
-    res = sample_frontier(list(table), lambda f, ov: table[(f, ov)], fraction, seed=seed,
-                          partition=opts[0].partition)
+    sampled, report = sampled_frontiers(profile, exact, fraction, energy_includes_static=True)
     seconds = time.perf_counter() - started
-    fr = res.frontier
-    space = (max(o.time_s for o in opts), max(o.energy_j for o in opts))
-    span_t = exact.time_s[-1] - exact.time_s[0]
-    span_e = exact.energy_j[0] - exact.energy_j[-1]
-    front = (exact.time_s[-1] + 0.1 * span_t, exact.energy_j[0] + 0.1 * span_e)
-    hv = lambda f, ref: hypervolume(f.time_s, f.energy_j, ref)  # noqa: E731
-    return {"options": len(opts), "measured": fr.num_measured,
-            "measured_frac": fr.num_measured / len(opts),
-            "hv_space": hv(fr, space) / hv(exact, space),
-            "hv_front": hv(fr, front) / hv(exact, front),
-            "oracle_front": best_subset_hv(exact.time_s, exact.energy_j, front,
-                                           fr.num_measured) / hv(exact, front),
-            "frontier_points": len(exact), "seconds": seconds, "sampled": fr, "exact": exact}
-
-
-def evaluate(fraction: float, quick: bool = False) -> list[dict]:
-    rows = []
-    for name, profile in simulated_profiles(quick):
-        per = [evaluate_partition(opts, fraction) for opts in profile.by_partition()]
-        it_exact = compose([r["exact"] for r in per])
-        it_sampled = compose([r["sampled"] for r in per])
-        ref = (it_exact.time_s[-1] + 0.1 * (it_exact.time_s[-1] - it_exact.time_s[0]),
-               it_exact.energy_j[0] + 0.1 * (it_exact.energy_j[0] - it_exact.energy_j[-1]))
-        it_hv = hypervolume(it_sampled.time_s, it_sampled.energy_j, ref) / \
-            hypervolume(it_exact.time_s, it_exact.energy_j, ref)
-        # least energy at the exhaustive fastest time (iso-time-like); where sampling missed a
-        # partition's fastest option, at the sampled fastest time instead, and that time's gap
-        t_cmp = max(it_exact.time_s[0], it_sampled.time_s[0])
-        e_sampled = it_sampled.energy_j[it_sampled.time_s <= t_cmp * (1 + 1e-9)].min()
-        e_exact = it_exact.energy_j[it_exact.time_s <= t_cmp * (1 + 1e-9)].min()
-        rows.append({"case": name, "fraction": fraction, "partitions": len(per),
-                     "options_per_partition": float(np.mean([r["options"] for r in per])),
-                     "measured_frac_max": max(r["measured_frac"] for r in per),
-                     "hv_space_min": min(r["hv_space"] for r in per),
-                     "hv_space_mean": float(np.mean([r["hv_space"] for r in per])),
-                     "hv_front_min": min(r["hv_front"] for r in per),
-                     "hv_front_mean": float(np.mean([r["hv_front"] for r in per])),
-                     "oracle_front_mean": float(np.mean([r["oracle_front"] for r in per])),
-                     "iteration_hv_front": it_hv,
-                     "iteration_energy_at_fastest_rel": e_sampled / e_exact - 1,
-                     "iteration_fastest_time_gap": it_sampled.time_s[0] / it_exact.time_s[0] - 1,
-                     "seconds_per_partition": float(np.mean([r["seconds"] for r in per]))})
-    return rows
+    oracle = []
+    for ex, r in zip(exact, report):
+        ref = front_ref(ex)
+        reach = best_subset_hypervolumes(ex.time_s, ex.energy_j, ref, r["measured"])
+        oracle.append(reach[-1] / hypervolume(ex.time_s, ex.energy_j, ref))
+    it_exact, it_sampled = compose(exact), compose(sampled)
+    ref = front_ref(it_exact)
+    it_hv = hypervolume(it_sampled.time_s, it_sampled.energy_j, ref) / \
+        hypervolume(it_exact.time_s, it_exact.energy_j, ref)
+    # least energy at the exhaustive fastest time; where sampling missed a partition's fastest
+    # option, at the sampled fastest time instead (its gap is the last column)
+    t_cmp = max(it_exact.time_s[0], it_sampled.time_s[0])
+    e_sampled = it_sampled.energy_j[it_sampled.time_s <= t_cmp * (1 + 1e-9)].min()
+    e_exact = it_exact.energy_j[it_exact.time_s <= t_cmp * (1 + 1e-9)].min()
+    hv = [r["hv_frac"] for r in report]
+    hs = [r["hv_space_frac"] for r in report]
+    return {"partitions": len(report), "options": [r["options"] for r in report],
+            "measured_frac_max": max(r["measured_frac"] for r in report),
+            "hv_front": (min(hv), float(np.median(hv)), max(hv)),
+            "hv_space": (min(hs), float(np.median(hs)), max(hs)),
+            "oracle_front_min": min(oracle),
+            "met_99": sum(h >= 0.99 for h in hv),
+            "reachable_99": sum(r["needed_99"] <= r["measured"] for r in report),
+            "need99": [r["needed_99"] for r in report],
+            "iteration_hv_front": it_hv,
+            "iteration_energy_at_fastest_rel": e_sampled / e_exact - 1,
+            "iteration_fastest_time_gap": it_sampled.time_s[0] / it_exact.time_s[0] - 1,
+            "seconds_per_partition": seconds / len(report), "report": report}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.10, 0.15, 0.20])
-    ap.add_argument("--quick", action="store_true", help="one workload only")
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.15])
+    ap.add_argument("--quick", action="store_true",
+                    help="llama-3.2-3b-tp8 only, 4 layers, default options")
+    ap.add_argument("--layers", type=int, default=None, help="layers of every model")
+    ap.add_argument("--per-partition", action="store_true", help="also one line per partition")
+    ap.add_argument("--case", type=int, action="append", choices=range(len(CASES)),
+                    help="only these cases (0-based, in the docstring's order)")
     args = ap.parse_args(argv)
-    print("partition sampling on the simulated H100 (GP + EHVI); hypervolume as a fraction of "
-          "the exhaustive frontier's")
-    print(f"{'case':8s} {'budget':>6s} {'opts':>5s} {'meas%max':>8s} | {'HV space min/mean':>17s} "
-          f"| {'HV front min/mean':>17s} {'oracle':>6s} | {'iter HV':>7s} {'E@fast':>7s} {'dT fast':>7s} | s/part")
-    for frac in args.fractions:
-        for r in evaluate(frac, args.quick):
-            print(f"{r['case']:8s} {frac:6.0%} {r['options_per_partition']:5.0f} "
-                  f"{r['measured_frac_max']:8.1%} | {r['hv_space_min']:8.2%} "
-                  f"{r['hv_space_mean']:8.2%} | {r['hv_front_min']:8.2%} {r['hv_front_mean']:8.2%} "
-                  f"{r['oracle_front_mean']:6.2%} | {r['iteration_hv_front']:7.2%} "
-                  f"{r['iteration_energy_at_fastest_rel']:+7.2%} {r['iteration_fastest_time_gap']:+7.3%} | "
-                  f"{r['seconds_per_partition']:.2f}")
+    cases = [CASES[i] for i in args.case] if args.case else CASES[:1] if args.quick else CASES
+    layers = 4 if args.quick and args.layers is None else args.layers
+    print("partition sampling (GP + EHVI, `gearshift plan --sample`) on SIMULATED GPUs; "
+          "hypervolume as a fraction of the exhaustive frontier's, min/median/max over partitions")
+    print(f"{'case':34s} {'budget':>6s} {'parts':>5s} {'opts':>5s} {'meas%max':>8s} | "
+          f"{'HV front min/med/max':>22s} {'oracle':>6s} | {'HV space min/med/max':>22s} | "
+          f"{'>=99%':>5s} {'reach':>5s} | {'iter HV':>7s} {'E@fast':>7s} {'dT fast':>7s} | s/part")
+    for preset, gpu, options in cases:
+        profile, _ = case_profile(preset, gpu, options, layers)
+        name = f"{preset} {gpu} {options}"
+        for frac in args.fractions:
+            r = evaluate(profile, frac)
+            opts = r["options"]
+            print(f"{name:34s} {frac:6.0%} {r['partitions']:5d} {int(np.median(opts)):5d} "
+                  f"{r['measured_frac_max']:8.1%} | "
+                  + " ".join(f"{v:6.2%}" for v in r["hv_front"])
+                  + f" {r['oracle_front_min']:6.2%} | "
+                  + " ".join(f"{v:6.2%}" for v in r["hv_space"])
+                  + f" | {r['met_99']:2d}/{r['partitions']:<2d} {r['reachable_99']:2d}/"
+                  f"{r['partitions']:<2d} | {r['iteration_hv_front']:7.2%} "
+                  f"{r['iteration_energy_at_fastest_rel']:+7.2%} "
+                  f"{r['iteration_fastest_time_gap']:+7.3%} | {r['seconds_per_partition']:.1f}",
+                  flush=True)
+            if args.per_partition:
+                for p in r["report"]:
+                    print(f"    partition {p['partition']}: {p['measured']}/{p['options']} "
+                          f"measured, HV front {p['hv_frac']:.2%}, space {p['hv_space_frac']:.2%}, "
+                          f"99 % needs >= {p['needed_99']}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -117,20 +117,32 @@ def bench_compose(args) -> list[dict]:
 
 
 def bench_sampling(args) -> list[dict]:
-    """GP + EHVI partition sampling on the simulated H100: hypervolume vs fraction measured."""
+    """GP + EHVI partition sampling (`plan --sample`) on zoo presets split in 2 nanobatches,
+    simulated: hypervolume vs fraction measured (bench/partition_sampling.py)."""
     import partition_sampling as ps
 
     out = []
-    print("partition sampling on the simulated H100 (hypervolume as a fraction of exhaustive)"
-          + ("" if args.sampling_full else "; one workload (--sampling-full for both)"))
-    for frac in args.sampling_fractions:
-        for r in ps.evaluate(frac, quick=not args.sampling_full):
-            print(f"  {r['case']:8s} budget {frac:.0%}: measured at most "
-                  f"{r['measured_frac_max']:.1%}, HV space min {r['hv_space_min']:.2%} mean "
-                  f"{r['hv_space_mean']:.2%}, HV front mean {r['hv_front_mean']:.2%} (oracle "
-                  f"{r['oracle_front_mean']:.2%}), iteration HV {r['iteration_hv_front']:.2%}, "
+    cases = ps.CASES if args.sampling_full else ps.CASES[:1]
+    print("partition sampling on simulated GPUs (hypervolume as a fraction of exhaustive, "
+          "min/median/max over partitions)"
+          + ("" if args.sampling_full else "; one workload (--sampling-full for all)"))
+    for preset, gpu, options in cases:
+        profile, _ = ps.case_profile(preset, gpu, options, None)
+        for frac in args.sampling_fractions:
+            r = ps.evaluate(profile, frac)
+            name = f"{preset}/{gpu}/{options}"
+            print(f"  {name} budget {frac:.0%}: measured at most {r['measured_frac_max']:.1%}, "
+                  "HV front " + "/".join(f"{v:.2%}" for v in r["hv_front"])
+                  + ", HV space " + "/".join(f"{v:.2%}" for v in r["hv_space"])
+                  + f", >= 99 % on {r['met_99']}/{r['partitions']} partitions (reachable on "
+                  f"{r['reachable_99']}), iteration HV {r['iteration_hv_front']:.2%}, "
                   f"{r['seconds_per_partition']:.2f} s/partition")
-            out += _rows("sampling", f"{r['case']}/{frac:.0%}", r)
+            flat = {k: v for k, v in r.items() if isinstance(v, (int, float))}
+            flat.update({f"hv_front_{s}": v for s, v in zip(("min", "median", "max"),
+                                                             r["hv_front"])})
+            flat.update({f"hv_space_{s}": v for s, v in zip(("min", "median", "max"),
+                                                             r["hv_space"])})
+            out += _rows("sampling", f"{name}/{frac:.0%}", flat)
     return out
 
 

@@ -207,7 +207,8 @@ def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, fro
             click.echo(f"partition {row['partition']}: measured {row['measured']} of "
                        f"{row['options']} options ({row['measured_frac']:.1%}), hypervolume "
                        f"{row['hv_frac']:.2%} of exhaustive (option space: "
-                       f"{row['hv_space_frac']:.2%})")
+                       f"{row['hv_space_frac']:.2%}; 99 % needs >= {row['needed_99']} "
+                       "measurements)")
         if baselines_trace is not None:
             _print_baselines(baselines_trace, trace, prof, frontier, sim_preset)
         for path, what in ((frontier_out, "frontier"), (schedule_out, "schedule")):

@@ -46,6 +46,9 @@ class GearshiftConfig:
       made for this model and device), else plan and save it here.
     - ``artifacts_dir``: where planning also writes trace, partitioning, profile and frontier.
     - ``min_freq_mhz`` / ``freq_step_mhz`` / ``overlaps``: the profiled options.
+    - ``nanobatches``: split each microbatch into this many nanobatches whose collectives can
+      overlap the other nanobatches' computation (Kareus: 2); the step is traced, profiled and
+      planned split, and the schedule asks the overlap pass for the split.
     - ``progress``: show progress bars (and the plan's summary) while planning.
     - ``trace_device``: where the step is traced: ``auto`` (weights on meta, inputs and masks
       real; a real step on a CPU copy when the step needs a value computed from the weights),
@@ -62,6 +65,7 @@ class GearshiftConfig:
     min_freq_mhz: int | None = None
     freq_step_mhz: int | None = None
     overlaps: tuple[str, ...] | None = None
+    nanobatches: int = 1
     progress: bool = True
     trace_device: str = "auto"
     strict: bool = False
@@ -74,6 +78,12 @@ class GearshiftConfig:
         validate_device(self.device)
         if self.overlaps is not None:
             object.__setattr__(self, "overlaps", tuple(self.overlaps))
+        from ..model.schedule import MAX_NANOBATCHES  # noqa: PLC0415
+
+        if (not isinstance(self.nanobatches, int) or isinstance(self.nanobatches, bool)
+                or not 1 <= self.nanobatches <= MAX_NANOBATCHES):
+            raise ConfigError(f"nanobatches={self.nanobatches!r} must be a whole number from 1 to "
+                              f"{MAX_NANOBATCHES}", "set nanobatches=2 (Kareus) or 1 (no split)")
         for name in ("min_freq_mhz", "freq_step_mhz"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool)

@@ -104,7 +104,8 @@ class Runner:
                 with torch.random.fork_rng(devices=[]):   # the user's random stream stays
                     trace = trace_step(self.model, example_inputs, self.loss_fn,
                                        self.optimizer_factory, device=self.config.trace_device,
-                                       model_name=self.model_name, data_parallel=dp)
+                                       model_name=self.model_name, data_parallel=dp,
+                                       nanobatches=self.config.nanobatches)
         except Exception as exc:
             if distributed.active():   # the other ranks wait in agree(): tell them
                 distributed.agree(self, None, exc)

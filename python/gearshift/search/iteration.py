@@ -318,8 +318,12 @@ def sampled_frontiers(profile: Profile, exact: Sequence[PartitionFrontier], budg
     against the exhaustive frontier: ``hv_frac`` with the reference 10 % of the exhaustive
     frontier's span beyond its slowest time and its largest energy (strict: only the frontier's
     own region counts), ``hv_space_frac`` with the slowest and dearest option as reference (the
-    whole option space), as bench/partition_sampling.py reports them."""
-    from .partition_frontier import hypervolume  # noqa: PLC0415
+    whole option space), as bench/partition_sampling.py reports them; and ``needed_99``, the
+    fewest measurements with which any search reaches 99 % of ``hv_frac``: the fewest
+    exhaustive-frontier points that hold 99 % of its hypervolume, plus one measurement per
+    overlap choice with no point on that frontier (nothing rules a choice out unmeasured). A
+    partition whose ``needed_99`` exceeds the budget cannot meet the 99 % target at it."""
+    from .partition_frontier import fewest_points_for, hypervolume  # noqa: PLC0415
     from .sampling import sample_frontier  # noqa: PLC0415
 
     static = 0.0 if energy_includes_static else profile.device.static_power_w
@@ -340,9 +344,11 @@ def sampled_frontiers(profile: Profile, exact: Sequence[PartitionFrontier], budg
                  max(o.energy_j + static * o.time_s for o in opts) * (1 + 1e-9))
         full_s = hypervolume(exact[i].time_s, exact[i].energy_j, space)
         got_s = hypervolume(fr.time_s, fr.energy_j, space)
+        off_front = {o.overlap for o in opts} - {ov for _, ov in ex.options}
         out.append(fr)
         report.append({"partition": i, "options": len(opts), "measured": fr.num_measured,
                        "measured_frac": fr.num_measured / len(opts),
                        "hv_frac": got / full if full > 0 else 1.0,
-                       "hv_space_frac": got_s / full_s if full_s > 0 else 1.0})
+                       "hv_space_frac": got_s / full_s if full_s > 0 else 1.0,
+                       "needed_99": fewest_points_for(ex, ref, 0.99) + len(off_front)})
     return out, report

@@ -71,6 +71,41 @@ def hypervolume(time_s: Sequence[float], energy_j: Sequence[float],
     return float(np.sum(widths * (ref[1] - e)))
 
 
+def best_subset_hypervolumes(time_s: Sequence[float], energy_j: Sequence[float],
+                             ref: tuple[float, float], k_max: int | None = None) -> np.ndarray:
+    """``out[k-1]``: the largest hypervolume any k points of a Pareto staircase (time-sorted,
+    energy falling) reach, for k = 1..k_max: what a search that measures k options could at
+    best reach, knowing the frontier. Exact (dynamic programme over the last point taken)."""
+    t = np.asarray(time_s, dtype=float)
+    e = np.asarray(energy_j, dtype=float)
+    keep = (t < ref[0]) & (e < ref[1])
+    t, e = t[keep], e[keep]
+    n = t.size
+    k_max = n if k_max is None else min(k_max, n)
+    if n == 0 or k_max < 1:
+        return np.zeros(max(k_max, 0))
+    # best[j]: most area from points j.. with j taken, as many points as the round allows;
+    # taking m after j adds the slab between them at j's energy
+    step = (t[None, :] - t[:, None]) * (ref[1] - e)[:, None]
+    step[np.tril_indices(n)] = -np.inf
+    best = (ref[0] - t) * (ref[1] - e)
+    out = [float(best.max())]
+    for _ in range(2, k_max + 1):
+        best = np.maximum(best, (step + best[None, :]).max(axis=1))
+        out.append(float(best.max()))
+    return np.array(out)
+
+
+def fewest_points_for(frontier: PartitionFrontier, ref: tuple[float, float],
+                      fraction: float) -> int:
+    """The fewest points of ``frontier`` whose hypervolume reaches ``fraction`` of its own."""
+    full = hypervolume(frontier.time_s, frontier.energy_j, ref)
+    if full <= 0:
+        return 1
+    reach = best_subset_hypervolumes(frontier.time_s, frontier.energy_j, ref)
+    return int(np.argmax(reach >= fraction * full * (1 - 1e-12)) + 1)
+
+
 def frontier_from_points(partition: int, options: Sequence[Option], time_s: Sequence[float],
                          energy_j: Sequence[float], num_options: int | None = None,
                          num_measured: int | None = None) -> PartitionFrontier:

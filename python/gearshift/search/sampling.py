@@ -7,10 +7,18 @@ over the frontier measured so far. The returned frontier holds only measured opt
 their measured values; the surrogates only decide what to measure.
 
 Surrogate (the same form for both objectives, fitted by maximum marginal likelihood):
-    y(g, o) = b0 + b1 * g  +  s2 * Matern52(g, g'; l) * (rho + (1 - rho) * [o == o'])  + noise
+    y(g, o) = b0 + b1 * g  +  c_o  +  s2 * Matern52(g, g'; l) * (rho + (1 - rho) * [o == o'])
+              + noise
 with g = f_max / f scaled to [0, 1] (compute-bound time is linear in it) and o the overlap
-choice: every overlap shares one smooth curve over the clock (rho) and keeps its own part, so
-a few measurements of one overlap choice inform the others.
+choice. Per overlap choice, time and energy are smooth in the clock and the curves of the
+choices are nearly parallel (the collective's share barely depends on the clock), so the
+kernel has a level per choice (c_o, variance sc2) on top of one curve every choice shares
+(rho) and a part of its own: one measurement of a choice places its whole curve.
+
+Start design: every overlap choice at the fastest clock (the baseline's clock, where the
+choices differ most), then the slowest clock of the choice that was fastest there; after that
+EHVI picks. A partition whose choices outnumber half the budget starts from a max-min spread
+instead.
 """
 
 from __future__ import annotations
@@ -57,19 +65,21 @@ class _GP:
               (math.log(1e-3), math.log(10.0)),    # s2
               (-4.6, 4.6),                          # logit rho
               (math.log(1e-4), math.log(10.0)),    # linear-trend variance
-              (math.log(1e-8), math.log(1e-1))]    # noise
+              (math.log(1e-8), math.log(1e-1)),    # noise
+              (math.log(1e-6), math.log(10.0))]    # level per overlap choice
 
     def __init__(self, theta: np.ndarray | None = None):
-        self.theta = np.array([math.log(0.3), 0.0, 1.0, 0.0, math.log(1e-4)]) \
+        self.theta = np.array([math.log(0.3), 0.0, 1.0, 0.0, math.log(1e-4), 0.0]) \
             if theta is None else theta
         self.tuned = False
 
     def _k(self, theta, g1, o1, g2, o2):
-        length, s2, rho, sb2 = (math.exp(theta[0]), math.exp(theta[1]),
-                                1.0 / (1.0 + math.exp(-theta[2])), math.exp(theta[3]))
+        length, s2, rho, sb2, sc2 = (math.exp(theta[0]), math.exp(theta[1]),
+                                     1.0 / (1.0 + math.exp(-theta[2])), math.exp(theta[3]),
+                                     math.exp(theta[5]))
         same = (o1[:, None] == o2[None, :])
         k = s2 * _matern52(g1[:, None] - g2[None, :], length) * (rho + (1.0 - rho) * same)
-        return k + sb2 * (1.0 + g1[:, None] * g2[None, :])
+        return k + sb2 * (1.0 + g1[:, None] * g2[None, :]) + sc2 * same
 
     def _nll(self, theta, g, o, y):
         from scipy.linalg import cho_solve  # noqa: PLC0415
@@ -93,7 +103,7 @@ class _GP:
             best = None
             starts = [self.theta]
             if not self.tuned:     # a second start only the first time, before theta is informed
-                starts.append(np.array([math.log(0.15), 0.0, 1.0, -2.0, math.log(1e-4)]))
+                starts.append(np.array([math.log(0.15), 0.0, 1.0, -2.0, math.log(1e-4), -2.0]))
             self.tuned = True
             for start in starts:
                 res = minimize(self._nll, start, args=(g, o, y), method="L-BFGS-B",
@@ -113,7 +123,8 @@ class _GP:
         ks = self._k(self.theta, g, o, self.g, self.o)
         mean = ks @ self.alpha
         v = solve_triangular(self.chol, ks.T, lower=True, check_finite=False)
-        prior = math.exp(self.theta[1]) + math.exp(self.theta[3]) * (1.0 + g * g)
+        prior = (math.exp(self.theta[1]) + math.exp(self.theta[3]) * (1.0 + g * g)
+                 + math.exp(self.theta[5]))
         var = np.maximum(prior - (v * v).sum(axis=0), 1e-12)
         return self.mu + self.sd * mean, self.sd * np.sqrt(var)
 
@@ -154,9 +165,9 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
 
     ``budget``: a fraction of ``len(options)`` (< 1) or a count. ``measure(freq_mhz, overlap)``
     runs the partition once and returns (time_s, energy_j); ``static_power_w`` is added per
-    second when those energies exclude static power. ``initial``: size of the start design
-    (default: a third of the budget, at least 4). ``prefer_overlap``: the overlap choice whose
-    fastest and slowest clocks start the design (default: the first in sorted order).
+    second when those energies exclude static power. ``initial``: size of a max-min start design
+    (default: the screen of the module docstring, else a third of the budget, at least 3).
+    ``prefer_overlap``: the overlap choice measured first (default: the first in sorted order).
     """
     options = list(options)
     n_opts = len(options)
@@ -164,7 +175,7 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
         raise ConfigError("no options to sample", "list at least one (clock, overlap) option")
     count = int(math.floor(budget * n_opts + 1e-9)) if budget < 1 else int(budget)
     count = max(min(count, n_opts), min(2, n_opts))
-    n0 = initial if initial is not None else max(4, count // 3)
+    n0 = initial if initial is not None else max(3, count // 3)
     n0 = max(1, min(n0, count))
     g, o = _features(options)
     kinds = sorted({ov for _, ov in options})
@@ -185,8 +196,23 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
         ts.append(float(t))
         es.append(float(e) + static_power_w * float(t))
 
-    for i in _start_design(g, o, n0, first_kind):
-        run(i)
+    n_kinds = len(kinds)
+    if initial is None and 1 < n_kinds <= count // 2:
+        # screen: every overlap choice at the fastest clock, the preferred one first; then
+        # the slowest clock of the fastest of them, so the shared curve spans the clock range
+        order = [first_kind] + [k for k in range(n_kinds) if k != first_kind]
+        for k in order:
+            mine = np.flatnonzero(o == k)
+            run(int(mine[np.argmin(g[mine])]))
+        lead = o[measured_idx[int(np.argmin(ts))]]
+        mine = np.flatnonzero(o == lead)
+        slowest = int(mine[np.argmax(g[mine])])
+        if slowest not in measured_idx:
+            run(slowest)
+        n0 = len(measured_idx)
+    else:
+        for i in _start_design(g, o, n0, first_kind):
+            run(i)
     gp_t, gp_e = _GP(), _GP()
     tuned_at = 0
     while len(measured_idx) < count:

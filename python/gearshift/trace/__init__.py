@@ -11,8 +11,13 @@ from ..model import KernelTrace
 
 
 def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, device="auto",
-               **options) -> KernelTrace:
-    """One training step of ``module`` as a KernelTrace (see tracer.trace_step)."""
+               *, nanobatches: int = 1, **options) -> KernelTrace:
+    """One training step of ``module`` as a KernelTrace (see tracer.trace_step).
+
+    ``nanobatches`` > 1: the step as that many nanobatches whose kernels interleave
+    (trace/nanobatch.py), as ``trace_preset(..., nanobatches=K)`` traces a zoo model: the step
+    is traced at the nanobatch size (dim 0 of every tensor input divided by K) and split.
+    """
     try:
         from .tracer import trace_step as _trace  # noqa: PLC0415
     except ModuleNotFoundError as exc:
@@ -20,7 +25,19 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
 
         raise (missing(exc, "gearshift.trace_step") or exc) from exc
 
-    return _trace(module, example_inputs, loss_fn, optimizer_factory, device, **options)
+    if nanobatches == 1:
+        return _trace(module, example_inputs, loss_fn, optimizer_factory, device, **options)
+    from .nanobatch import nanobatch_inputs, split_nanobatches  # noqa: PLC0415
+
+    if options.get("data_parallel"):
+        # the split would repeat the gradient collectives per nanobatch; they run once per step
+        from ..errors import TraceError  # noqa: PLC0415
+
+        raise TraceError("nanobatches are not traced under data parallelism (DDP/FSDP) yet",
+                         "set nanobatches=1 for a data-parallel model")
+    trace = _trace(module, nanobatch_inputs(example_inputs, nanobatches), loss_fn,
+                   optimizer_factory, device, **options)
+    return split_nanobatches(trace, nanobatches)
 
 
 def trace_preset(name: str, nanobatches: int = 1, **sizes) -> KernelTrace:

@@ -43,6 +43,30 @@ def _units(kernels: list[KernelRecord]) -> list[list[int]]:
     return [u for u in units if u]
 
 
+def nanobatch_inputs(example_inputs, k: int):
+    """One nanobatch's share of a step's inputs: dim 0 of every tensor input divided by ``k``
+    (a tensor, a tuple/list or a dict of them; other values pass unchanged). The tensors must
+    share dim 0 and ``k`` must divide it, as the overlap pass splits the step at run time."""
+    import torch  # noqa: PLC0415
+    from torch.utils._pytree import tree_flatten, tree_map  # noqa: PLC0415
+
+    if k < 1:
+        raise TraceError(f"{k} nanobatches", "split a microbatch into at least 1 nanobatch")
+    leaves, _ = tree_flatten(example_inputs)
+    sizes = {int(x.shape[0]) for x in leaves if isinstance(x, torch.Tensor) and x.dim()}
+    if len(sizes) != 1:
+        raise TraceError("the step's tensor inputs do not share a batch dimension (dim 0) "
+                         f"to split into {k} nanobatches" + (f" (sizes {sorted(sizes)})"
+                                                             if sizes else ""),
+                         "pass inputs batched along dim 0, or set nanobatches=1")
+    batch = sizes.pop()
+    if batch % k:
+        raise TraceError(f"a batch of {batch} does not split into {k} equal nanobatches",
+                         "pick a nanobatch count that divides the batch size")
+    return tree_map(lambda x: x[: batch // k] if isinstance(x, torch.Tensor) and x.dim() else x,
+                    example_inputs)
+
+
 def split_nanobatches(trace: KernelTrace, k: int) -> KernelTrace:
     """The trace of a microbatch of k nanobatches, from ``trace`` taken at the nanobatch size."""
     if k < 1:
@@ -90,4 +114,4 @@ def split_nanobatches(trace: KernelTrace, k: int) -> KernelTrace:
                        meta=meta).validate()
 
 
-__all__ = ["split_nanobatches"]
+__all__ = ["nanobatch_inputs", "split_nanobatches"]
