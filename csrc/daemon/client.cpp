@@ -212,13 +212,20 @@ std::vector<uint32_t> Client::clocks(uint32_t gpu) {
 
 void Client::start_heartbeat() {
   if (heartbeat_.joinable()) return;
-  const auto period = std::chrono::milliseconds(std::max<uint32_t>(lease_ms_ / 3, 10));
-  heartbeat_ = std::thread([this, period] {
+  const int64_t period_ns = std::max<int64_t>(int64_t(lease_ms_) * 1000000 / 3, 10000000);
+  heartbeat_ = std::thread([this, period_ns] {
     std::unique_lock<std::mutex> lk(hb_mu_);
-    while (!hb_cv_.wait_for(lk, period, [this] { return hb_stop_; })) {
-      // Requests count as heartbeats, so only an idle client sends one.
-      const int64_t idle = mono_ns() - last_request_ns_.load(std::memory_order_relaxed);
-      if (idle < std::chrono::duration_cast<std::chrono::nanoseconds>(period).count()) continue;
+    while (!hb_stop_) {
+      // Due one period after the last request (requests count as heartbeats), so the daemon
+      // hears from an idle client every lease/3. Waking on a fixed beat and skipping when the
+      // last request was less than a beat ago let almost two periods (2/3 of the lease) pass,
+      // which a loaded machine's scheduling delays could stretch past the lease.
+      const int64_t wait_ns =
+          last_request_ns_.load(std::memory_order_relaxed) + period_ns - mono_ns();
+      if (wait_ns > 0) {
+        hb_cv_.wait_for(lk, std::chrono::nanoseconds(wait_ns), [this] { return hb_stop_; });
+        continue;  // stopped, or due now, or a request came in meanwhile: look again
+      }
       try {
         heartbeat();
       } catch (const DaemonError&) {

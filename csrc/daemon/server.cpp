@@ -536,7 +536,9 @@ void Server::on_readable(int slot) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    close_conn(slot, "read-error");
+    // ECONNRESET: the client closed with a reply of ours still unread (killed right after its
+    // request): it went away like any other, and its lease ends for the same reason.
+    close_conn(slot, errno == ECONNRESET ? "disconnect" : "read-error");
     return;
   }
   if (n == 0) {

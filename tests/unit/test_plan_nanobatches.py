@@ -93,6 +93,20 @@ def _train(model, params, steps=3):
     return losses
 
 
+@pytest.mark.filterwarnings("ignore:Using a target size")
+def test_trace_step_splits_or_names_what_cannot_be_split():
+    from gearshift.trace import trace_step
+
+    x, y = torch.randn(16, 32), torch.randn(16, 1)
+    whole = trace_step(Small(), x, lambda out: torch.nn.functional.mse_loss(out, y))
+    split = trace_step(Small(), (x,), nanobatches=2)
+    assert whole.nanobatches == 1 and split.nanobatches == 2
+    assert {k.nanobatch for k in split.kernels if k.phase == "forward"} == {0, 1}
+    # a loss that reads a batch-sized tensor besides the inputs cannot run on one nanobatch
+    with pytest.raises(TraceError, match="pass every batch-sized tensor"):
+        trace_step(Small(), x, lambda out: torch.nn.functional.mse_loss(out, y), nanobatches=2)
+
+
 def test_compile_plans_runs_and_reloads_a_nanobatched_schedule(tmp_path):
     torch.manual_seed(0)
     model = Small()

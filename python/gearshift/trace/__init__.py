@@ -35,8 +35,17 @@ def trace_step(module, example_inputs, loss_fn=None, optimizer_factory=None, dev
 
         raise TraceError("nanobatches are not traced under data parallelism (DDP/FSDP) yet",
                          "set nanobatches=1 for a data-parallel model")
-    trace = _trace(module, nanobatch_inputs(example_inputs, nanobatches), loss_fn,
-                   optimizer_factory, device, **options)
+    from ..errors import TraceError  # noqa: PLC0415
+
+    try:
+        trace = _trace(module, nanobatch_inputs(example_inputs, nanobatches), loss_fn,
+                       optimizer_factory, device, **options)
+    except TraceError as exc:
+        # most often a loss_fn that reads a batch-sized tensor (targets) besides the inputs
+        raise TraceError(f"tracing one of {nanobatches} nanobatches (dim 0 of the inputs / "
+                         f"{nanobatches}) failed: {exc.problem}",
+                         "pass every batch-sized tensor the step reads (targets too) among its "
+                         "inputs, or set nanobatches=1") from exc
     return split_nanobatches(trace, nanobatches)
 
 
