@@ -57,9 +57,9 @@ void Dag::schedule(const double* dur, double p2p_s, double* start, double* end) 
   }
 }
 
-void Dag::earliest_finish(const double* dur, double* ef) const {
+void Dag::earliest_finish(const double* dur, double* ef, int64_t from) const {
   const int64_t n = num_ops();
-  for (int64_t i = 0; i < n; ++i) ef[i] = earliest_start(i, ef) + dur[i];
+  for (int64_t i = from; i < n; ++i) ef[i] = earliest_start(i, ef) + dur[i];
 }
 
 void Dag::latest_start(const double* dur, double limit, double* ls) const {
@@ -134,8 +134,9 @@ bool Sweeps::crash(int64_t* choice, double deadline_s, int64_t max_steps) const 
   durations(choice, dur.data());
   const double limit = deadline_s * (1 + 1e-12);
   const int64_t steps = max_steps >= 0 ? max_steps : 4 * n;
+  int64_t changed = 0;            // the first computation whose finish may have moved
   for (int64_t step = 0; step < steps; ++step) {
-    dag_.earliest_finish(dur.data(), ef.data());
+    dag_.earliest_finish(dur.data(), ef.data(), changed);
     double mk = -kInf;
     for (int64_t i = 0; i < n; ++i)
       if (ef[i] > mk) mk = ef[i];
@@ -161,6 +162,7 @@ bool Sweeps::crash(int64_t* choice, double deadline_s, int64_t max_steps) const 
     if (best < 0) return false;
     choice[best] = best_to;
     dur[best] = times(best)[best_to];
+    changed = best;
   }
   return false;
 }

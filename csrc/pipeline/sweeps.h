@@ -20,8 +20,10 @@ class Dag {
   int64_t num_ops() const { return static_cast<int64_t>(prev_.size()); }
   // Start and end of every computation for these durations.
   void schedule(const double* dur, double p2p_s, double* start, double* end) const;
-  // Earliest finish of every computation (no transfer time: the planner's view).
-  void earliest_finish(const double* dur, double* ef) const;
+  // Earliest finish of every computation (no transfer time: the planner's view); with `from`
+  // > 0, `ef` already holds them for every computation before `from` (which the durations of
+  // `from` and later ones cannot change: topological order).
+  void earliest_finish(const double* dur, double* ef, int64_t from = 0) const;
   // Latest start of every computation that still lets everything finish by `limit`.
   void latest_start(const double* dur, double limit, double* ls) const;
   // Latest start over the successors of i (min of `ls`), or `limit` without successors.
