@@ -88,6 +88,9 @@ def run(fake: bool, preset: str) -> tuple[list[tuple[str, str, str]], list[str]]
         dev = open_device("dry-run")
         torch_device, spec = "cuda", "dry-run"
     rows.append(("device", dev.name, "clocks never changed (dry-run)"))
+    if fake:
+        rows.append(("NVML", f"fake libnvidia-ml {os.path.basename(dev.nvml_path)}",
+                     "energy read through nvml_query (pynvml), as on a GPU"))
     model = tiny_gpt(torch_device)
     step = Step(model, torch_device)
     for _ in range(3):

@@ -183,7 +183,10 @@ void bind_clock(py::module_& m) {
       .def("clear", &SimBackend::clear);
 
   py::class_<NvmlBackend, ClockBackend, std::shared_ptr<NvmlBackend>>(m, "NvmlBackend")
-      .def(py::init([] { return std::make_shared<NvmlBackend>(); }));
+      .def(py::init([](const std::string& library) { return std::make_shared<NvmlBackend>(library); }),
+           py::arg("library") = "",
+           "libnvidia-ml from the driver (GEARSHIFT_NVML_LIBRARY overrides the search), or from "
+           "the path `library` (the fake GPU's fake libnvidia-ml).");
 
   m.def("nvml_code_table", [] {
     py::list out;

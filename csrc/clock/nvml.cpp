@@ -55,8 +55,18 @@ void throw_nvml(int code, const std::string& what, int gpu) {
   throw Error(kind, problem, fix);
 }
 
-NvmlBackend::NvmlBackend(DynLib* lib) {
-  DynLib& l = lib ? *lib : nvml_library();
+NvmlBackend::NvmlBackend(DynLib* lib) { open(lib ? *lib : nvml_library()); }
+
+NvmlBackend::NvmlBackend(const std::string& library_path) {
+  if (library_path.empty()) {
+    open(nvml_library());
+  } else {
+    own_lib_ = std::make_unique<DynLib>("nvml", std::vector<std::string>{library_path});
+    open(*own_lib_);
+  }
+}
+
+void NvmlBackend::open(DynLib& l) {
   if (!l.load()) {
     throw Error(ErrorKind::library_unavailable,
                 "nvml: libnvidia-ml could not be opened (" + l.status().error + ")",

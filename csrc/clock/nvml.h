@@ -1,7 +1,9 @@
 #pragma once
 // NVML backend: libnvidia-ml opened at run time. NVML return codes are mapped by one table onto
 // typed errors (no_permission names the fixes: root, the gearshift daemon, or dry-run).
+#include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "clock/backend.h"
@@ -20,8 +22,11 @@ const std::vector<NvmlCode>& nvml_code_table();
 
 class NvmlBackend : public ClockBackend {
  public:
-  // `lib` defaults to nvml_library(); tests pass a fake libnvidia-ml.
+  // `lib` defaults to nvml_library() (GEARSHIFT_NVML_LIBRARY overrides its search); tests pass
+  // a fake libnvidia-ml.
   explicit NvmlBackend(DynLib* lib = nullptr);
+  // libnvidia-ml opened from `library_path` (the fake GPU's fake library); "" = as above.
+  explicit NvmlBackend(const std::string& library_path);
   ~NvmlBackend() override;
   std::string name() const override { return "nvml"; }
   int device_count() override;
@@ -31,7 +36,9 @@ class NvmlBackend : public ClockBackend {
 
  private:
   using Handle = void*;
+  void open(DynLib& lib);
   Handle handle(int gpu);
+  std::unique_ptr<DynLib> own_lib_;
   std::mutex mu_;
   int (*init_)() = nullptr;
   int (*shutdown_)() = nullptr;

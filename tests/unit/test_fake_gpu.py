@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gearshift  # noqa: E402
-from gearshift.devices.fake_gpu import FakeEnergyCounter, FakeGpuDevice, cuda_kernel_name  # noqa: E402
+from gearshift.devices.fake_gpu import FakeGpuDevice, cuda_kernel_name  # noqa: E402
 from gearshift.profile.online import window_power_w  # noqa: E402
 from gearshift.trace import zoo  # noqa: E402
 
@@ -73,20 +73,153 @@ def test_kernel_names_are_what_cuda_libraries_launch():
                                         "ampere")
 
 
-def test_energy_counter_is_stale_quantised_and_windowing_bounds_its_error():
-    c = FakeEnergyCounter(update_period_s=0.02, noise_rel=0.002, seed=3)
-    c.advance(0.015, 300.0)
-    assert c.read_mj() == 0                     # no update published yet
-    c.advance(0.010, 300.0)                     # crosses the 20 ms update
-    assert c.read_mj() == pytest.approx(6000, rel=0.01) and isinstance(c.read_mj(), int)
-    reads = [(c.now_s, c.read_mj())]
-    for _ in range(400):                        # 0.4 s of 1 ms steps at 250 W
-        c.advance(0.001, 250.0)
-        reads.append((c.now_s, c.read_mj()))
-    power, err = window_power_w(reads)
-    assert err < 0.01
-    assert power == pytest.approx(250.0, rel=err + 0.002)
-    assert window_power_w(reads[:10])[0] is None          # fewer than two updates: no answer
+def attached(dev, model=None):
+    """``dev`` with one step of ``model`` (default the tiny GPT) attached, and the CUPTI trace
+    a record session makes of it."""
+    from gearshift.runtime import Session
+    from gearshift.trace import trace_step
+
+    dev.attach(trace_step(model or tiny_gpt(), torch.randint(0, 256, (4, 32))))
+    s = Session(mode="record", **dev.session_options()).start()
+    try:
+        s.step()
+        dev.play_step(s)
+        return s.to_trace(-1, model="tiny", device=dev.facts.name)
+    finally:
+        s.close()
+
+
+def schedule_for(dev, trace, cuts, clocks):
+    from gearshift.model import Partitioning, Schedule
+    from gearshift.model.schedule import ScheduleEntry
+
+    parts = Partitioning.from_cuts(trace, cuts)
+    return Schedule([ScheduleEntry(p.index, p.start, f, signature=p.signature)
+                     for p, f in zip(parts.partitions, clocks)],
+                    trace.signature(), dev.facts.name, len(trace), objective="test")
+
+
+def play(dev, schedule, trace, steps):
+    from gearshift.runtime import Session
+
+    s = Session(schedule, trace=trace, **dev.session_options()).start()
+    try:
+        backend = s.backend.name
+        out = []
+        for _ in range(steps):
+            s.step()
+            out.append(dev.play_step(s, schedule))
+        return out, backend
+    finally:
+        s.close()
+
+
+def test_the_native_nvml_backend_locks_the_schedules_clocks_in_the_fake_library():
+    dev = FakeGpuDevice("h100-sxm", switch_latency_s=0.0)
+    trace = attached(dev)
+    n = len(trace)
+    cuts, clocks = [0, n // 3, 2 * n // 3], [1500, 1980, 1200]
+    sched = schedule_for(dev, trace, cuts, clocks)
+    log0 = len(dev.nvml.lock_log())
+    samples, backend = play(dev, sched, trace, 3)
+    assert backend == "nvml"                                 # the runtime's real NVML backend
+    log = dev.nvml.lock_log(log0)
+    locks = [(t, f) for t, f in log if f]
+    # every boundary of every step switched: the library saw exactly the schedule's switches,
+    # each at the device time its partition started
+    assert [f for _, f in locks] == clocks * 3
+    starts = [b for smp in samples for b in smp.boundary_s]
+    assert [t for t, _ in locks] == pytest.approx(starts, abs=1e-9)
+    assert log[-1][1] == 0                                   # closing the session reset it
+    # the energy counter was read through pynvml from the same library, in whole mJ
+    assert all(isinstance(mj, int) for smp in samples for _, mj in smp.reads)
+    # the library is the fake GPU's own: the driver's libnvidia-ml lookup never finds it
+    from gearshift.devices import nvml_query
+    rep = nvml_query.query()
+    assert not any(g.uuid.startswith("GPU-fake") for g in rep.gpus)
+
+
+def test_a_lock_lands_after_the_presets_switch_latency():
+    dev = FakeGpuDevice("h100-sxm", switch_latency_s=0.002, noise_rel=0.0)
+    trace = attached(dev)
+    sched = schedule_for(dev, trace, [0], [1200])
+    e_before, t_before = dev.nvml.exact_j(), dev.time_s()
+    samples, _ = play(dev, sched, trace, 40)                 # ~0.3 ms of device time a step
+    lock_t = next(t for t, f in dev.nvml.lock_log() if f == 1200)
+    starts = [smp.boundary_s[0] for smp in samples] + [samples[-1].end_s]
+    landed = [s for s in starts if s >= lock_t + 0.002]
+    assert 3 < len(landed) < len(samples)                    # it took several steps to land
+    assert dev.sm_clock_mhz() == 1200              # closing reset it, landing 2 ms later
+    dev.nvml.advance(0.002, 0.002 * dev.preset.idle_power_w)
+    assert dev.sm_clock_mhz() == 1980
+    # the steps run at 1980 MHz until the lock landed, then at 1200 MHz: slower and cheaper
+    sim = dev.sim
+    from gearshift.model import Partitioning
+    parts = Partitioning.from_cuts(dev.op_trace, [0])
+    hi = sim.timeline(dev.op_trace, parts).run([1980], [gearshift.model.NO_OVERLAP],
+                                               initial_freq_mhz=1980)
+    lo = sim.timeline(dev.op_trace, parts).run([1200], [gearshift.model.NO_OVERLAP],
+                                               initial_freq_mhz=1200)
+    durations = np.diff(starts)
+    assert durations[0] == pytest.approx(hi.time_s, abs=2e-9)      # device time: whole ns
+    assert durations[-1] == pytest.approx(lo.time_s, abs=2e-9)
+    spent = dev.nvml.exact_j() - e_before - 0.002 * dev.preset.idle_power_w
+    n_hi = sum(1 for s in starts[:-1] if s + hi.time_s <= lock_t + 0.002)
+    assert spent < len(samples) * hi.energy_j and spent > len(samples) * lo.energy_j
+    assert n_hi >= 3 and dev.time_s() > t_before
+
+
+def test_energy_counter_update_period_and_resolution_set_the_steps_a_percent_takes():
+    """Read through NVML as the profiler reads it: stale between updates, whole mJ, and the
+    window estimate reaches 1 % only after enough updates (more steps for a longer period)."""
+    from gearshift.runtime import Session
+
+    def steps_to_one_percent(period_s):
+        dev = FakeGpuDevice("h100-sxm", update_period_s=period_s, seed=5)
+        attached(dev)
+        s = Session(mode="record", **dev.session_options()).start()
+        try:
+            reads, t0, e0 = [], dev.time_s(), dev.nvml.exact_j()
+            for k in range(1, 4000):
+                s.step()
+                smp = dev.play_step(s)
+                reads.extend(smp.reads)
+                power, err = window_power_w(reads)
+                if err <= 0.01:
+                    true_w = (dev.nvml.exact_j() - e0) / (dev.time_s() - t0)
+                    assert power == pytest.approx(true_w, rel=0.01)
+                    changes = [b[0] for a, b in zip(reads, reads[1:]) if b[1] != a[1]]
+                    gaps = np.diff(changes)
+                    step_s = (dev.time_s() - t0) / k
+                    assert gaps.min() >= period_s - 2 * step_s       # never faster than its period
+                    assert all(isinstance(r[1], int) for r in reads)
+                    return k
+        finally:
+            s.close()
+        raise AssertionError("the counter never reached 1 %")
+
+    fast, slow = steps_to_one_percent(0.005), steps_to_one_percent(0.05)
+    assert fast < slow
+
+
+def test_a_permission_error_from_nvml_means_predicted_mode_and_default_clocks():
+    g = gearshift.compile(tiny_gpt(), device="fake-gpu", **FAST)
+    dev = g.gearshift.device
+    for fn in ("nvmlDeviceSetGpuLockedClocks", "nvmlDeviceResetGpuLockedClocks"):
+        dev.nvml.set_return(fn, 4)                      # NVML_ERROR_NO_PERMISSION: no root
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(g, until=enforced_for(3))
+    st = g.gearshift.status()
+    refused = [w for w in caught if "refused to lock" in str(w.message)]
+    assert len(refused) == 1 and "NVML_ERROR_NO_PERMISSION" in str(refused[0].message)
+    assert st["phase"] == "enforce" and st["mode"] == "predicted"
+    assert st["fallback_reason"] is None and st["options_measured"] == 1
+    assert dev.nvml.refused() >= 1
+    assert [f for _, f in dev.nvml.lock_log() if f] == []     # no lock ever succeeded
+    assert dev.sm_clock_mhz() == dev.facts.max_freq_mhz      # clocks at their default
+    assert g.gearshift.online.session.backend.name == "dry-run"
+    g.gearshift.close()
 
 
 def test_small_gpt_trains_through_every_phase_and_matches_the_simulator(tmp_path):

@@ -32,6 +32,7 @@ def test_gpu_check_fake_mode_passes_every_check(capsys, monkeypatch):
                 "energy counter"):
         assert row in text
     assert "(predicted)" in text and "dry-run" in text
+    assert "fake libnvidia-ml libgearshift-fake-nvml.so" in text   # NVML read natively
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU failure")

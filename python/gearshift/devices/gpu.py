@@ -61,6 +61,14 @@ class GpuDevice:
                                          supported_mhz=list(self.facts.supported_freqs_mhz))
         return self._backend
 
+    def clock_permission_lost(self, reason: str = "") -> None:
+        """NVML refused a lock although this process looked privileged: drive the GPU in dry-run
+        from now on (switches logged, never attempted again); the in-loop path then predicts."""
+        self.kind = "dry-run"
+        self._backend = None
+        self.capabilities = Capabilities(simulated=False, clock_control=False,
+                                         energy_source="measured", needs_step=True)
+
     def energy_j(self) -> float:
         return nvml_query.energy_j(self.nvml_handle)
 

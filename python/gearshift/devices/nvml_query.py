@@ -2,24 +2,70 @@
 permissions) and the handles every energy reader uses.
 
 Nothing here changes a setting of the GPU (clocks are locked by the native backends).
+
+Which libnvidia-ml: the driver's (pynvml's own search), or ``GEARSHIFT_NVML_LIBRARY`` (a path;
+the native NVML backend honours the same variable), or the ``path`` a caller passes (the fake
+GPU's fake libnvidia-ml). A library given by path gets a pynvml of its own, so it never
+replaces the driver's library for the rest of the process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from ..errors import DeviceError
 
 
 _INITIALISED: set[int] = set()   # id() of each pynvml module nvmlInit succeeded on
+_BY_PATH: dict[str, object] = {}  # library path -> the pynvml bound to it
 
 
-def library():
-    """pynvml, initialised once for the process (NVML counts inits; one is enough and it is
-    never shut down, so handles stay valid). Raises DeviceError naming the fix."""
+def _pynvml_for(path: str):
+    """A pynvml module of its own whose calls go to the libnvidia-ml at ``path``."""
+    import ctypes  # noqa: PLC0415
+    import importlib.machinery  # noqa: PLC0415
+    import importlib.util  # noqa: PLC0415
+
+    mod = _BY_PATH.get(path)
+    if mod is not None:
+        return mod
+    spec = importlib.machinery.PathFinder.find_spec("pynvml")
+    if spec is None:
+        raise DeviceError("nvidia-ml-py is not installed", "`pip install nvidia-ml-py`")
+    mod = importlib.util.module_from_spec(spec)
+    # pynvml registers its error classes on sys.modules["pynvml"] while it loads: let that be
+    # this copy, then put the process's own pynvml (if any) back
+    saved = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = mod
     try:
-        import pynvml  # noqa: PLC0415  (NVML only when asked)
+        spec.loader.exec_module(mod)
+    finally:
+        if saved is None:
+            sys.modules.pop("pynvml", None)
+        else:
+            sys.modules["pynvml"] = saved
+    try:
+        mod.nvmlLib = ctypes.CDLL(path)    # pynvml loads nothing itself once this is set
+    except OSError as exc:
+        raise DeviceError(f"NVML library {path} could not be opened ({exc})",
+                          "unset GEARSHIFT_NVML_LIBRARY, or point it at a libnvidia-ml") from None
+    _BY_PATH[path] = mod
+    return mod
+
+
+def library(path: str | os.PathLike | None = None):
+    """pynvml, initialised once for the process (NVML counts inits; one is enough and it is
+    never shut down, so handles stay valid). Raises DeviceError naming the fix.
+
+    ``path``: the libnvidia-ml to use (default GEARSHIFT_NVML_LIBRARY, else the driver's)."""
+    path = str(path or os.environ.get("GEARSHIFT_NVML_LIBRARY") or "")
+    try:
+        if path:
+            pynvml = _pynvml_for(path)
+        else:
+            import pynvml  # noqa: PLC0415  (NVML only when asked)
     except ImportError as exc:
         raise DeviceError(f"nvidia-ml-py is not installed ({exc})",
                           "`pip install nvidia-ml-py`, or use device='sim'") from None
@@ -34,9 +80,9 @@ def library():
     return pynvml
 
 
-def handle(index: int):
-    """The NVML handle of GPU ``index``."""
-    nvml = library()
+def handle(index: int, path=None):
+    """The NVML handle of GPU ``index`` (of the library at ``path``, see ``library``)."""
+    nvml = library(path)
     count = nvml.nvmlDeviceGetCount()
     if not 0 <= index < count:
         raise DeviceError(f"GPU index {index} does not exist ({count} visible)",
@@ -44,9 +90,14 @@ def handle(index: int):
     return nvml.nvmlDeviceGetHandleByIndex(index)
 
 
-def energy_j(gpu_handle) -> float:
-    """GPU energy since the driver loaded, in J (NVML reports mJ; Volta and newer)."""
-    return library().nvmlDeviceGetTotalEnergyConsumption(gpu_handle) / 1000.0
+def energy_mj(gpu_handle, path=None) -> int:
+    """GPU energy since the driver loaded, in whole mJ as NVML reports it (Volta and newer)."""
+    return int(library(path).nvmlDeviceGetTotalEnergyConsumption(gpu_handle))
+
+
+def energy_j(gpu_handle, path=None) -> float:
+    """GPU energy since the driver loaded, in J."""
+    return energy_mj(gpu_handle, path) / 1000.0
 
 
 @dataclass
@@ -85,13 +136,15 @@ def _may_lock_clocks() -> tuple[bool, str]:
                    "root and use device='daemon:/path.sock', or use device='dry-run'")
 
 
-def query() -> NvmlReport:
-    """Every visible GPU, its SM clocks and whether this process may lock them."""
+def query(path=None, *, may_lock: tuple[bool, str] | None = None) -> NvmlReport:
+    """Every visible GPU, its SM clocks and whether this process may lock them (``may_lock``:
+    that answer given, as the fake GPU does, instead of decided from this process's
+    privileges). ``path``: the libnvidia-ml to ask (see ``library``)."""
     try:
-        pynvml = library()
+        pynvml = library(path)
     except DeviceError as exc:
         return NvmlReport(False, exc.problem)
-    may, why = _may_lock_clocks()
+    may, why = may_lock if may_lock is not None else _may_lock_clocks()
     report = NvmlReport(True, driver_version=_s(pynvml.nvmlSystemGetDriverVersion()))
     for i in range(pynvml.nvmlDeviceGetCount()):
         h = pynvml.nvmlDeviceGetHandleByIndex(i)

@@ -62,6 +62,8 @@ class OnlinePath:
     # ------------------------------------------------------------------ step boundary
     def on_step(self, example_inputs) -> None:
         sample = self._finish_previous()
+        if self._clocks_refused():
+            sample = None                  # that step ran at the default clock, not the option
         if self.phase == "record":
             if self.session is None:
                 self._start_record(example_inputs)
@@ -80,6 +82,28 @@ class OnlinePath:
         if self.session is None:
             return None
         return self.device.play_step(self.session, self.session_schedule)
+
+    def _clocks_refused(self) -> bool:
+        """The GPU refused a clock lock (NVML_ERROR_NO_PERMISSION after all, another holder):
+        say so once, and go on as a machine without permission does: the default clock
+        measured, the others predicted, the schedule enforced in dry-run."""
+        s = self.session
+        if self.predicted or s is None or not s.clock_refusals:
+            return False
+        import warnings  # noqa: PLC0415
+
+        reason = s.clock_refusal_reason or "no reason given"
+        warnings.warn(f"gearshift: the GPU refused to lock a clock ({reason}); profiling the "
+                      "default clock only, predicting the others, and enforcing in dry-run "
+                      "(clocks stay at their defaults)", RuntimeWarning, stacklevel=2)
+        self.predicted = True
+        lost = getattr(self.device, "clock_permission_lost", None)
+        if lost is not None:
+            lost(reason)                   # its clock backend is dry-run from now on
+        self._close_session()              # resets the clock
+        if self.partitioning is not None:
+            self._start_profile(list(range(len(self.partitioning))))
+        return True
 
     # ------------------------------------------------------------------ sessions
     def _open(self, schedule=None, mode="apply", trace=None) -> None:

@@ -21,10 +21,13 @@ def _real_supported_mhz(gpu: int) -> list[int]:
 
 
 def make_backend(kind, *, gpu: int = 0, device_count: int = 1, supported_mhz=None,
-                 default_mhz: int | None = None, switch_latency_s: float = 0.0):
+                 default_mhz: int | None = None, switch_latency_s: float = 0.0,
+                 library: str = ""):
     """A native clock backend. ``kind`` may already be one (e.g. a daemon client backend).
 
     ``default_mhz`` (sim): the clock a reset returns to; default the highest supported one.
+    ``library`` (nvml): the libnvidia-ml to open by path (the fake GPU's fake library); default
+    the driver's, or GEARSHIFT_NVML_LIBRARY.
     """
     from .._native import native  # noqa: PLC0415
 
@@ -41,7 +44,7 @@ def make_backend(kind, *, gpu: int = 0, device_count: int = 1, supported_mhz=Non
         clocks = list(supported_mhz) if supported_mhz is not None else _real_supported_mhz(gpu)
         return C.DryRunBackend(device_count=max(device_count, gpu + 1), supported_mhz=clocks)
     if kind == "nvml":
-        return C.NvmlBackend()
+        return C.NvmlBackend(library=str(library))
     raise ConfigError(f"unknown clock backend {kind!r}",
                       "use one of nvml, dry-run, sim, or a device's clock_backend() "
                       "(gearshift.devices.open_device(...).clock_backend())")

@@ -36,6 +36,9 @@ class PipelineSearch:
     baseline: PipelineResult                      # all computations at the highest clock
     candidates: list[Candidate] = field(default_factory=list)
     bounds: dict = field(default_factory=dict)    # deadline_s -> relaxed energy lower bound
+    # deadline_s -> the tighter bound of the hull LP over feasible clocks (pipeline_polish),
+    # where a point was polished
+    tight_bounds: dict = field(default_factory=dict)
     relaxed: dict = field(default_factory=dict)   # deadline_s -> relaxed durations (per op)
     passes: list = field(default_factory=list)    # refinement reports (refine.py)
     t_min_s: float = 0.0

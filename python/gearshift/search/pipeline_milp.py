@@ -45,7 +45,9 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
               time_limit_s: float = 10.0, rel_gap: float = 1e-6,
               start: np.ndarray | None = None) -> tuple[np.ndarray | None, float, bool]:
     """(option index per computation or None, dual bound on the energy, proven optimal).
-    The objective is the real energy: sum of reduced costs + P*S*makespan, makespan <= T."""
+    The objective is the real energy: sum of reduced costs + P*S*makespan, makespan <= T.
+    ``start`` (option index per computation, each within ``allowed``, finishing by T) is handed
+    to HiGHS as its first incumbent, so the answer is never worse than it."""
     n = prob.num_ops
     if allowed is None:
         allowed = [np.arange(len(prob.options[k].time_s)) for k in prob.op_key]
@@ -99,8 +101,19 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
     a = sp.csr_matrix((vals, (rows, cols)), shape=(r, n + nb + 1)).tocsc()
     c = np.concatenate([np.zeros(n)] + [costs[i] for i in free] +
                        [[prob.blocking_power_w * prob.stages]])
+    x0 = None
+    if start is not None:
+        x0 = np.zeros(n + nb + 1)
+        dur = np.array([prob.options[k].time_s[j] for k, j in zip(prob.op_key, start)])
+        ef = np.zeros(n)
+        for i in range(n):
+            ef[i] = max((ef[p] for p in prob.preds[i]), default=0.0) + dur[i]
+        x0[:n] = ef
+        for i in free:
+            x0[col_of[i] + int(np.flatnonzero(allowed[i] == start[i])[0])] = 1.0
+        x0[-1] = ef.max()
     x, dual, optimal = _solve(a, c, np.array(lo), np.array(hi), n, nb, deadline_s,
-                              time_limit_s, rel_gap)
+                              time_limit_s, rel_gap, x0)
     dual = fixed_c + dual
     if x is None:
         return None, dual, False
@@ -114,7 +127,7 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
     return choice, dual, optimal
 
 
-def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap):
+def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap, x0=None):
     # highspy rather than scipy.optimize.milp: scipy's build of HiGHS prints MIP debug lines
     # on stdout, which would corrupt the CLI's output contract
     import highspy
@@ -140,6 +153,11 @@ def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap):
     lp.integrality_ = [highspy.HighsVarType.kContinuous] * n + \
         [highspy.HighsVarType.kInteger] * nb + [highspy.HighsVarType.kContinuous]
     h.passModel(lp)
+    if x0 is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = x0
+        sol.value_valid = True
+        h.setSolution(sol)
     h.run()
     info = h.getInfo()
     status = h.getModelStatus()

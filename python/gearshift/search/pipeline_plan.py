@@ -10,9 +10,16 @@ from ..pipeline import PipelinePlan, PipelineResult, StageProfile
 from .pipeline import PipelineSearch, choices_of, pipeline_frontier
 from .pipeline_problem import PipelineProblem
 from .passes import PassReport
+from .pipeline_polish import polish
 from .refine import refine
 from ..objective import Objective
 from .select import select, target_time
+
+
+# the polish re-solves an LP per computation it rounds: ~2-4 s of CPU at 384 computations (8 x 24
+# 1F1B); beyond POLISH_MAX_OPS it is skipped unless asked for (the whole-frontier time targets)
+POLISH_S = 10.0
+POLISH_MAX_OPS = 512
 
 
 @dataclass
@@ -38,10 +45,13 @@ def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: i
                   blocking_power_w: float, selection: str = "iso-time", points: int = 32,
                   between: int = 3, passes: int = 3, tol: float = 5e-3,
                   local_passes: int = 2, virtual_stages: int | None = None,
+                  polish_s: float | None = None,
                   progress: Callable[[str, int, int], None] | None = None,
                   on_pass: Callable[[PassReport], None] | None = None) -> PipelinePlanning:
     """The whole search. ``passes`` refinement passes over the frontier (stopping early when
-    one gains <= ``tol``), then ``local_passes`` around the selected point."""
+    one gains <= ``tol``), then ``local_passes`` around the selected point, then a polish of
+    the selected point's time for up to ``polish_s`` seconds (pipeline_polish; None: 10 s
+    where the pipeline has up to POLISH_MAX_OPS computations, else none; 0: none)."""
     sel = Objective.parse(selection)       # bad selections fail before any work
     prob = PipelineProblem(profile, kind, stages, microbatches, blocking_power_w, virtual_stages)
     search = pipeline_frontier(
@@ -56,6 +66,10 @@ def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: i
         reports += refine(search, window=(target - span, target + span), tol=tol / 5,
                           gap_tol=0.0, max_passes=local_passes, target_s=target,
                           progress=on_pass)
+    if polish_s is None:
+        polish_s = POLISH_S if prob.num_ops <= POLISH_MAX_OPS else 0.0
+    if polish_s > 0 and target is not None:
+        polish(search, max(target, search.t_min_s), polish_s)
     frontier = search.frontier()
     point = select(frontier, sel)
     plan = search.plan_for(point)
