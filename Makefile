@@ -23,11 +23,15 @@ $(VENV)/.installed: $(NATIVE_SOURCES)
 demo: setup
 	$(VENV)/bin/gearshift demo
 
+# A hung test fails the run after 15 min with every thread's stack (the thread method: one
+# test sets its own SIGALRM) instead of running into CI's limit with nothing to show.
+TEST_TIMEOUT := -p timeout --timeout=900 --timeout-method=thread
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_TIMEOUT)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(TEST_TIMEOUT)
 
 bench: setup
 	$(PY) bench/run.py

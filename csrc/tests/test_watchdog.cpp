@@ -20,8 +20,11 @@ std::string read_file(const std::string& p) {
   ss << f.rdbuf();
   return ss.str();
 }
+// Returns as soon as the needle is there; the deadline is generous because the watchdog is a
+// process of its own, which on a loaded machine (a test run at nice 19) can wait seconds for a core.
 std::string wait_for(const std::string& path, const std::string& needle) {
-  for (int i = 0; i < 200; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
     auto s = read_file(path);
     if (s.find(needle) != std::string::npos) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

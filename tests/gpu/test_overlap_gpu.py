@@ -24,17 +24,16 @@ dist = pytest.importorskip("torch.distributed")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from _spawn import spawn_ranks  # noqa: E402
+from test_overlap_tp import STEPS  # noqa: E402  (the same steps as the gloo test's _train)
 
 CTAS = 4
 OVERLAPS = ["window0-50", "serial", "window1-2", f"window0-0/sms={CTAS}"]
-STEPS = 3
 
 
 def _worker(rank, init_method, world, out_dir):
     import copy
 
-    import torch.nn.functional as F
-    from test_overlap_tp import TPBlock, _fixed_plan
+    from test_overlap_tp import TPBlock, _fixed_plan, _train
 
     os.environ.update(GEARSHIFT_OVERLAP_RECORD="1", GEARSHIFT_SIM_PRESET="h100-sxm")
     torch.cuda.set_device(rank)
@@ -53,14 +52,7 @@ def _worker(rank, init_method, world, out_dir):
         target = torch.randn(8, 16, 16, device="cuda")
 
         def train(step_model, params):
-            opt = torch.optim.SGD(params, lr=0.1)
-            losses = []
-            for _ in range(STEPS):
-                loss = F.mse_loss(step_model(x), target)
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
-                losses.append(loss.item())
+            losses = _train(step_model, params, x, target)  # the gloo test's STEPS steps
             torch.cuda.synchronize()
             return losses
 

@@ -30,7 +30,7 @@ def test_cpp_unit_tests_pass():
     build = subprocess.run([cmake, "--build", str(BUILD), "-j2"], capture_output=True, text=True,
                            env=env)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
-    run = subprocess.run([ctest, "--test-dir", str(BUILD), "--output-on-failure", "--timeout", "60"],
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run([ctest, "--test-dir", str(BUILD), "--output-on-failure",
+                          "--timeout", "300"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "tests passed" in run.stdout

@@ -174,12 +174,14 @@ def _frac(lp: HullLP, y: np.ndarray, i: int) -> tuple[float, np.ndarray]:
 
 
 def dive(prob: PipelineProblem, deadline_s: float, lp: HullLP | None = None,
-         candidates: int = 1, deadline_at: float | None = None) -> tuple[np.ndarray, float]:
+         candidates: int = 1, deadline_at: float | None = None,
+         order: str = "cost") -> tuple[np.ndarray, float]:
     """LP-guided rounding (see the module doc): (option index per computation, the relaxed
     optimum it started from). Each round tries, for the ``candidates`` fractional computations
-    whose rounding looks cheapest, the clock just faster and the one just slower than the
-    relaxed duration, re-solving the LP for each, and keeps the one with the lowest optimum;
-    the LP then stays feasible, so the plan finishes by T by construction."""
+    first in ``order`` ("cost": whose rounding looks cheapest; "fractional": whose LP weight
+    is nearest one clock), the clock just faster and the one just slower than the relaxed
+    duration, re-solving the LP for each, and keeps the one with the lowest optimum; the LP
+    then stays feasible, so the plan finishes by T by construction."""
     lp = lp if lp is not None else HullLP(prob, deadline_s)
     n = prob.num_ops
     free = np.ones(n, dtype=bool)
@@ -199,9 +201,15 @@ def dive(prob: PipelineProblem, deadline_s: float, lp: HullLP | None = None,
             k = max(int(np.searchsorted(t, d * (1 + 1e-12), side="right")) - 1, 0)
             here = float(yi @ c)
             frac.append(i)
-            moves.append((c[k] - here, i, k))
-            if k + 1 < len(t):
-                moves.append((c[k + 1] - here + lp.price * (t[k + 1] - d), i, k + 1))
+            if order == "fractional":
+                # the computations the LP has nearly decided first
+                moves.append((1 - yi.max(), i, k))
+                if k + 1 < len(t):
+                    moves.append((1 - yi.max(), i, k + 1))
+            else:
+                moves.append((c[k] - here, i, k))
+                if k + 1 < len(t):
+                    moves.append((c[k + 1] - here + lp.price * (t[k + 1] - d), i, k + 1))
         if not frac:
             break
         moves.sort()
@@ -375,8 +383,10 @@ def hull_feasible(prob: PipelineProblem, deadline_s: float) -> list[np.ndarray]:
     return out
 
 
-# the dives the polish tries, best first on the A40 profiles: (clock set, candidates per step)
-DIVES = ((feasible_hull, 2), (hull_feasible, 2), (feasible_hull, 1), (hull_feasible, 1))
+# the dives the polish tries, best first on the A40 profiles: (clock set, candidates per step,
+# order); the LP is degenerate, so each lands elsewhere and none is best on every workload
+DIVES = ((feasible_hull, 2, "cost"), (feasible_hull, 2, "fractional"), (hull_feasible, 2, "cost"),
+         (hull_feasible, 2, "fractional"), (feasible_hull, 1, "cost"), (hull_feasible, 1, "cost"))
 
 
 def polish(search, deadline_s: float, budget_s: float = 10.0):
@@ -401,7 +411,7 @@ def polish(search, deadline_s: float, budget_s: float = 10.0):
                               deadline_s)
             best = cand if cand.energy_j < best.energy_j else best
     took = 0.0
-    for k, (clocks, candidates) in enumerate(DIVES):
+    for k, (clocks, candidates, order) in enumerate(DIVES):
         began = time.process_time()
         if k > 0 and began + took > stop:
             break
@@ -410,7 +420,7 @@ def polish(search, deadline_s: float, budget_s: float = 10.0):
             # on (so where the dive goes) depends on what was solved before
             choice, relaxed = dive(prob, deadline_s, lp=HullLP(prob, deadline_s,
                                                                clocks(prob, deadline_s)),
-                                   candidates=candidates, deadline_at=stop)
+                                   candidates=candidates, deadline_at=stop, order=order)
         except ValueError:          # T is below the all-fastest plan's time
             return best
         if clocks is feasible_hull:
