@@ -1,27 +1,34 @@
 """Kareus's headline setting on the simulated A100, ours next to its published numbers.
 
 Llama-3.2-3B, tensor parallelism 8 (one rank's share), 2 pipeline stages x 8 microbatches,
-1F1B, microbatch 4 x sequence 4096 (2 nanobatches of 2 for the nanobatched programs). Each
-stage holds 14 layers (both stages are profiled as the same 14-layer stack: the embedding and
-the LM head / loss are left out of the per-stage profile). Pipelines are planned by the
+1F1B, microbatch 8 x sequence 4096 (2 nanobatches of 4 for the nanobatched programs), as
+Kareus's artifact runs it (tests/artifact/run_megatron.sh and
+conf/megatron_llama3.2_3b_config.yaml in github.com/ml-energy/kareus: TP 8, MBS 8, SEQ 4096,
+PP 2, 8 microbatches, ``num_layers_in_first_pipeline_stage: 15``). Each stage is traced and
+profiled on its own: stage 0 is the embedding and 15 layers, stage 1 is 13 layers, the final
+RMSNorm, the LM head (vocab 128256 / 8 per rank) and the loss. Pipelines are planned by the
 pipeline planner (search/pipeline_plan.plan_pipeline, Perseus's problem) on stage profiles of
 forward and backward instructions:
 
 - Megatron+Perseus: the microbatch whole, collectives serial, one clock per instruction.
 - nanobatching+Perseus: 2 nanobatches, default overlap (window0-99 on the library's SMs and
   block size), one clock per instruction.
-- gearshift (Kareus-like): 2 nanobatches, clock and overlap window / SM count per partition;
-  each instruction's options are its partitions' frontiers composed (search/compose.py),
-  resampled to as many points as the clock list has (the planner's option axis), fastest
-  last. The composed points are settled-clock figures: the clock switches inside an
-  instruction are not charged here (docs/simulator.md says why that matters).
+- gearshift (partition clocks): 2 nanobatches, clock and overlap window / SM count per
+  partition, partitions at least twice the 10 ms switch latency long; each instruction's
+  options are its partitions' frontiers composed (search/compose.py), resampled to
+  ``RESAMPLED`` points (the planner's option axis), fastest last. The composed points are
+  settled-clock figures: the clock switches inside an instruction are not charged here.
+- per-sublayer overlap, instruction clocks (Kareus's structure): one partition per collective
+  (one nanobatch's collective beside the other's sublayer), the overlap chosen per partition,
+  one clock per forward / backward instruction as Kareus's runtime sets it; no switch inside an
+  instruction, so these points are exact (``instruction_clock_curves``).
 - Megatron at max throughput: the first pipeline at all-max clocks, the planner's baseline.
 
 Every dependency holds: each instruction's timeline is checked with
 ``timeline.dependency_violations`` at every profiled option of its fastest plan. All figures
 are simulated (GPU energy + blocking power while a stage waits, Kareus's measured 85 W).
 
-Run: ``python bench/kareus_llama.py [--layers N] [--quick]``.
+Run: ``python bench/kareus_llama.py [--stage-layers 15,13] [--quick] [--sample 0.15]``.
 """
 
 from __future__ import annotations
@@ -40,21 +47,35 @@ KAREUS = {  # published (Kareus, Llama-3.2-3B, TP=8, A100-SXM4-40GB)
     "vs Megatron at max throughput: time": 13.70,
 }
 BLOCKING_W = 85.0          # Kareus: A100 power while waiting on point-to-point communication
-STAGES, MICROBATCHES = 2, 8
+MICROBATCHES = 8
 
 
 RESAMPLED = 48             # options per gearshift instruction on the planner's option axis
 
 
-def stage_rows(times: dict, energies: dict, freqs) -> list[dict]:
-    """Rows of a StageProfile: both stages the same 14-layer stack."""
+STAGE_LAYERS = (15, 13)    # Kareus: num_layers_in_first_pipeline_stage 15 of 28
+MICROBATCH = 8             # Kareus: micro_batch_size 8, sequence 4096
+
+
+def stage_rows(curves: list, freqs) -> list[dict]:
+    """Rows of a StageProfile: ``curves[s] = (times, energies)`` of stage s per instruction."""
     rows = []
-    for s in range(STAGES):
+    for s, (times, energies) in enumerate(curves):
         for instr in ("forward", "backward"):
             for k, f in enumerate(freqs):
                 rows.append({"stage": s, "instruction": instr, "frequency": int(f),
                              "time": float(times[instr][k]), "energy": float(energies[instr][k])})
     return rows
+
+
+def stage_traces(layers, nanobatches: int = 1) -> list:
+    """The traces of the pipeline's stages: the first holds the embedding, the last the final
+    norm, the LM head and the loss (trace/zoo.py ``pp_stage``)."""
+    from gearshift.trace import trace_preset
+
+    roles = ["first"] + ["middle"] * (len(layers) - 2) + ["last"]
+    return [trace_preset("llama-3.2-3b-tp8", layers=n, pp_stage=r, batch=MICROBATCH,
+                         nanobatches=nanobatches) for n, r in zip(layers, roles)]
 
 
 def to_profile(rows):
@@ -125,6 +146,53 @@ def gearshift_curves(trace, device, freqs, overlaps, sample_budget=None, points=
     return out_t, out_e, parts, prof, sampling
 
 
+def instruction_clock_curves(trace, device, freqs, overlaps, points=RESAMPLED):
+    """Kareus's structure: one partition per collective (a sublayer's compute of one nanobatch
+    beside the other's collective; no switch latency to respect), the overlap
+    chosen per partition, the clock one per forward / backward instruction (Kareus sets it per
+    instruction at run time). No clock switch happens inside an instruction, so the points are
+    exact. Per instruction and clock, the partitions' frontiers over their overlap options are
+    composed; the union over clocks, Pareto-pruned and resampled, is the instruction's options.
+    """
+    from gearshift.model import Partitioning
+    from gearshift.partition import partition
+    from gearshift.profile import profile_partitions
+    from gearshift.search.compose import compose
+    from gearshift.search.partition_frontier import frontier_from_points, pareto_indices
+
+    # a cut before every collective (and at phase changes): each partition is one nanobatch's
+    # collective and the kernels after it up to the next collective, the other nanobatch's
+    # sublayer in the interleaved trace, as Kareus defines its partitions
+    auto = partition(trace, strategy="comm", min_partition_s=0.0)
+    phase_cuts = [i for i in range(1, len(trace))
+                  if trace.kernels[i].phase != trace.kernels[i - 1].phase]
+    cuts = sorted(set(auto.boundaries()) | set(phase_cuts))
+    parts = Partitioning.from_cuts(trace, cuts, strategy="comm+phase")
+    prof = profile_partitions(trace, parts, device, freqs_mhz=freqs, overlaps=overlaps,
+                              progress=False)
+    by_part = prof.by_partition()
+    out_t, out_e = {}, {}
+    for instr in ("forward", "backward"):
+        idx = [p.index for p in parts.partitions if p.phase == instr]
+        ts, es = [], []
+        for f in freqs:
+            fr = []
+            for i in idx:
+                at = [o for o in by_part[i] if o.freq_mhz == int(f)]
+                fr.append(frontier_from_points(i, [(o.freq_mhz, o.overlap) for o in at],
+                                               [o.time_s for o in at], [o.energy_j for o in at]))
+            comp = compose(fr)
+            ts.append(comp.time_s)
+            es.append(comp.energy_j)
+        t, e = np.concatenate(ts), np.concatenate(es)
+        keep = pareto_indices(t, e)
+        t, e = t[keep], e[keep]                   # fastest first, energy falling
+        targets = np.linspace(t[0], t[-1], points)
+        sel = np.clip(np.searchsorted(t, targets, side="right") - 1, 0, len(t) - 1)
+        out_t[instr], out_e[instr] = t[sel][::-1], e[sel][::-1]
+    return out_t, out_e, parts, prof
+
+
 def frontier_arrays(planning):
     f = planning.frontier
     return (np.array([p.time_s for p in f.points]), np.array([p.energy_j for p in f.points]))
@@ -164,7 +232,8 @@ def check_dependencies(trace, parts, prof, device) -> int:
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layers", type=int, default=14, help="layers per stage (default 14)")
+    ap.add_argument("--stage-layers", default=",".join(map(str, STAGE_LAYERS)),
+                    help="layers of each pipeline stage (default 15,13 as Kareus runs it)")
     ap.add_argument("--quick", action="store_true", help="fewer clocks and overlap options")
     ap.add_argument("--sample", type=float, default=None,
                     help="also plan gearshift from this fraction of options (GP/EHVI)")
@@ -178,8 +247,6 @@ def run(args) -> dict:
     from gearshift.profile import candidate_freqs
     from gearshift.profile.options import FRAMEWORK_OVERLAP, NANOBATCH_DEFAULT_OVERLAP
     from gearshift.search.pipeline_plan import plan_pipeline
-    from gearshift.trace import trace_preset
-
     t0 = time.perf_counter()
     dev = SimDevice("a100-sxm")
     freqs = candidate_freqs(dev.facts, min_freq_mhz=900, step_mhz=60 if args.quick else 30)
@@ -187,23 +254,35 @@ def run(args) -> dict:
                 "window0-99/sms=24", "window0-2", "window2-99", "window0-99/sms=12/block=512"]
     if args.quick:
         overlaps = overlaps[:4]
-    trace_a = trace_preset("llama-3.2-3b-tp8", layers=args.layers)
-    trace_b = trace_preset("llama-3.2-3b-tp8", layers=args.layers, nanobatches=2)
+    layers = [int(x) for x in args.stage_layers.split(",")]
+    stages = len(layers)
+    traces_a = stage_traces(layers)
+    traces_b = stage_traces(layers, nanobatches=2)
     asc = sorted(freqs)
-    ta, ea = phase_curves(trace_a, dev, asc, Overlap.parse(FRAMEWORK_OVERLAP))
-    tc, ec = phase_curves(trace_b, dev, asc, Overlap.parse(NANOBATCH_DEFAULT_OVERLAP))
-    td, ed, parts, prof, _ = gearshift_curves(trace_b, dev, asc, overlaps)
-    violations = check_dependencies(trace_b, parts, prof, dev)
+    curves_a = [phase_curves(t, dev, asc, Overlap.parse(FRAMEWORK_OVERLAP)) for t in traces_a]
+    curves_c = [phase_curves(t, dev, asc, Overlap.parse(NANOBATCH_DEFAULT_OVERLAP))
+                for t in traces_b]
+    curves_d, curves_k, violations, n_parts, n_parts_k = [], [], 0, [], []
+    for t in traces_b:
+        td, ed, parts, prof, _ = gearshift_curves(t, dev, asc, overlaps)
+        curves_d.append((td, ed))
+        violations += check_dependencies(t, parts, prof, dev)
+        n_parts.append(len(parts))
+        tk, ek, parts_k, prof_k = instruction_clock_curves(t, dev, asc, overlaps)
+        curves_k.append((tk, ek))
+        violations += check_dependencies(t, parts_k, prof_k, dev)
+        n_parts_k.append(len(parts_k))
     plans = {}
     pseudo = list(range(1, RESAMPLED + 1))     # gearshift's options: frontier points, not clocks
-    for name, (t, e, axis) in {"megatron+perseus": (ta, ea, asc),
-                               "nanobatch+perseus": (tc, ec, asc),
-                               "gearshift": (td, ed, pseudo)}.items():
-        sp = to_profile(stage_rows(t, e, axis))
-        plans[name] = plan_pipeline(sp, "1f1b", STAGES, MICROBATCHES, BLOCKING_W, "iso-time",
+    for name, (curves, axis) in {"megatron+perseus": (curves_a, asc),
+                                 "nanobatch+perseus": (curves_c, asc),
+                                 "gearshift": (curves_d, pseudo),
+                                 "instruction-clock": (curves_k, pseudo)}.items():
+        sp = to_profile(stage_rows(curves, axis))
+        plans[name] = plan_pipeline(sp, "1f1b", stages, MICROBATCHES, BLOCKING_W, "iso-time",
                                     points=24, passes=2)
-    fa, fc, fd = (frontier_arrays(plans[k]) for k in
-                  ("megatron+perseus", "nanobatch+perseus", "gearshift"))
+    fa, fc, fd, fk = (frontier_arrays(plans[k]) for k in
+                      ("megatron+perseus", "nanobatch+perseus", "gearshift", "instruction-clock"))
     megatron_max = plans["megatron+perseus"].baseline
     ours = {
         "vs Megatron+Perseus: energy at iso-time": best_saving(fa, fd, "energy"),
@@ -215,28 +294,46 @@ def run(args) -> dict:
         "vs Megatron at max throughput: time": 1 - fd[0].min() / megatron_max.time_s,
     }
     extra = {"gearshift vs nanobatching+Perseus: energy at iso-time": best_saving(fc, fd, "energy"),
-             "gearshift vs nanobatching+Perseus: time at iso-energy": best_saving(fc, fd, "time")}
-    print(f"Kareus setting on the simulated {dev.preset.name}: llama-3.2-3b-tp8, {STAGES} stages "
-          f"x {MICROBATCHES} microbatches 1F1B, {args.layers} layers/stage, clocks "
+             "gearshift vs nanobatching+Perseus: time at iso-energy": best_saving(fc, fd, "time"),
+             "per-sublayer overlap, instruction clocks vs Megatron+Perseus: energy at iso-time":
+                 best_saving(fa, fk, "energy"),
+             "per-sublayer overlap, instruction clocks vs Megatron+Perseus: time at iso-energy":
+                 best_saving(fa, fk, "time"),
+             "per-sublayer overlap, instruction clocks vs Megatron max throughput: time":
+                 1 - fk[0].min() / megatron_max.time_s}
+    print(f"Kareus setting on the simulated {dev.preset.name}: llama-3.2-3b-tp8, {stages} stages "
+          f"x {MICROBATCHES} microbatches 1F1B, microbatch {MICROBATCH} x 4096, stage layers "
+          f"{layers} (embedding on the first, norm/LM head/loss on the last), clocks "
           f"{asc[0]}-{asc[-1]} MHz ({len(asc)}), {len(overlaps)} overlap options, "
-          f"{len(parts)} partitions/stage; SIMULATED GPU energy + {BLOCKING_W:.0f} W blocking")
-    print(f"{'figure (SIMULATED)':<66} {'ours %':>8} {'Kareus %':>9}")
+          f"partitions per stage {n_parts} (per-sublayer variant {n_parts_k}); SIMULATED GPU "
+          f"energy + {BLOCKING_W:.0f} W blocking")
+    print(f"{'figure (SIMULATED)':<82} {'ours %':>8} {'Kareus %':>9}")
     for k, v in ours.items():
-        print(f"{k:<66} {'n/a' if v is None else f'{v * 100:8.2f}':>8} {KAREUS[k]:9.2f}")
+        print(f"{k:<82} {'n/a' if v is None else f'{v * 100:8.2f}':>8} {KAREUS[k]:9.2f}")
     for k, v in extra.items():
-        print(f"{k:<66} {'n/a' if v is None else f'{v * 100:8.2f}':>8} {'-':>9}")
+        print(f"{k:<82} {'n/a' if v is None else f'{v * 100:8.2f}':>8} {'-':>9}")
     print(f"dependency violations over the profiled options: {violations}")
-    comm = np.array([k.kind == "comm" for k in trace_a.kernels])
-    step = dev.run_iteration(trace_a, advance=False)
-    dur = step.kernel_end_s - step.kernel_start_s
-    comm_share = float(dur[comm].sum() / step.time_s)
-    print(f"Megatron step at 1410 MHz: collectives {comm_share:.1%} of "
-          f"{step.time_s * 1e3:.1f} ms (what nanobatching can hide at best)")
+    shares = []
+    for s_, tr in enumerate(traces_a):
+        comm = np.array([k.kind == "comm" for k in tr.kernels])
+        fwbw = np.array([k.phase in ("forward", "backward") for k in tr.kernels])
+        step = dev.run_iteration(tr, advance=False)
+        dur = step.kernel_end_s - step.kernel_start_s
+        span = float(dur[fwbw].sum())
+        shares.append(float(dur[comm & fwbw].sum() / span))
+        print(f"Megatron stage {s_} forward+backward of one microbatch at 1410 MHz: collectives "
+              f"{shares[-1]:.1%} of {span * 1e3:.1f} ms kernel time (what nanobatching can "
+              f"hide at best)")
+    comm_share = float(np.mean(shares))
     if args.sample:
-        ts, es, _, _, sampling = gearshift_curves(trace_b, dev, asc, overlaps,
-                                                  sample_budget=args.sample)
-        sp = to_profile(stage_rows(ts, es, pseudo))
-        fs = frontier_arrays(plan_pipeline(sp, "1f1b", STAGES, MICROBATCHES, BLOCKING_W,
+        sampled, sampling = [], []
+        for t in traces_b:
+            ts, es, _, _, smp = gearshift_curves(t, dev, asc, overlaps,
+                                                 sample_budget=args.sample)
+            sampled.append((ts, es))
+            sampling += smp
+        sp = to_profile(stage_rows(sampled, pseudo))
+        fs = frontier_arrays(plan_pipeline(sp, "1f1b", stages, MICROBATCHES, BLOCKING_W,
                                            "iso-time", points=24, passes=2))
         frac = sum(r["measured"] for r in sampling) / sum(r["options"] for r in sampling)
         hv = [r["hv_frac"] for r in sampling]

@@ -5,7 +5,8 @@ walks the frontier from the slowest to the fastest time one quantum per iteratio
 yields is re-scored exactly by gearshift's pipeline executor, as gearshift's own plans are.
 lowtime's exponential cost fit fails on the A40 profiles with its default grid of initial
 guesses, so an initial guess per instruction is fitted here (scipy) and passed in; only the
-solver is timed, not the fit.
+solver is timed, not the fit. Times are CPU seconds of this process (the machine is shared: wall
+time would also count other processes' turns, differently for the two solvers).
 
     .venv/bin/python bench/lowtime_speed.py --model gpt3-175b --microbatches 12
 """
@@ -109,19 +110,19 @@ def run_lowtime(prob, unit_time_s: float = 0.01, keep_every: int = 1,
     g = prob.graph
     ops = [dag.nodes[i]["op"] for i in range(g.num_ops)]
     plans, solve_s, collect_s = [], 0.0, 0.0
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for it, _ in enumerate(solver.run()):
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         solve_s += t1 - t0
         if it % keep_every == 0:
             freq = np.empty(g.num_ops, dtype=np.int64)
             freq[g.op_flat] = [op.assigned_knob for op in ops]
             plans.append(freq.reshape(prob.stages, 2, prob.microbatches))
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         collect_s += t0 - t1
         if time_limit_s is not None and solve_s > time_limit_s:
             break
-    solve_s += time.perf_counter() - t0
+    solve_s += time.process_time() - t0
     return solve_s, plans
 
 
@@ -142,10 +143,10 @@ def compare(model: str, microbatches: int, time_limit_s: float | None = None) ->
 
     prof = load(model)
     prob = PipelineProblem(prof, "1f1b", 8, microbatches, P_BLOCK_W)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     search = pipeline_frontier(prob)
     refine(search, tol=5e-3, max_passes=3)
-    ours_s = time.perf_counter() - t0
+    ours_s = time.process_time() - t0
     lt_s, plans = run_lowtime(PipelineProblem(prof, "1f1b", 8, microbatches, P_BLOCK_W),
                               time_limit_s=time_limit_s)
     pts = rescore(prob, plans)

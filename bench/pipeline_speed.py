@@ -3,7 +3,9 @@
 Cases (A40 profiles of ../shared/data/perseus_a40, time x10, energy x80, P_block 8 x 70.38 W):
   gpt3-n96     GPT-3 175B, 8 stages, 1F1B, N=96: the whole frontier (sweep + refinement)
   il-16x128    16 ranks x 128 microbatches, Interleaved1F1B, 2 virtual stages: the whole frontier
-               (the 8-stage GPT-3 profile tiled to 32 model stages: stage s -> profile s mod 8)
+               (the 8-stage GPT-3 profile tiled to 32 model stages: stage s -> profile s mod 8);
+               its order comes from torch's schedule, whose import (once per process, ~2.5 CPU s)
+               is timed apart as torch_import_s
   iso-<model>-<N>  iso-time energy of the selected plan vs the relaxation's bound at that time
                (points of the bound's energy), gpt3-175b / bloom, N = 12, 24
   lowtime      lowtime (Perseus's solver, Phillips-Dessouky) on GPT-3 N=12 in the same run:
@@ -45,6 +47,11 @@ def tiled(profile, stages: int):
 def frontier_case(name, profile, kind, stages, n, v=None) -> dict:
     from gearshift.search.pipeline_plan import plan_pipeline
 
+    extra = {}
+    if kind not in ("1f1b", "gpipe"):
+        c0 = time.process_time()
+        import torch.distributed.pipelining.schedules  # noqa: F401
+        extra["torch_import_s"] = time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     res = plan_pipeline(profile, kind, stages, n, P_BLOCK_W, "iso-time", virtual_stages=v)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -52,7 +59,7 @@ def frontier_case(name, profile, kind, stages, n, v=None) -> dict:
     # cpu_s: this process's CPU time (all threads); on a shared machine the wall time also
     # counts the time other processes held the cores
     return {"case": name, "frontier_s": wall, "cpu_s": cpu, "points": len(res.frontier),
-            "iso_saving_pct": 100 * res.saving, "iso_gap_pts": gap}
+            "iso_saving_pct": 100 * res.saving, "iso_gap_pts": gap, **extra}
 
 
 def iso_gap(res) -> float:

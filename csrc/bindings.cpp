@@ -6,7 +6,9 @@
 //   [errors]  gearshift::Error -> gearshift.errors classes
 //   [clock]   clock backends
 //   [runtime] launch hook, boundary table, controller, replay, safety, micro-benchmarks
+//   [pipeline] the pipeline planner's DAG sweeps (numpy arrays in and out)
 //   daemon    (the block at the end of PYBIND11_MODULE)
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -21,6 +23,7 @@
 #include "runtime/runtime.h"
 #include "safety/signals.h"
 #include "schedule/boundary_table.h"
+#include "pipeline/sweeps.h"
 #include "common/dynlib.h"
 #include "common/errors.h"
 #include "daemon/client.h"
@@ -520,6 +523,108 @@ void bind_runtime(py::module_& m) {
   }, py::arg("backend"), py::arg("mhz"), py::arg("n") = 10000);
 }
 
+// ===================================== [pipeline] =====================================
+// Arrays cross as numpy arrays (converted to contiguous int64 / float64 when they are not);
+// lengths are checked here, the DAG's shape in gearshift::pipeline.
+using I64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using F64Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+template <class T, class A>
+std::vector<T> to_vector(const A& a) {
+  return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+void check_len(const char* what, py::ssize_t got, int64_t want) {
+  if (got != want)
+    throw gearshift::Error(gearshift::ErrorKind::config,
+                           std::string(what) + " has " + std::to_string(got) + " entries, not one per "
+                           "computation (" + std::to_string(want) + ")",
+                           "pass one value per computation, in the graph's topological order");
+}
+
+void bind_pipeline(py::module_& m) {
+  namespace gp = gearshift::pipeline;
+  py::class_<gp::Dag>(m, "PipelineDag",
+                      "A pipeline's dependency DAG in topological order (prev, cross: -1 for none).")
+      .def(py::init([](const I64Array& prev, const I64Array& cross,
+                       const py::array_t<bool, py::array::c_style | py::array::forcecast>& p2p) {
+             std::vector<uint8_t> flags(p2p.data(), p2p.data() + p2p.size());
+             return gp::Dag(to_vector<int64_t>(prev), to_vector<int64_t>(cross), std::move(flags));
+           }),
+           py::arg("prev"), py::arg("cross"), py::arg("p2p"))
+      .def_property_readonly("num_ops", &gp::Dag::num_ops)
+      .def("schedule", [](const gp::Dag& g, const F64Array& dur, double p2p_s) {
+             check_len("dur", dur.size(), g.num_ops());
+             F64Array start(g.num_ops()), end(g.num_ops());
+             g.schedule(dur.data(), p2p_s, start.mutable_data(), end.mutable_data());
+             return py::make_tuple(start, end);
+           },
+           py::arg("dur"), py::arg("p2p_s") = 0.0,
+           "(start, end) of every computation for these durations.")
+      .def("earliest_finish", [](const gp::Dag& g, const F64Array& dur) {
+             check_len("dur", dur.size(), g.num_ops());
+             F64Array ef(g.num_ops());
+             g.earliest_finish(dur.data(), ef.mutable_data());
+             return ef;
+           },
+           py::arg("dur"))
+      .def("latest_start", [](const gp::Dag& g, const F64Array& dur, double limit) {
+             check_len("dur", dur.size(), g.num_ops());
+             F64Array ls(g.num_ops());
+             g.latest_start(dur.data(), limit, ls.mutable_data());
+             return ls;
+           },
+           py::arg("dur"), py::arg("limit"));
+
+  py::class_<gp::Sweeps>(m, "PipelineSweeps",
+                         "The planner's sweeps over one problem's DAG and clock-option tables.")
+      .def(py::init([](const gp::Dag& dag, const I64Array& op_table, const I64Array& option_start,
+                       const F64Array& option_time_s, const F64Array& option_cost_j,
+                       const I64Array& hull_start, const I64Array& hull_option) {
+             return gp::Sweeps(dag, to_vector<int64_t>(op_table), to_vector<int64_t>(option_start),
+                               to_vector<double>(option_time_s), to_vector<double>(option_cost_j),
+                               to_vector<int64_t>(hull_start), to_vector<int64_t>(hull_option));
+           }),
+           py::arg("dag"), py::arg("op_table"), py::arg("option_start"), py::arg("option_time_s"),
+           py::arg("option_cost_j"), py::arg("hull_start"), py::arg("hull_option"))
+      .def_property_readonly("num_ops", &gp::Sweeps::num_ops)
+      .def("crash", [](const gp::Sweeps& sw, const I64Array& choice, double deadline_s,
+                       int64_t max_steps) -> py::object {
+             check_len("choice", choice.size(), sw.num_ops());
+             I64Array out(sw.num_ops());
+             std::copy(choice.data(), choice.data() + choice.size(), out.mutable_data());
+             bool ok;
+             int64_t* p = out.mutable_data();
+             {
+               py::gil_scoped_release nogil;
+               ok = sw.crash(p, deadline_s, max_steps);
+             }
+             return ok ? py::object(out) : py::object(py::none());
+           },
+           py::arg("choice"), py::arg("deadline_s"), py::arg("max_steps") = -1,
+           "The crashed choice, or None when it cannot finish by the deadline.")
+      .def("fill_slack", [](const gp::Sweeps& sw, const I64Array& choice, double deadline_s,
+                            int max_passes) {
+             check_len("choice", choice.size(), sw.num_ops());
+             I64Array out(sw.num_ops());
+             std::copy(choice.data(), choice.data() + choice.size(), out.mutable_data());
+             int64_t* p = out.mutable_data();
+             {
+               py::gil_scoped_release nogil;
+               sw.fill_slack(p, deadline_s, max_passes);
+             }
+             return out;
+           },
+           py::arg("choice"), py::arg("deadline_s"), py::arg("max_passes") = 8)
+      .def("round_diffuse", [](const gp::Sweeps& sw, const F64Array& durations, double deadline_s) {
+             check_len("durations", durations.size(), sw.num_ops());
+             I64Array out(sw.num_ops());
+             sw.round_diffuse(durations.data(), deadline_s, out.mutable_data());
+             return out;
+           },
+           py::arg("durations"), py::arg("deadline_s"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -528,6 +633,7 @@ PYBIND11_MODULE(_C, m) {
   bind_errors(m);
   bind_clock(m);
   bind_runtime(m);
+  bind_pipeline(m);
   // ---- daemon ----
   // The clock daemon (server loop, client, benchmark loops). Errors carry (problem, fix, code)
   // as the Python exception's args; gearshift.daemon turns them into GearshiftError classes.

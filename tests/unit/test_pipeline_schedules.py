@@ -140,3 +140,17 @@ def test_bad_virtual_stages_and_microbatches():
         schedule_order("1f1b", 4, 8, 2)
     with pytest.raises(ConfigError, match="refuses"):
         schedule_order("interleaved-1f1b", 4, 9, 2)      # 9 is not a multiple of 2 rounds
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("1f1b", "gpipe")])
+def test_orders_skip_the_comms_lowering_but_not_a_single_action(kind, monkeypatch):
+    """The planner builds torch's schedules without lowering them to send/recv actions; the
+    compute actions are those of the unmodified torch class."""
+    from gearshift.pipeline import schedules
+    from gearshift.pipeline.order import SCHEDULES
+
+    cls = SCHEDULES[kind][0]
+    ranks, n, v = SHAPES[kind]
+    quick = schedules.torch_order(cls, ranks, v, n + 4)
+    monkeypatch.setattr(schedules, "_compute_only", lambda c: c)
+    assert quick == schedules.torch_order(cls, ranks, v, n + 4)

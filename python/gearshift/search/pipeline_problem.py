@@ -87,6 +87,16 @@ class PipelineProblem:
                     succ[p].append(i)
         self.succ = succ
         self.preds = [[p for p in (g.prev[i], g.cross[i]) if p >= 0] for i in range(g.num_ops)]
+        # the option tables flat (table k = k-th key of ``options``), for vectorised look-ups
+        # and the native sweeps: computation i's option j is entry option_base[i] + j
+        table_of = {key: k for k, key in enumerate(self.options)}
+        self.op_table = np.array([table_of[key] for key in self.op_key], dtype=np.int64)
+        sizes = [len(o.time_s) for o in self.options.values()]
+        self.option_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.option_time_s = np.concatenate([o.time_s for o in self.options.values()])
+        self.option_cost_j = np.concatenate([o.cost_j for o in self.options.values()])
+        self.option_freq_index = np.concatenate([o.freq_index for o in self.options.values()])
+        self.option_base = self.option_start[self.op_table]
 
     # --- plans as per-op option indices (into each op's Options) -------------------------
     def fastest_choice(self) -> np.ndarray:
@@ -102,13 +112,13 @@ class PipelineProblem:
                                     self.profile.max_freq_mhz, self.graph)
 
     def op_times(self, choice: np.ndarray) -> np.ndarray:
-        return np.array([self.options[k].time_s[c] for k, c in zip(self.op_key, choice)])
+        return self.option_time_s[self.option_base + choice]
 
     def op_costs(self, choice: np.ndarray) -> np.ndarray:
-        return np.array([self.options[k].cost_j[c] for k, c in zip(self.op_key, choice)])
+        return self.option_cost_j[self.option_base + choice]
 
     def to_plan(self, choice: np.ndarray) -> PipelinePlan:
-        fidx = np.array([self.options[k].freq_index[c] for k, c in zip(self.op_key, choice)])
+        fidx = self.option_freq_index[self.option_base + np.asarray(choice)]
         g = self.graph
         freq = np.zeros(g.stages * g.kinds * g.microbatches, dtype=np.int64)
         freq[g.op_flat] = self.profile.freqs_mhz[fidx]
@@ -119,16 +129,8 @@ class PipelineProblem:
         return execute_graph(self.profile, plan, self.graph, self.blocking_power_w)
 
     def makespan(self, durations: np.ndarray) -> float:
-        g = self.graph
-        end = [0.0] * g.num_ops
-        d = durations.tolist()
-        for i in range(g.num_ops):
-            t = 0.0
-            for p in self.preds[i]:
-                if end[p] > t:
-                    t = end[p]
-            end[i] = t + d[i]
-        return max(end)
+        """Iteration time with these per-computation durations (no transfer time)."""
+        return float(self.graph.dag.earliest_finish(durations).max())
 
 
 def pareto_indices(time_s: np.ndarray, cost_j: np.ndarray) -> np.ndarray:

@@ -73,6 +73,11 @@ class LlamaConfig:
     # RMSNorm, rotary embedding and SwiGLU as one kernel each (trace/fused.py), as Megatron /
     # Transformer Engine run them; False: PyTorch's eager ops (five to eight kernels each)
     fused: bool = True
+    # the pipeline stage this config is (``layers`` are the stage's): "all" (no pipeline), or
+    # "first" (embedding + layers), "middle" (layers), "last" (layers + final norm, LM head and
+    # loss); a stage that does not start the model takes the previous stage's activation and
+    # returns its gradient, one that does not end it receives its output's gradient
+    pp_stage: str = "all"
 
     def check(self) -> "LlamaConfig":
         problems = []
@@ -86,10 +91,15 @@ class LlamaConfig:
         if min(self.layers, self.hidden, self.heads, self.kv_heads, self.head_dim,
                self.intermediate, self.seq, self.batch, self.tp) < 1:
             problems.append("every size must be >= 1")
+        if self.pp_stage not in PP_STAGES:
+            problems.append(f"pp_stage {self.pp_stage!r} is not one of {', '.join(PP_STAGES)}")
         if problems:
             raise TraceError("invalid Llama configuration: " + "; ".join(problems),
                              "pick sizes that divide evenly")
         return self
+
+
+PP_STAGES = ("all", "first", "middle", "last")
 
 
 @dataclass(frozen=True)
@@ -260,6 +270,21 @@ class GPT(nn.Module):
         return self.lm_head(x)                   # [T, B, vocab]
 
 
+class _ToNextStage(torch.autograd.Function):
+    """A stage that does not end the model: its output goes to the next stage (a pipeline
+    send, which the pipeline executor models) and the gradient that stage sends back arrives
+    in a receive buffer. Neither launches a compute kernel on this stage (empty tensors)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.out = x.detach()          # for its shape and placement only
+        return torch.empty((), dtype=torch.float32, device=x.device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return torch.empty_like(ctx.out)
+
+
 def gpt_loss(targets: torch.Tensor):
     """Cross entropy of [T, B, vocab] logits against [B, T] targets, in fp32 as usual."""
     def loss(logits):
@@ -394,11 +419,12 @@ class Llama(nn.Module):
     def __init__(self, cfg: LlamaConfig):
         super().__init__()
         self.cfg = cfg.check()
-        self.embed = nn.Embedding(cfg.vocab // cfg.tp, cfg.hidden)
+        starts, ends = cfg.pp_stage in ("all", "first"), cfg.pp_stage in ("all", "last")
+        self.embed = nn.Embedding(cfg.vocab // cfg.tp, cfg.hidden) if starts else None
         self.blocks = nn.ModuleList(LlamaBlock(cfg) for _ in range(cfg.layers))
-        self.norm = _rms_norm(cfg, cfg.hidden)
-        self.lm_head = nn.Linear(cfg.hidden, cfg.vocab // cfg.tp, bias=False)
-        if cfg.tie_embeddings:
+        self.norm = _rms_norm(cfg, cfg.hidden) if ends else None
+        self.lm_head = nn.Linear(cfg.hidden, cfg.vocab // cfg.tp, bias=False) if ends else None
+        if cfg.tie_embeddings and starts and ends:
             self.lm_head.weight = self.embed.weight
         inv = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim)
         ang = torch.outer(torch.arange(cfg.seq).float(), inv)
@@ -406,14 +432,19 @@ class Llama(nn.Module):
         self.register_buffer("cos", ang.cos().to(getattr(torch, cfg.dtype)), persistent=False)
         self.register_buffer("sin", ang.sin().to(getattr(torch, cfg.dtype)), persistent=False)
 
-    def forward(self, idx):                      # idx: [B, T] token ids (this rank's vocab shard)
-        x = self.embed(idx).transpose(0, 1)      # [T, B, H]
-        if self.cfg.tp > 1:                      # vocab-parallel embedding: sum the shards
-            x = _ReduceFromTP.apply(x)
+    def forward(self, idx):    # [B, T] token ids (this rank's vocab shard), or [T, B, H] activation
+        if self.embed is not None:
+            x = self.embed(idx).transpose(0, 1)  # [T, B, H]
+            if self.cfg.tp > 1:                  # vocab-parallel embedding: sum the shards
+                x = _ReduceFromTP.apply(x)
+        else:                                    # the previous pipeline stage's output
+            x = idx
         t = x.shape[0]
         cos, sin = self.cos[:t], self.sin[:t]
         for block in self.blocks:
             x = block(x, cos, sin)
+        if self.norm is None:                    # sent to the next pipeline stage
+            return x
         x = self.norm(x)
         if self.cfg.tp > 1:
             x = _CopyToTP.apply(x)
@@ -500,9 +531,14 @@ def build_config(cfg, device: str = "meta"):
         if isinstance(cfg, LlamaConfig):
             model = Llama(cfg.check()).to(dtype)
             vocab = cfg.vocab // cfg.tp
-            idx = torch.randint(0, vocab, (cfg.batch, cfg.seq))
-            targets = torch.randint(0, vocab, (cfg.batch, cfg.seq))
-            return model, (idx,), gpt_loss(targets), cfg
+            if cfg.pp_stage in ("all", "first"):
+                x = torch.randint(0, vocab, (cfg.batch, cfg.seq))
+            else:   # the previous stage's activation; its gradient is sent back to that stage
+                x = torch.randn(cfg.seq, cfg.batch, cfg.hidden, dtype=dtype).requires_grad_()
+            if cfg.pp_stage in ("all", "last"):
+                targets = torch.randint(0, vocab, (cfg.batch, cfg.seq))
+                return model, (x,), gpt_loss(targets), cfg
+            return model, (x,), _ToNextStage.apply, cfg
         if isinstance(cfg, GPTConfig):
             model = GPT(cfg.check()).to(dtype)
             idx = torch.randint(0, cfg.vocab, (cfg.batch, cfg.seq))

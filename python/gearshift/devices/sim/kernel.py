@@ -5,9 +5,9 @@
     t_m    = bytes / (mem_bw * mem_efficiency) * (1 - mu + mu * x)
                                                              memory part, mu = mem_f_share
     t      = max(t_c, t_m) + alpha * min(t_c, t_m) + launch_s
-    comm:  library default CTAs (sms = 0): t = latency + link_bytes / (link_bw * min(1, sms /
-               sms_sat)) * (1 - kappa + kappa * x),           kappa = comm_f_share (small)
-           a given CTA count and block size: overlap.comm_time_s (fitted on measured A100 data)
+    comm:  overlap.comm_time_s with overlap.library_params (NCCL): the CTA-/link-bound kernel
+           law at the collective's CTA count and block size (0: NCCL's defaults, the
+           preset's comm_sms_default CTAs of 512 threads), latency by ring steps
 
     V(f)/V(fmax) = v_min + (1 - v_min) * clip((f - f_knee) / (f_max - f_knee), 0, 1)
     phi(f) = (V(f)/V(fmax))^2 * f / f_max
@@ -40,6 +40,7 @@ class KernelArrays:
     mem_bytes: np.ndarray    # DRAM bytes (comm: the traffic it takes from DRAM)
     link_bytes: np.ndarray   # comm: bytes over the link (payload x algorithm factor)
     names: list
+    steps: np.ndarray | None = None   # comm: ring steps (overlap.ring_steps), for the latency
 
     def __len__(self) -> int:
         return len(self.is_comm)
@@ -53,9 +54,11 @@ class KernelArrays:
         flops = np.zeros(n)
         mem = np.zeros(n)
         link = np.zeros(n)
+        steps = np.zeros(n)
         for i, k in enumerate(trace.kernels):
             if k.kind == "comm":
                 is_comm[i] = True
+                steps[i] = ov.ring_steps(k.comm_op, world)
                 payload = k.comm_bytes if k.comm_bytes is not None else k.bytes_total
                 if payload is None:
                     if k.duration_s is None:
@@ -90,7 +93,7 @@ class KernelArrays:
                     f"kernel {i} ('{k.name}') has neither FLOPs/bytes nor a measured duration",
                     "trace with the op-level tracer (which derives FLOPs and bytes) or with "
                     "CUPTI (which records durations)")
-        return cls(is_comm, flops, mem, link, [k.name for k in trace.kernels])
+        return cls(is_comm, flops, mem, link, [k.name for k in trace.kernels], steps)
 
 
 def v_ratio(preset: GPUPreset, f_mhz) -> np.ndarray:
@@ -124,6 +127,15 @@ class KernelCost:
         self.dyn_energy_j = (self.power_w - self.gap_power_w) * self.busy_s
 
 
+def comm_launch(preset: GPUPreset, n: int, comm_sms=None, comm_block=None):
+    """(CTAs, threads per CTA) of each collective: the given ones, NCCL's defaults where 0."""
+    req = np.zeros(n) if comm_sms is None else np.asarray(comm_sms, dtype=np.float64)
+    sms = np.where(req > 0, req, float(preset.comm_sms_default))
+    blk = np.zeros(n) if comm_block is None else np.asarray(comm_block, dtype=np.float64)
+    blk = np.where(blk > 0, blk, float(ov.NCCL_BLOCK_THREADS))
+    return sms, blk
+
+
 def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None,
              comm_block=None) -> KernelCost:
     fmax = p.max_freq_mhz
@@ -133,16 +145,13 @@ def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None,
     t_m = ka.mem_bytes / (p.mem_bw_bytes_s * p.mem_efficiency) * (1.0 - mu + mu * x)
     busy = np.maximum(t_c, t_m) + p.overlap_alpha * np.minimum(t_c, t_m)
     if ka.is_comm.any():
-        # a collective given a CTA count runs the fitted CTA-limited kernel (overlap.py); the
-        # library default (0) the published link bandwidth
-        req = np.zeros(len(ka)) if comm_sms is None else np.asarray(comm_sms, dtype=float)
-        lib = req <= 0
-        sms = np.where(lib, float(p.comm_sms_default), req)
-        blk = np.full(len(ka), float(ov.DEFAULT_BLOCK_THREADS)) if comm_block is None else \
-            np.where(np.asarray(comm_block) > 0, comm_block, ov.DEFAULT_BLOCK_THREADS)
-        q = ov.params_for(p)
-        t_comm = np.where(lib, ov.library_comm_time_s(p, ka.link_bytes, sms, f),
-                          ov.comm_time_s(q, ka.link_bytes, sms, blk, f, fmax))
+        # one kernel law for every collective (overlap.py, NCCL's figures): a CTA count and block
+        # size where the overlap option gives one, the library's defaults where not (0)
+        sms, blk = comm_launch(p, len(ka), comm_sms, comm_block)
+        q = ov.library_params(p)
+        steps = ka.steps if ka.steps is not None else np.ones(len(ka))
+        t_comm = ov.comm_time_s(q, ka.link_bytes, sms, blk, f, fmax,
+                                latency_s=ov.library_latency_s(steps))
         busy = np.where(ka.is_comm, t_comm, busy)
         t_c = np.where(ka.is_comm, 0.0, t_c)
         t_m = np.where(ka.is_comm, np.minimum(ka.mem_bytes / (p.mem_bw_bytes_s * p.mem_efficiency),
@@ -156,10 +165,7 @@ def _cost_at(ka: KernelArrays, p: GPUPreset, f: np.ndarray, comm_sms=None,
     base = p.static_power_w + p.leak_power_w * vr
     dyn = p.sm_power_w * act * ph + p.mem_power_w * u_m
     if ka.is_comm.any():
-        share = sms / p.sm_count
-        p_lib = p.sm_power_w * share * p.comm_activity * ph + p.link_power_w
-        p_fit = ov.comm_power_w(q, sms, blk, f, fmax, p.sm_count, p.sm_power_w, ph)
-        p_comm = np.where(lib, p_lib, p_fit)
+        p_comm = ov.comm_power_w(q, sms, blk, f, fmax, p.sm_count, p.sm_power_w, ph)
         dyn = np.where(ka.is_comm, p_comm + p.mem_power_w * u_m, dyn)
     stall = p.sm_power_w * p.stall_activity * ph
     if ka.is_comm.any():
@@ -217,7 +223,8 @@ def kernel_costs(ka: KernelArrays, preset: GPUPreset, f_set_mhz, comm_sms=None,
     # the highest supported clock under the TDP, found by bisection over the clock list
     clocks = np.array(sorted(preset.freqs_mhz), dtype=np.float64)
     idx = np.flatnonzero(over)
-    sub = KernelArrays(ka.is_comm[idx], ka.flops[idx], ka.mem_bytes[idx], ka.link_bytes[idx], [])
+    sub = KernelArrays(ka.is_comm[idx], ka.flops[idx], ka.mem_bytes[idx], ka.link_bytes[idx], [],
+                       None if ka.steps is None else ka.steps[idx])
     sub_sms = None if comm_sms is None else np.asarray(comm_sms)[idx]
     sub_blk = None if comm_block is None else np.asarray(comm_block)[idx]
     lo = np.zeros(len(idx), dtype=np.int64)                    # always feasible (assumed)

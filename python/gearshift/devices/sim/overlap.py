@@ -28,12 +28,13 @@ stall power of a stretched compute kernel x its extra time, plus P_comm x the co
 time (``span_energy_j``).
 
 How a timeline calls it: per partition, compute the kernels' ``KernelCost`` at the partition's
-clock (``kernel.kernel_costs(..., comm_sms, comm_block=...)``: a collective with a CTA count
-gets ``comm_time_s``/``comm_power_w`` with ``params_for(preset)``, the library default
-``library_comm_time_s``), then either
+clock (``kernel.kernel_costs(..., comm_sms, comm_block=...)``: every collective runs this kernel
+law with ``library_params(preset)``, NCCL's figures, at its CTA count and block size, the
+library's defaults where none is given, so ``sms=0`` and ``sms=<comm_sms_default>`` are the
+same collective), then either
 
 * in its own dependency-true event sweep (what ``timeline.Timeline._overlapped`` does), take
-  the pairwise factors ``pair_stretch(params_for(preset), preset, t_c, t_m, busy, ctas,
+  the pairwise factors ``pair_stretch(library_params(preset), preset, t_c, t_m, busy, ctas,
   comm_mem_bytes, comm_busy, block)`` -> (s_c, s_m) per (collective, compute kernel): while they
   overlap the compute kernel progresses at 1/s_c and the collective at 1/s_m; the time a kernel
   loses is charged at its stall power (``KernelCost.stall_power_w``); or
@@ -103,8 +104,6 @@ class OverlapParams:
 
 
 _PARAMS_CACHE: dict = {}
-A100_LINK_BW_BYTES_S = 300e9   # the preset the parameters were fitted on (NVLink3, per direction)
-A100_MAX_FREQ_MHZ = 1410
 
 
 def load_params(name: str = "overlap_a100.json") -> OverlapParams:
@@ -120,27 +119,58 @@ def load_params(name: str = "overlap_a100.json") -> OverlapParams:
     return q
 
 
-def params_for(preset) -> OverlapParams:
-    """The fitted parameters carried to ``preset``: the link-bound asymptote scales with the
-    published link bandwidth, a CTA's rate with the max clock (``clock_exponent``). An assumption
-    for any GPU but the A100 the data come from."""
-    q = load_params()
-    if preset.key == "a100-sxm":
-        return q
-    return q.with_(
-        link_bw_bytes_s=q.link_bw_bytes_s * preset.link_bw_bytes_s / A100_LINK_BW_BYTES_S,
-        cta_rate_bytes_s=q.cta_rate_bytes_s
-        * (preset.max_freq_mhz / A100_MAX_FREQ_MHZ) ** q.clock_exponent)
+# ---- the library a trainer runs (NCCL): the same kernel law, anchored on published figures ----
+# The fitted parameters above describe the kernel Kareus measured (MSCCL++, 2 GPUs, 1-20 CTAs).
+# Every collective the simulator runs is NCCL's (what Megatron runs, and how gearshift gives a
+# collective its SMs: a communicator with a CTA limit), with the same law and these figures:
+NCCL_BLOCK_THREADS = 512       # threads per CTA (NCCL_NTHREADS default, NCCL environment docs)
+NCCL_LINK_EFFICIENCY = 0.8     # ~20 % protocol overhead on NVLink (NCCL maintainer, nccl-tests#212)
+NCCL_SMOOTH_P = 4.0            # assumed: channels are independent rings, a sharp CTA/link knee
+NCCL_BASE_LATENCY_S = 8.4e-6   # NCCL src/graph/tuning.cc: Ring/Simple base latency
+NCCL_STEP_LATENCY_S = 3.4e-6   # NCCL src/graph/tuning.cc: NVLink Ring/Simple latency per step
+_LIB_CACHE: dict = {}
 
 
-def library_comm_time_s(preset, link_bytes_, ctas, freq_mhz):
-    """A collective with the library's default CTAs (NCCL; not measured here): the published
-    link bandwidth, reached at ``comm_sms_saturate`` CTAs, ``comm_f_share`` of it clocked."""
-    x = preset.max_freq_mhz / np.asarray(freq_mhz, dtype=np.float64)
-    bw = preset.link_bw_bytes_s * np.minimum(1.0, np.asarray(ctas, dtype=np.float64)
-                                             / preset.comm_sms_saturate)
-    k = preset.comm_f_share
-    return preset.comm_latency_s + np.asarray(link_bytes_) / bw * (1.0 - k + k * x)
+def ring_steps(comm_op: str, world_size: int) -> int:
+    """Ring steps of a collective over ``world_size`` ranks (each pays one hop's latency)."""
+    n = max(int(world_size), 2)
+    if comm_op == "all_reduce":
+        return 2 * (n - 1)
+    if comm_op in ALGO_FACTOR:
+        return n - 1
+    return 1
+
+
+def library_params(preset) -> OverlapParams:
+    """NCCL's collective kernel on ``preset`` as :class:`OverlapParams`.
+
+    Link-bound ceiling: ``NCCL_LINK_EFFICIENCY`` x the published per-direction link bandwidth.
+    Per-CTA rate: NCCL's topology search splits the link bandwidth over its channels (one CTA
+    each), so ``comm_sms_default`` CTAs of ``NCCL_BLOCK_THREADS`` threads together reach the
+    ceiling's CTA-bound rate; with the knee ``NCCL_SMOOTH_P`` the default achieves 2^(-1/p) =
+    84 % of the ceiling (A100: 202 GB/s bus bandwidth, nccl-tests reports ~200-208 GB/s).
+    Block exponent, clock exponent and contention: the fitted / assumed values of the measured
+    kernel (``load_params``). Power: the preset's NCCL figures (assumed)."""
+    key = (preset.key, preset.link_bw_bytes_s, preset.comm_sms_default, preset.comm_activity,
+           preset.link_power_w, preset.max_freq_mhz)
+    if key in _LIB_CACHE:
+        return _LIB_CACHE[key]
+    fit = load_params()
+    ceiling = NCCL_LINK_EFFICIENCY * preset.link_bw_bytes_s
+    per_cta = ceiling / preset.comm_sms_default      # at NCCL_BLOCK_THREADS and f_max
+    q = fit.with_(
+        cta_rate_bytes_s=per_cta / (NCCL_BLOCK_THREADS / DEFAULT_BLOCK_THREADS)
+        ** fit.block_exponent,
+        link_bw_bytes_s=ceiling, smooth_p=NCCL_SMOOTH_P, latency_s=NCCL_BASE_LATENCY_S,
+        comm_activity=preset.comm_activity, link_power_w=preset.link_power_w,
+        source=f"NCCL on {preset.key}: anchored on published figures (docs/simulator.md)")
+    _LIB_CACHE[key] = q
+    return q
+
+
+def library_latency_s(steps):
+    """NCCL's latency of a ring collective of ``steps`` steps (``ring_steps``)."""
+    return NCCL_BASE_LATENCY_S + np.asarray(steps, dtype=np.float64) * NCCL_STEP_LATENCY_S
 
 
 # ---- the communication kernel ---------------------------------------------------------------
@@ -160,10 +190,13 @@ def comm_bandwidth_bytes_s(q: OverlapParams, ctas, block_threads, freq_mhz, max_
     return (cta_bw ** -p + q.link_bw_bytes_s ** -p) ** (-1.0 / p)
 
 
-def comm_time_s(q: OverlapParams, link_bytes_, ctas, block_threads, freq_mhz, max_freq_mhz):
-    """Solo time of a collective moving ``link_bytes_`` over the link."""
+def comm_time_s(q: OverlapParams, link_bytes_, ctas, block_threads, freq_mhz, max_freq_mhz,
+                latency_s=None):
+    """Solo time of a collective moving ``link_bytes_`` over the link (``latency_s``: per
+    collective, e.g. ``library_latency_s``; default ``q.latency_s``)."""
     bw = comm_bandwidth_bytes_s(q, ctas, block_threads, freq_mhz, max_freq_mhz)
-    return q.latency_s + np.asarray(link_bytes_, dtype=np.float64) / bw
+    lat = q.latency_s if latency_s is None else np.asarray(latency_s, dtype=np.float64)
+    return lat + np.asarray(link_bytes_, dtype=np.float64) / bw
 
 
 def comm_power_w(q: OverlapParams, ctas, block_threads, freq_mhz, max_freq_mhz, sm_count: int,

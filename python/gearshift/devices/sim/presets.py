@@ -38,10 +38,8 @@ class GPUPreset:
     mem_f_share: float = 0.25      # share of memory time that scales with 1/f (SM-side issue)
     overlap_alpha: float = 0.15    # t = max(tc, tm) + alpha * min(tc, tm)
     launch_s: float = 3e-6         # per-kernel launch gap on the stream
-    comm_f_share: float = 0.03     # share of a comm kernel's time that scales with 1/f
-    comm_latency_s: float = 20e-6  # per-collective fixed latency
-    comm_sms_default: int = 16     # SMs a NCCL kernel occupies by default (channels)
-    comm_sms_saturate: int = 16    # SMs needed to reach full link bandwidth
+    comm_latency_s: float = 20e-6  # rough per-collective latency (partition estimates only)
+    comm_sms_default: int = 16     # CTAs (one per SM) of a NCCL collective by default (channels)
     # --- power model ---
     static_power_w: float = 90.0   # busy-GPU constant power (leakage at the idle voltage + board)
     leak_power_w: float = 20.0     # extra leakage, scaled by V(f)/V(fmax)
@@ -85,7 +83,7 @@ _COMMON_PROV = {
     "sm_power_w": "fitted (A40), scaled by TDP", "mem_power_w": "fitted (A40), scaled by TDP",
     "stall_activity": "fitted (A40)", "v_min": "fitted (A40)",
     "f_knee_mhz": "fitted (A40), scaled by fmax",
-    "launch_s": "assumed (typical CUDA launch gap)", "comm_f_share": "assumed",
+    "launch_s": "assumed (typical CUDA launch gap)",
     "comm_latency_s": "assumed", "comm_sms_default": "assumed (NCCL channel count)",
     "comm_activity": "assumed", "link_power_w": "assumed",
     "switch_latency_s": "order of magnitude published (ms-scale, Velicka et al. 2025, "
@@ -119,11 +117,13 @@ A100_SXM = GPUPreset(
     key="a100-sxm", name="NVIDIA A100-SXM4-40GB", generation="ampere", sm_count=108,
     freqs_mhz=clock_range(210, 1410), tdp_w=400.0, peak_flops=312e12,
     mem_bw_bytes_s=1555e9, link_bw_bytes_s=300e9, idle_power_w=85.0, leak_power_w=4.5,
-    switch_latency_s=0.010,
+    comm_sms_default=24, switch_latency_s=0.010,
     provenance={**_OTHER_PROV,
                 "idle_power_w": "measured (Kareus: ~85 W while an A100 waits on point-to-point "
                                 "communication)",
                 "link_bw_bytes_s": _PUB + " (NVLink3 600 GB/s both directions)",
+                "comm_sms_default": "reported (NCCL on HGX A100 8 GPUs: 24 channels, "
+                                    "nccl-tests#100 log)",
                 "gemm_efficiency": _A100_FIT, "mem_efficiency": _A100_FIT,
                 "static_power_w": _A100_FIT, "sm_power_w": _A100_FIT, "mem_power_w": _A100_FIT,
                 "leak_power_w": "assumed (small: the A40 fit puts almost all base power in "
@@ -138,7 +138,7 @@ H100_SXM = GPUPreset(
     key="h100-sxm", name="NVIDIA H100 80GB HBM3", generation="hopper", sm_count=132,
     freqs_mhz=clock_range(345, 1980), tdp_w=700.0, peak_flops=989.4e12,
     mem_bw_bytes_s=3350e9, link_bw_bytes_s=450e9, idle_power_w=74.0, leak_power_w=4.5,
-    comm_sms_default=20, comm_sms_saturate=20, switch_latency_s=0.005,
+    comm_sms_default=20, switch_latency_s=0.005,
     provenance={**_OTHER_PROV, "idle_power_w": "reported (nvidia-smi idle readings, ~74 W)",
                 "freqs_mhz": _PUB + " (NVML supported clocks 345-1980 MHz in 15 MHz steps; an "
                              "idle GH100 SXM part reports 345 MHz, awslabs/amazon-eks-ami#1985)",

@@ -236,10 +236,10 @@ class Timeline:
         pr = self.preset
         # the stretch of each op beside the collective and of the collective (overlap.py)
         sms = comm_sms[m] if comm_sms[m] > 0 else pr.comm_sms_default
-        sig_c, sig_m = ovl.pair_stretch(ovl.params_for(pr), pr, c.t_c[ops], c.t_m[ops],
+        sig_c, sig_m = ovl.pair_stretch(ovl.library_params(pr), pr, c.t_c[ops], c.t_m[ops],
                                         c.busy_s[ops], [sms], [self.ka.mem_bytes[m]],
                                         [c.busy_s[m]],
-                                        block_size or ovl.DEFAULT_BLOCK_THREADS)
+                                        block_size or ovl.NCCL_BLOCK_THREADS)
         return sig_c[0], sig_m[0]
 
     def _overlapped(self, c: KernelCost, p: int, ov: Overlap, comm_sms: np.ndarray):
