@@ -66,21 +66,10 @@ class DaemonDevice:
         self._events_seen = 0
 
     def _real_step(self, session, schedule=None):
-        """A real GPU ran the step already: boundary times are when the runtime's controller
-        saw each boundary signal (host steady clock), one energy-counter read (NVML, read-only)
-        at the step's end, as the ``nvml`` device does."""
-        from .fake_gpu import StepSample  # noqa: PLC0415
+        """A real GPU ran the step already: read it as the ``nvml`` device does."""
+        from .gpu import read_step  # noqa: PLC0415
 
-        events = session.switch_events()
-        new = events[getattr(self, "_events_seen", 0):]
-        self._events_seen = len(events)
-        first: dict[int, float] = {}
-        for e in new:
-            if e.detect_ns:
-                first.setdefault(e.partition, e.detect_ns * 1e-9)
-        n = len(schedule.entries) if schedule is not None else 1
-        bounds = [first.get(i) for i in range(n)] if first else []
-        return StepSample(bounds, [(time.monotonic(), int(round(self.energy_j() * 1000)))], None)
+        return read_step(self, session, schedule, int(round(self.energy_j() * 1000)))
 
     def session_options(self) -> dict:
         """How a runtime Session drives the GPU: the measuring GPU's signal path, this

@@ -98,18 +98,24 @@ class GpuDevice:
         self._events_seen = 0
 
     def play_step(self, session, schedule=None):
-        """The GPU ran the step already: read what it left. Boundary times are when the
-        runtime's controller saw each boundary signal (host steady clock, the base of
-        ``time.monotonic``); one energy-counter read per step, at its end."""
-        from .fake_gpu import StepSample  # noqa: PLC0415
+        """The GPU ran the step already: read what it left (see ``read_step``)."""
+        return read_step(self, session, schedule, self.energy_counter_mj())
 
-        events = session.switch_events()
-        new = events[getattr(self, "_events_seen", 0):]
-        self._events_seen = len(events)
-        first: dict[int, float] = {}
-        for e in new:
-            if e.detect_ns:
-                first.setdefault(e.partition, e.detect_ns * 1e-9)
-        n = len(schedule.entries) if schedule is not None else 1
-        bounds = [first.get(i) for i in range(n)] if first else []
-        return StepSample(bounds, [(time.monotonic(), self.energy_counter_mj())], None)
+
+def read_step(device, session, schedule, energy_mj: int):
+    """What a real GPU's step left, for the in-loop profiler: each partition's boundary time is
+    when the runtime's controller saw its boundary signal (host steady clock, the base of
+    ``time.monotonic``); one energy-counter read per step, at its end. ``device`` remembers how
+    many of the session's events it has seen (``_events_seen``, reset by ``session_started``)."""
+    from .fake_gpu import StepSample  # noqa: PLC0415
+
+    events = session.switch_events()
+    new = events[getattr(device, "_events_seen", 0):]
+    device._events_seen = len(events)
+    first: dict[int, float] = {}
+    for e in new:
+        if e.detect_ns:
+            first.setdefault(e.partition, e.detect_ns * 1e-9)
+    n = len(schedule.entries) if schedule is not None else 1
+    bounds = [first.get(i) for i in range(n)] if first else []
+    return StepSample(bounds, [(time.monotonic(), energy_mj)], None)
