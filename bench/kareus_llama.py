@@ -111,23 +111,30 @@ def phase_curves(trace, device, freqs, overlap):
     return out_t, out_e
 
 
+def _profile_with_phase_cuts(trace, auto, strategy, device, freqs, overlaps):
+    """``auto``'s cuts plus a cut at every forward/backward change (one instruction's clock
+    never spans two), profiled under every clock and overlap option."""
+    from gearshift.model import Partitioning
+    from gearshift.profile import profile_partitions
+
+    phase_cuts = [i for i in range(1, len(trace))
+                  if trace.kernels[i].phase != trace.kernels[i - 1].phase]
+    cuts = sorted(set(auto.boundaries()) | set(phase_cuts))
+    parts = Partitioning.from_cuts(trace, cuts, strategy=strategy)
+    return parts, profile_partitions(trace, parts, device, freqs_mhz=freqs, overlaps=overlaps,
+                                     progress=False)
+
+
 def gearshift_curves(trace, device, freqs, overlaps, sample_budget=None, points=RESAMPLED):
     """Per instruction, its partitions' frontiers composed, resampled to ``points`` points
     (slowest first, as the planner's clock axis runs)."""
-    from gearshift.model import Partitioning
     from gearshift.partition import partition
-    from gearshift.profile import profile_partitions
     from gearshift.search.compose import compose
     from gearshift.search.iteration import sampled_frontiers
     from gearshift.search.partition_frontier import profile_frontiers
 
     auto = partition(trace, switch_latency_s=device.capabilities.switch_latency_s)
-    phase_cuts = [i for i in range(1, len(trace))
-                  if trace.kernels[i].phase != trace.kernels[i - 1].phase]
-    cuts = sorted(set(auto.boundaries()) | set(phase_cuts))
-    parts = Partitioning.from_cuts(trace, cuts, strategy="auto+phase")
-    prof = profile_partitions(trace, parts, device, freqs_mhz=freqs, overlaps=overlaps,
-                              progress=False)
+    parts, prof = _profile_with_phase_cuts(trace, auto, "auto+phase", device, freqs, overlaps)
     fronts = profile_frontiers(prof, energy_includes_static=True)
     sampling = None
     if sample_budget:
@@ -154,9 +161,7 @@ def instruction_clock_curves(trace, device, freqs, overlaps, points=RESAMPLED):
     exact. Per instruction and clock, the partitions' frontiers over their overlap options are
     composed; the union over clocks, Pareto-pruned and resampled, is the instruction's options.
     """
-    from gearshift.model import Partitioning
     from gearshift.partition import partition
-    from gearshift.profile import profile_partitions
     from gearshift.search.compose import compose
     from gearshift.search.partition_frontier import frontier_from_points, pareto_indices
 
@@ -164,12 +169,7 @@ def instruction_clock_curves(trace, device, freqs, overlaps, points=RESAMPLED):
     # collective and the kernels after it up to the next collective, the other nanobatch's
     # sublayer in the interleaved trace, as Kareus defines its partitions
     auto = partition(trace, strategy="comm", min_partition_s=0.0)
-    phase_cuts = [i for i in range(1, len(trace))
-                  if trace.kernels[i].phase != trace.kernels[i - 1].phase]
-    cuts = sorted(set(auto.boundaries()) | set(phase_cuts))
-    parts = Partitioning.from_cuts(trace, cuts, strategy="comm+phase")
-    prof = profile_partitions(trace, parts, device, freqs_mhz=freqs, overlaps=overlaps,
-                              progress=False)
+    parts, prof = _profile_with_phase_cuts(trace, auto, "comm+phase", device, freqs, overlaps)
     by_part = prof.by_partition()
     out_t, out_e = {}, {}
     for instr in ("forward", "backward"):
