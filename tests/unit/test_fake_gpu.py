@@ -244,6 +244,10 @@ def test_small_gpt_trains_through_every_phase_and_matches_the_simulator(tmp_path
     prof = g.gearshift.online.profile
     assert all(v <= 0.01 for v in prof.extra["energy_error_bound"].values())
     assert sum(st["steps_per_option"].values()) <= by["profile"]
+    # status says, per option, the steps it took and its error bound (%), and sums them up
+    assert set(st["energy_error_bound_pct"]) == set(st["steps_per_option"])
+    assert max(st["energy_error_bound_pct"].values()) <= 1.0
+    assert st["profile_accounting"].startswith("measured: ")
     # losses are eager's: gearshift never touches the math
     assert losses == train(eager, steps=len(losses))
     # the recorded trace carries CUDA library names; the schedule was made for it
@@ -354,4 +358,6 @@ def test_status_has_the_same_keys_on_the_simulated_gpu():
     assert STATUS_KEYS <= set(st) and st["phase"] == "enforce"
     assert st["steps_by_phase"]["enforce"] == 2 and st["mode"] == "simulated"
     assert st["options_total"] > 0 and st["planned_energy_saving_pct"] is not None
+    assert st["steps_per_option"] == st["energy_error_bound_pct"] == {}
+    assert st["profile_accounting"].startswith("simulated: ")
     g.gearshift.close()

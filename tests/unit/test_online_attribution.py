@@ -141,3 +141,64 @@ def test_measured_plan_matches_the_simulator_and_time_split_would_not(profiled):
                                  objective=OPTS["objective"])
     old = _energy(sim, op, parts, old_plan)
     assert old > best * 1.01, (old, best)
+
+
+def _per_option_errors(run):
+    """Per measured option (p, MHz): (time error, energy-difference error) against the
+    simulator's settled per-option values, relative to the simulator's time and energy of p at
+    that option. Energies are compared as differences to the reference clock: the split of the
+    reference step over partitions is a gauge (profile.extra["energy_split"])."""
+    from gearshift.model import Partitioning
+
+    on = run.online
+    op = on.op_trace
+    parts = Partitioning.from_cuts(op, [p.start for p in on.partitioning.partitions])
+    sim = SimDevice(_preset())
+    freqs = on.search.candidates
+    t_sim, e_sim = sim.profile_options(op, parts, [(f, "none") for f in freqs])
+    by = {(e.partition, e.freq_mhz): e for e in on.profile.entries}
+    out = {}
+    for i, f in enumerate(freqs[1:], start=1):
+        for p in range(len(parts)):
+            got = by[(p, f)]
+            d_meas = got.energy_j - by[(p, freqs[0])].energy_j
+            d_sim = e_sim[i, p] - e_sim[0, p]
+            out[(p, f)] = (got.time_s / t_sim[i, p] - 1, (d_meas - d_sim) / e_sim[i, p])
+    return out
+
+
+@pytest.mark.slow
+def test_rounds_wait_out_the_switch_latency(profiled):
+    """The 0.5 ms switch is half the shortest partition: a round that requested p's clock at
+    p's boundary would time the first 0.5 ms of p at the old clock. The rounds request it a
+    latency ahead (and the reference back a latency before p's end), so p runs wholly at its
+    option: times are the simulator's settled values, energies too up to the kernel a lock
+    lands beside (corrected at the measured rates)."""
+    err = _per_option_errors(profiled)
+    t_err = np.array([abs(v[0]) for v in err.values()])
+    e_err = np.array([abs(v[1]) for v in err.values()])
+    assert t_err.max() <= 0.01, err
+    assert np.median(e_err) <= 0.01, err
+    assert e_err.max() <= 0.03, err
+    # the layouts did lead: every option round's steps requested p's clock ahead of p
+    prof = profiled.online.profile
+    assert prof.extra["switch_latency_s"] == pytest.approx(SWITCH_LATENCY_S)
+
+
+@pytest.mark.slow
+def test_without_the_wait_the_transition_is_measured(monkeypatch):
+    """The same profile with rounds that request clocks at the boundaries and count steps at
+    once (a 5 % energy target keeps it short: the time errors alone show it)."""
+    from gearshift.integrations.online import OnlinePath
+    from gearshift.profile import online
+
+    monkeypatch.setattr(OnlinePath, "_switch_latency_s", lambda self: 0.0)
+    monkeypatch.setattr(online, "TARGET_ERROR", 0.05)
+    monkeypatch.setitem(OPTS, "freq_step_mhz", 900)          # 1980 and 1080 MHz
+    torch.set_num_threads(1)
+    run = _profile_until_enforced()
+    try:
+        err = _per_option_errors(run)
+    finally:
+        run.close()
+    assert max(abs(v[0]) for v in err.values()) > 0.05, err

@@ -187,8 +187,13 @@ class OnlinePath:
                                 step_mhz=self.config.freq_step_mhz or 90)
         self.freqs = sorted(freqs, reverse=True)
         options = [clock_options(self.freqs) for _ in self.partitioning.partitions]
+        durations = [k.duration_s for k in self.trace.kernels]
         self.search = OptionSearch(options, self.reference, partitions,
-                                   only_reference=self.predicted)
+                                   only_reference=self.predicted,
+                                   latency_s=self._switch_latency_s(),
+                                   starts=[p.start for p in self.partitioning.partitions],
+                                   kernel_s=durations if any(durations) else None,
+                                   num_kernels=len(self.trace))
         self.overlap_note = self._overlap_note()
         self.r.options_total = self.search.options_total
         _say(self.config, f"profile: {len(partitions)} partitions x {len(freqs)} clocks "
@@ -217,39 +222,55 @@ class OnlinePath:
 
         return (int(self.device.facts.max_freq_mhz), NO_OVERLAP)
 
-    def _probe(self, probe) -> Schedule:
-        """A schedule that runs ``probe``: every partition at the reference option but one."""
+    def _switch_latency_s(self) -> float:
+        """The clock switch latency profiling rounds wait out: the device's (the fake NVML's
+        preset), else the declared default (a real GPU's driver does not report it)."""
+        from ..partition import DEFAULT_SWITCH_LATENCY_S  # noqa: PLC0415
+
+        lat = getattr(self.device.capabilities, "switch_latency_s", None)
+        return float(DEFAULT_SWITCH_LATENCY_S if lat is None else lat)
+
+    def _probe(self, layout) -> Schedule:
+        """A schedule that runs a probe: every partition at the reference option but one,
+        whose option is requested ahead of its boundaries (``profile.online.probe_layout``)."""
+        from ..model import Partitioning  # noqa: PLC0415
         from ..model.schedule import ScheduleEntry  # noqa: PLC0415
 
-        parts = self.partitioning
-        choices = probe.choices(len(parts), self.reference)
-        entries = [ScheduleEntry(p.index, p.start, int(c[0]), c[1], signature=p.signature,
-                                 label=p.label) for p, c in zip(parts.partitions, choices)]
+        sub = Partitioning.from_cuts(self.trace, list(layout.cuts))
+        names = self.partitioning.partitions
+        entries = [ScheduleEntry(i, q.start, int(c[0]), c[1], signature=q.signature,
+                                 label=names[o].label)
+                   for i, (q, c, o) in enumerate(zip(sub.partitions, layout.clocks,
+                                                     layout.owner))]
         return Schedule(entries, self.trace.signature(), self.device.facts.name,
-                        parts.num_kernels, objective="profile")
+                        sub.num_kernels, objective="profile")
 
     def _next_round(self) -> None:
-        from ..profile.online import Round  # noqa: PLC0415
-
         probe = self.search.next_probe()
         if probe is None:
             self._close_session()
             self.round = None
             self.phase = "plan"
             return
-        self.round = Round(probe, len(self.partitioning))
-        self._open(self._probe(probe), trace=self.trace)
+        self.round = self.search.new_round(probe)
+        self._open(self._probe(self.round.layout), trace=self.trace)
 
     def _profile_step(self, sample) -> None:
         if sample is not None and self.round is not None:
             self.round.add(sample)
+            if self.round.settled_steps == 1 and self.round.relayout() is not None:
+                # p's time at the option moved its lead-out kernel: restart on the new layout
+                self._open(self._probe(self.round.layout), trace=self.trace)
+                return
         if self.round is None or not self.search.done(self.round):
             return
         m = self.search.record(self.round)
         self.r.options_measured = self.search.options_measured
-        _say(self.config, f"profile: {self.round.probe.key} measured in {self.round.steps} "
-             f"steps (step energy {m.step_energy_j * 1e3:.2f} mJ, error bound "
-             f"{m.error * 100:.3f} %)")
+        pr = self.round.probe
+        bound = m.error if pr.partition is None else self.search.option_error(pr.partition,
+                                                                              pr.option)
+        _say(self.config, f"profile: {pr.key} measured in {m.steps} steps (step energy "
+             f"{m.step_energy_j * 1e3:.2f} mJ, energy error bound {bound * 100:.3f} %)")
         self._next_round()
 
     # ------------------------------------------------------------------ plan
@@ -287,29 +308,21 @@ class OnlinePath:
         self._start_enforce()
 
     def _predictor(self):
-        """The simulated GPU's response, fitted to what the default clock measured: each
-        partition's time and energy scale with the simulated whole-step ratios to the top
-        clock, anchored on the measurement."""
+        """The simulated GPU's response, fitted per partition to what the default clock
+        measured (``profile.predicted``); it also sets the reference step's energy split."""
         from ..devices.sim import SimDevice  # noqa: PLC0415
-        from ..partition import partition  # noqa: PLC0415
+        from ..profile.predicted import fit_predictor, op_cuts  # noqa: PLC0415
         from ..trace import trace_step  # noqa: PLC0415
 
         op = self.op_trace or trace_step(self.r.model, self.r.last_inputs, self.r.loss_fn,
                                          self.r.optimizer_factory, model_name=self.r.model_name)
         sim = SimDevice(_closest_preset(self.device.facts.name))
-        whole = partition(op, min_partition_s=float("inf"))
-        clocks = [f for f in self.freqs if f in set(sim.facts.supported_freqs_mhz)]
-        times, energies = sim.profile_options(op, whole, [(f, "none") for f in clocks] +
-                                              [(sim.facts.max_freq_mhz, "none")])
-        ref_t, ref_e = times[-1].sum(), energies[-1].sum()
-        table = {f: (times[i].sum() / ref_t, energies[i].sum() / ref_e)
-                 for i, f in enumerate(clocks)}
-
-        def predict(p, option):
-            t0, e0 = self.search.partition_option(p, self.reference)
-            near = min(table, key=lambda g: abs(g - option[0]))
-            rt, re = table[near]
-            return t0 * rt, e0 * re
+        ref = self.search.ref
+        starts = [p.start for p in self.partitioning.partitions]
+        cuts = op_cuts(op, starts, len(self.trace), ref.times_s, sim)
+        predict = fit_predictor(sim, op, cuts, self.freqs, self.reference[0], ref.times_s,
+                                ref.step_energy_j)
+        self.search.split = predict.split
         return predict
 
     # ------------------------------------------------------------------ enforce

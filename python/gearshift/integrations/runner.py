@@ -313,6 +313,12 @@ class Runner:
             "mode": ("predicted" if online and online.predicted else
                      "measured" if online else "simulated"),
             "steps_per_option": search.steps_per_option() if search else {},
+            # each option's energy error bound (%) and a summary line, on every device
+            "energy_error_bound_pct": search.error_bounds_pct() if search else {},
+            "profile_accounting": search.accounting() if search else (
+                "simulated: the simulated GPU prices every option exactly; no training step "
+                "is measured, so there is no counter error" if self.device is not None and
+                self.device.capabilities.simulated else "profiling: nothing measured yet"),
             "drift_events": self.drift_events,
             # why the profile measured no overlap option (None: the simulated profile has them)
             "overlap_profile_note": online.overlap_note if online else None,
