@@ -161,6 +161,11 @@ def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
                                                st["steps_by_phase"]["enforce"] >= 5):
                 break
         st = g.gearshift.status()
+        spo = list((st.get("steps_per_option") or {}).values())
+        rows.append(("profile effort", f"{st['options_measured']}/{st['options_total']} options "
+                     f"measured, steps per option median {statistics.median(spo) if spo else 0}"
+                     f", max {max(spo) if spo else 0}",
+                     "energy counter updates, not steps, bound each option's error"))
         rows.append(("predicted plan", f"phase {st['phase']}, steps {st['steps_by_phase']}",
                      f"saving {st['planned_energy_saving_pct'] or 0:.1f} % ({st['saving_label']})"
                      f" in {time.perf_counter() - t0:.0f} s"))
