@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 
 MAX_PROFILE_STEPS = 3000
 
@@ -67,7 +68,8 @@ def pct(values, q):
     return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))] if v else None
 
 
-def run(fake: bool, preset: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+def run(fake: bool, preset: str, save_trace: str | None = None
+        ) -> tuple[list[tuple[str, str, str]], list[str]]:
     import torch
 
     import gearshift
@@ -96,130 +98,170 @@ def run(fake: bool, preset: str) -> tuple[list[tuple[str, str, str]], list[str]]
     for _ in range(3):
         step()                                              # warm-up, optimizer state
 
-    # 1. launches per step: CUPTI hook vs torch.profiler
-    if fake:
-        from gearshift.trace import trace_step
-        dev.attach(trace_step(model, step.idx))
-    s = Session(mode="record", **dev.session_options()).start()
-    try:
-        s.step()
-        step()
-        if fake:
-            dev.play_step(s)
-        n_cupti = len(s.records(-1))
-        cupti_ok = s.cupti_active
-    finally:
-        s.close()
-    if fake:
-        n_ref, ref = len(dev.op_trace), "op-level trace"
-    else:
-        from torch.profiler import ProfilerActivity, profile
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            step()
-        n_ref = sum(1 for e in prof.events() if getattr(e.device_type, "name", "") == "CUDA")
-        ref = "torch.profiler"
-    rows.append(("launches/step", f"CUPTI hook {n_cupti}, {ref} {n_ref}",
-                 "hook subscribed" if cupti_ok else "hook NOT subscribed"))
-    if not cupti_ok or n_cupti == 0:
-        failed.append("the CUPTI launch hook recorded nothing")
-    elif abs(n_cupti - n_ref) > 0.05 * max(n_ref, 1):
-        failed.append(f"CUPTI counts {n_cupti} launches, {ref} {n_ref}")
+    state: dict = {"n_cupti": 0, "trace": None}
+    from gearshift._native import library_status
+    libs = {lib: library_status(lib) for lib in ("cuda", "nvml", "cupti")}
 
-    # 2. the training-loop path in predicted mode
-    t0 = time.perf_counter()
-    g = gearshift.compile(tiny_gpt(torch_device), device=spec, progress=False,
-                          objective="max-slowdown=1.1", freq_step_mhz=240)
-    gstep = Step(g, torch_device)
-    for _ in range(MAX_PROFILE_STEPS):
-        gstep(g)
-        st = g.gearshift.status()
-        if st["phase"] in ("fallback",) or (st["phase"] == "enforce" and
-                                           st["steps_by_phase"]["enforce"] >= 5):
-            break
-    st = g.gearshift.status()
-    rows.append(("predicted plan", f"phase {st['phase']}, steps {st['steps_by_phase']}",
-                 f"saving {st['planned_energy_saving_pct'] or 0:.1f} % ({st['saving_label']})"
-                 f" in {time.perf_counter() - t0:.0f} s"))
-    if st["phase"] != "enforce" or st["mode"] != "predicted":
-        failed.append(f"predicted-mode path ended in {st['phase']} "
-                      f"({st.get('fallback_reason') or 'profile did not converge'})")
-    online = g.gearshift.online
-    trace = online.trace if online is not None else None
-    g.gearshift.close()
-
-    # 3. dry-run enforcement latency: two clocks alternating at every boundary
-    if trace is not None:
-        from gearshift.model import Partitioning, Schedule
-        from gearshift.model.schedule import ScheduleEntry
-        clocks = sorted(dev.facts.supported_freqs_mhz, reverse=True)[:2]
-        n = len(trace)
-        cuts = sorted({int(i * n / 8) for i in range(8)})
-        parts = Partitioning.from_cuts(trace, cuts)
-        sched = Schedule([ScheduleEntry(p.index, p.start, clocks[p.index % 2],
-                                        signature=p.signature) for p in parts.partitions],
-                         trace.signature(), dev.facts.name, n, objective="gpu_check")
-        s = Session(sched, trace=trace, **dev.session_options()).start()
+    def check(name, fn):
+        # one check's crash is reported and the others still run: a GPU lease is short
         try:
-            for _ in range(20):
-                s.step()
-                step()
-                if fake:
-                    dev.play_step(s, sched)
-            events = [e for e in s.switch_events() if e.action == "switched"]
-        finally:
-            s.close()
-        lat = [e.latency_us for e in events if e.latency_us is not None]
-        what = "boundary -> switch call"
-        if not lat:   # a real GPU does not time the boundary itself: detection -> call
-            lat = [(e.call_ns - e.detect_ns) / 1e3 for e in events if e.call_ns and e.detect_ns]
-            what = "boundary seen -> switch call"
-        if lat:
-            rows.append(("switch latency", f"median {statistics.median(lat):.1f} us, "
-                         f"p99 {pct(lat, 99):.1f} us", f"{what}, {len(lat)} dry-run switches"))
-        else:
-            failed.append("no dry-run switch events were recorded")
+            fn()
+        except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
+            traceback.print_exc(file=sys.stderr)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            failed.append(f"{name}: {type(exc).__name__}: {first}")
 
-    # 4. hook cost: step time with / without the launch hook (median of 15)
-    def timed(k=15):
-        out = []
-        for _ in range(k):
-            t = time.perf_counter()
-            step()
-            out.append(time.perf_counter() - t)
-        return statistics.median(out)
-    plain = timed()
-    s = Session(mode="record", **dev.session_options()).start()
-    try:
-        hooked = timed() if not fake else None
-    finally:
-        s.close()
-    if hooked is not None:
-        per = (hooked - plain) / max(n_cupti, 1) * 1e6
-        rows.append(("hook cost", f"step {plain * 1e3:.2f} -> {hooked * 1e3:.2f} ms "
-                     f"(x{hooked / plain:.3f})", f"{per:.2f} us per launch"))
-    else:
-        rows.append(("hook cost", "n/a on the fake GPU", "launches are replayed, not timed"))
+    rows.append(("libraries", ", ".join(
+        f"{lib} {'ok' if st['loaded'] else 'missing'}" for lib, st in libs.items()),
+        "; ".join(f"{lib}: {st.get('path') or st.get('error', '')}" for lib, st in libs.items())))
 
-    # 5. energy counter reads during steps
-    reads = []
-    s = Session(mode="record", **dev.session_options()).start() if fake else None
-    try:
-        for _ in range(100 if fake else 30):   # fake steps last < 1 ms of device time
-            t = time.perf_counter()
-            if s is not None:
-                s.step()
+    # 1. launches per step: CUPTI hook vs torch.profiler
+    def _check1():
+        if fake:
+            from gearshift.trace import trace_step
+            dev.attach(trace_step(model, step.idx))
+        s = Session(mode="record", **dev.session_options()).start()
+        try:
+            s.step()
             step()
             if fake:
-                dev.play_step(s)          # the fake GPU runs the step: its counter integrates
-            reads.append((time.perf_counter() - t, dev.energy_counter_mj()))
-    finally:
-        if s is not None:
+                dev.play_step(s)
+            n_cupti = state["n_cupti"] = len(s.records(-1))
+            cupti_ok = s.cupti_active
+            cupti_error = s.cupti_error
+        finally:
             s.close()
-    changes = sum(1 for a, b in zip(reads, reads[1:]) if b[1] != a[1])
-    rows.append(("energy counter", f"{len(reads)} reads, {changes} updates seen",
-                 f"last {reads[-1][1]} mJ"))
-    if changes == 0:
-        failed.append(f"the NVML energy counter did not change over {len(reads)} steps")
+        if fake:
+            n_ref, ref = len(dev.op_trace), "op-level trace"
+        else:
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                step()
+            n_ref = sum(1 for e in prof.events() if getattr(e.device_type, "name", "") == "CUDA")
+            ref = "torch.profiler"
+        rows.append(("launches/step", f"CUPTI hook {n_cupti}, {ref} {n_ref}",
+                     "hook subscribed" if cupti_ok else f"hook NOT subscribed: {cupti_error}"))
+        if not cupti_ok or n_cupti == 0:
+            failed.append("the CUPTI launch hook recorded nothing"
+                          + (f" ({cupti_error})" if cupti_error else ""))
+        elif abs(n_cupti - n_ref) > 0.05 * max(n_ref, 1):
+            failed.append(f"CUPTI counts {n_cupti} launches, {ref} {n_ref}")
+
+    check('launches', _check1)
+
+    # 2. the training-loop path in predicted mode
+    def _check2():
+        t0 = time.perf_counter()
+        g = gearshift.compile(tiny_gpt(torch_device), device=spec, progress=False,
+                              objective="max-slowdown=1.1", freq_step_mhz=240)
+        gstep = Step(g, torch_device)
+        for _ in range(MAX_PROFILE_STEPS):
+            gstep(g)
+            st = g.gearshift.status()
+            if st["phase"] in ("fallback",) or (st["phase"] == "enforce" and
+                                               st["steps_by_phase"]["enforce"] >= 5):
+                break
+        st = g.gearshift.status()
+        rows.append(("predicted plan", f"phase {st['phase']}, steps {st['steps_by_phase']}",
+                     f"saving {st['planned_energy_saving_pct'] or 0:.1f} % ({st['saving_label']})"
+                     f" in {time.perf_counter() - t0:.0f} s"))
+        if st["phase"] != "enforce" or st["mode"] != "predicted":
+            failed.append(f"predicted-mode path ended in {st['phase']} "
+                          f"({st.get('fallback_reason') or 'profile did not converge'})")
+        online = g.gearshift.online
+        state["trace"] = online.trace if online is not None else None
+        g.gearshift.close()
+        if save_trace and state["trace"] is not None:
+            state["trace"].save(save_trace)      # the recorded launch sequence, for offline study
+
+    check('predicted-mode', _check2)
+
+    # 3. dry-run enforcement latency: two clocks alternating at every boundary
+    def _check3():
+        trace = state["trace"]
+        if trace is None:
+            failed.append("switch-latency: no recorded trace (the predicted-mode check failed)")
+        else:
+            from gearshift.model import Partitioning, Schedule
+            from gearshift.model.schedule import ScheduleEntry
+            clocks = sorted(dev.facts.supported_freqs_mhz, reverse=True)[:2]
+            n = len(trace)
+            cuts = sorted({int(i * n / 8) for i in range(8)})
+            parts = Partitioning.from_cuts(trace, cuts)
+            sched = Schedule([ScheduleEntry(p.index, p.start, clocks[p.index % 2],
+                                            signature=p.signature) for p in parts.partitions],
+                             trace.signature(), dev.facts.name, n, objective="gpu_check")
+            s = Session(sched, trace=trace, **dev.session_options()).start()
+            try:
+                for _ in range(20):
+                    s.step()
+                    step()
+                    if fake:
+                        dev.play_step(s, sched)
+                events = [e for e in s.switch_events() if e.action == "switched"]
+            finally:
+                s.close()
+            lat = [e.latency_us for e in events if e.latency_us is not None]
+            what = "boundary -> switch call"
+            if not lat:   # a real GPU does not time the boundary itself: detection -> call
+                lat = [(e.call_ns - e.detect_ns) / 1e3 for e in events if e.call_ns and e.detect_ns]
+                what = "boundary seen -> switch call"
+            if lat:
+                rows.append(("switch latency", f"median {statistics.median(lat):.1f} us, "
+                             f"p99 {pct(lat, 99):.1f} us", f"{what}, {len(lat)} dry-run switches"))
+            else:
+                failed.append("no dry-run switch events were recorded")
+
+    check('switch-latency', _check3)
+
+    # 4. hook cost: step time with / without the launch hook (median of 15)
+    def _check4():
+        def timed(k=15):
+            out = []
+            for _ in range(k):
+                t = time.perf_counter()
+                step()
+                out.append(time.perf_counter() - t)
+            return statistics.median(out)
+        plain = timed()
+        s = Session(mode="record", **dev.session_options()).start()
+        try:
+            hooked = timed() if not fake else None
+        finally:
+            s.close()
+        if hooked is not None:
+            per = (hooked - plain) / max(state['n_cupti'], 1) * 1e6
+            rows.append(("hook cost", f"step {plain * 1e3:.2f} -> {hooked * 1e3:.2f} ms "
+                         f"(x{hooked / plain:.3f})", f"{per:.2f} us per launch"))
+        else:
+            rows.append(("hook cost", "n/a on the fake GPU", "launches are replayed, not timed"))
+
+    check('hook-cost', _check4)
+
+    # 5. energy counter reads during steps
+    def _check5():
+        reads = []
+        s = Session(mode="record", **dev.session_options()).start() if fake else None
+        try:
+            for _ in range(100 if fake else 30):   # fake steps last < 1 ms of device time
+                t = time.perf_counter()
+                if s is not None:
+                    s.step()
+                step()
+                if fake:
+                    dev.play_step(s)          # the fake GPU runs the step: its counter integrates
+                reads.append((time.perf_counter() - t, dev.energy_counter_mj()))
+        finally:
+            if s is not None:
+                s.close()
+        changes = sum(1 for a, b in zip(reads, reads[1:]) if b[1] != a[1])
+        rows.append(("energy counter", f"{len(reads)} reads, {changes} updates seen",
+                     f"last {reads[-1][1]} mJ"))
+        if changes == 0:
+            failed.append(f"the NVML energy counter did not change over {len(reads)} steps")
+
+    check('energy-counter', _check5)
+
     return rows, failed
 
 
@@ -227,11 +269,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fake", action="store_true", help="run on the fake GPU (CPU, for CI)")
     ap.add_argument("--preset", default="h100-sxm", help="the fake GPU's preset")
+    ap.add_argument("--save-trace", metavar="PATH",
+                    help="save the kernel trace the predicted-mode check recorded (KernelTrace JSON)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     saved = os.environ.get("GEARSHIFT_FAKE_GPU_LOCK")
     try:
-        rows, failed = run(args.fake, args.preset)
+        rows, failed = run(args.fake, args.preset, args.save_trace)
     except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
         rows, failed = [], [f"{type(exc).__name__}: {exc}".splitlines()[0]]
     finally:
