@@ -33,8 +33,11 @@ Cases (all nanobatched in 2, Kareus's split; SIMULATED GPUs):
   - llama-3.2-3b-tp8, qwen3-1.7b-tp8 on the A100, gpt-1.3b-tp4 on the H100: the options
     ``gearshift profile`` measures by default (the clocks from half the top one up, 6 overlap
     choices) on the default partitioning;
-  - kareus: llama-3.2-3b-tp8 on the A100 with bench/kareus_llama.py's options (18 clocks
-    900-1410 MHz in 30 MHz steps x 8 overlap choices, partitions cut at phase changes too).
+  - kareus: llama-3.2-3b-tp8 and qwen3-1.7b-tp8 on the A100 with bench/kareus_llama.py's options
+    (18 clocks 900-1410 MHz in 30 MHz steps x 8 overlap choices, partitions cut at phase changes
+    too);
+  - kareus-grid: the same with Kareus's own tensor-parallel grid: 18 clocks x (serial + 3 launch
+    windows x communication SMs 3-30 in steps of 3) = 558 options per partition.
 """
 
 from __future__ import annotations
@@ -53,8 +56,13 @@ from gearshift.search.partition_frontier import (best_subset_hypervolumes, front
 
 KAREUS_OVERLAPS = ["serial", "window0-99", "window0-99/sms=6", "window0-99/sms=12",
                    "window0-99/sms=24", "window0-2", "window2-99", "window0-99/sms=12/block=512"]
+# Kareus's own tensor-parallel grid: communication SMs 3-30 in steps of 3 for each launch window
+KAREUS_GRID = ["serial"] + [f"{w}/sms={n}" for w in ("window0-99", "window0-2", "window2-99")
+                            for n in range(3, 31, 3)]
 CASES = [("llama-3.2-3b-tp8", "a100-sxm", "default"), ("qwen3-1.7b-tp8", "a100-sxm", "default"),
-         ("gpt-1.3b-tp4", "h100-sxm", "default"), ("llama-3.2-3b-tp8", "a100-sxm", "kareus")]
+         ("gpt-1.3b-tp4", "h100-sxm", "default"), ("llama-3.2-3b-tp8", "a100-sxm", "kareus"),
+         ("qwen3-1.7b-tp8", "a100-sxm", "kareus"), ("llama-3.2-3b-tp8", "a100-sxm", "kareus-grid"),
+         ("qwen3-1.7b-tp8", "a100-sxm", "kareus-grid")]
 
 
 def case_profile(preset: str, gpu: str, options: str, layers: int | None):
@@ -75,7 +83,8 @@ def case_profile(preset: str, gpu: str, options: str, layers: int | None):
     parts = Partitioning.from_cuts(trace, sorted(set(parts.boundaries()) | set(phase_cuts)),
                                    strategy="auto+phase")
     freqs = candidate_freqs(dev.facts, min_freq_mhz=900, step_mhz=30)
-    return profile_partitions(trace, parts, dev, freqs_mhz=freqs, overlaps=KAREUS_OVERLAPS,
+    overlaps = KAREUS_GRID if options == "kareus-grid" else KAREUS_OVERLAPS
+    return profile_partitions(trace, parts, dev, freqs_mhz=freqs, overlaps=overlaps,
                               progress=False), parts
 
 

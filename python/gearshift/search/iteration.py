@@ -289,6 +289,9 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
         frontier.meta["sampling"] = sampling
     # the schedule is what search.select picks on the frontier we hand out, by construction
     chosen = select(frontier, objective)
+    if sampling is not None:
+        frontier.meta["sampling_selected"] = _rescore_on_profile(profile, parts, chosen,
+                                                                 energy_includes_static)
     frontier.meta["selected_index"] = next(i for i, p in enumerate(points) if p is chosen)
     entries = []
     for i, part in enumerate(partitioning.partitions):
@@ -308,6 +311,23 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
                             "pass_gains_rel": [p.gain_rel for p in result.passes[1:]]},
                         nanobatches=nanobatches)
     return frontier, schedule.validate()
+
+
+def _rescore_on_profile(profile: Profile, parts, chosen, energy_includes_static) -> dict:
+    """The selected point as the sampled frontiers claim it (predicted options at their
+    predictions) and as the profile, which stood in for the device, has it."""
+    static = 0.0 if energy_includes_static else profile.device.static_power_w
+    truth = {(o.partition, o.freq_mhz, o.overlap): (o.time_s, o.energy_j + static * o.time_s)
+             for o in profile.entries}
+    predicted = 0
+    t = e = 0.0
+    for i, (c, fr) in enumerate(zip(chosen.choices, parts)):
+        k = fr.options.index((c.freq_mhz, c.overlap))
+        predicted += bool(fr.meta.get("predicted", [False] * len(fr))[k])
+        t += truth[(i, c.freq_mhz, c.overlap)][0]
+        e += truth[(i, c.freq_mhz, c.overlap)][1]
+    return {"predicted_choices": predicted, "claimed_time_s": chosen.time_s,
+            "claimed_energy_j": chosen.energy_j, "profile_time_s": t, "profile_energy_j": e}
 
 
 def scored_points(time_s, energy_j, true_time_s, true_energy_j) -> tuple[np.ndarray, np.ndarray]:

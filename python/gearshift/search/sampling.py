@@ -327,19 +327,24 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
 
 def _borrowed_shape(options, g, o, order, count, run, measured_idx, ts, es, shapes, partition,
                     predict) -> SampledFrontier:
-    """Too few measurements for a surrogate per overlap choice: each choice's fastest and
-    slowest clock (choices in ``order`` while the budget lasts), then, budget left, its middle
-    clock. In between, time is linear in f_max / f (compute-bound time is) and power is the
-    borrowed shape through the measured ends; a third measured clock adds a curvature term to
-    each (least squares over the choice's measurements)."""
+    """Too few measurements for a surrogate per overlap choice: the budget split over the
+    choices (in ``order``), each choice's share at the Chebyshev nodes of its clock list (one
+    measurement: its fastest clock), which keep the largest interpolation error smallest. In
+    between and beyond, time is affine in f_max / f (compute-bound time is) and power is the
+    borrowed shape through the measurements; a third clock adds a curvature term to each
+    (least squares)."""
     f = np.array([opt[0] for opt in options], dtype=float)
-    for rank in range(3):       # both ends of every choice first, then the middles
-        for k in order:
-            mine = np.flatnonzero(o == k)
-            by_g = mine[np.argsort(g[mine])]
-            i = int((by_g[0], by_g[-1], by_g[by_g.size // 2])[rank])
-            if len(measured_idx) < count and i not in measured_idx:
-                run(i)
+    share = [count // len(order) + (r < count % len(order)) for r in range(len(order))]
+    for k, n in zip(order, share):
+        mine = np.flatnonzero(o == k)
+        by_g = mine[np.argsort(g[mine])]
+        if n == 1 or by_g.size <= n:
+            picks = by_g[:n]
+        else:
+            nodes = (by_g.size - 1) / 2 * (1 - np.cos((2 * np.arange(1, n + 1) - 1) * np.pi / (2 * n)))
+            picks = by_g[np.unique(np.rint(nodes).astype(int))]
+        for i in picks:
+            run(int(i))
     pred_t = np.full(len(options), np.nan)
     pred_e = np.full(len(options), np.nan)
     for k in order:
