@@ -7,7 +7,8 @@ dry-run backend, which only logs the switches it would make.
     python bench/gpu_check.py --fake     # the same logic on the fake GPU (CPU, used by CI)
 
 Checks, then one summary table and the last line ``gpu_check=ok`` or ``gpu_check=failed <why>``:
-1. launches: the CUPTI launch hook's count for one training step against torch.profiler's
+1. launches: the CUPTI launch hook's count over three training steps (the sequence must repeat),
+   and against torch.profiler's (taken last: Kineto keeps CUPTI once it subscribed)
    (on --fake, against the op-level trace the fake GPU launches from);
 2. predicted mode: gearshift.compile in the training loop records the step, partitions it,
    measures the default clock until the energy counter's error is <= 1 %, predicts the other
@@ -68,7 +69,7 @@ def pct(values, q):
     return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))] if v else None
 
 
-def run(fake: bool, preset: str, save_trace: str | None = None
+def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
         ) -> tuple[list[tuple[str, str, str]], list[str]]:
     import torch
 
@@ -115,37 +116,35 @@ def run(fake: bool, preset: str, save_trace: str | None = None
         f"{lib} {'ok' if st['loaded'] else 'missing'}" for lib, st in libs.items()),
         "; ".join(f"{lib}: {st.get('path') or st.get('error', '')}" for lib, st in libs.items())))
 
-    # 1. launches per step: CUPTI hook vs torch.profiler
+    # 1. launches per step (three steps: the sequence the runtime enforces must repeat);
+    #    torch.profiler's count is taken last (check 6): once Kineto has subscribed to CUPTI it
+    #    keeps CUPTI's one subscriber slot until the process ends
     def _check1():
         if fake:
             from gearshift.trace import trace_step
             dev.attach(trace_step(model, step.idx))
         s = Session(mode="record", **dev.session_options()).start()
         try:
-            s.step()
-            step()
-            if fake:
-                dev.play_step(s)
-            n_cupti = state["n_cupti"] = len(s.records(-1))
-            cupti_ok = s.cupti_active
-            cupti_error = s.cupti_error
+            for _ in range(3):
+                s.step()
+                step()
+                if fake:
+                    dev.play_step(s)
+            per_step = [[r.name for r in s.records(i)] for i in (1, 2, 3)]
+            cupti_ok, cupti_error = s.cupti_active, s.cupti_error
         finally:
             s.close()
-        if fake:
-            n_ref, ref = len(dev.op_trace), "op-level trace"
-        else:
-            from torch.profiler import ProfilerActivity, profile
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                step()
-            n_ref = sum(1 for e in prof.events() if getattr(e.device_type, "name", "") == "CUDA")
-            ref = "torch.profiler"
-        rows.append(("launches/step", f"CUPTI hook {n_cupti}, {ref} {n_ref}",
-                     "hook subscribed" if cupti_ok else f"hook NOT subscribed: {cupti_error}"))
+        n_cupti = state["n_cupti"] = len(per_step[-1])
+        same = per_step[1] == per_step[2]
+        rows.append(("launches/step", f"CUPTI hook {[len(p) for p in per_step]} over 3 steps",
+                     ("hook subscribed" if cupti_ok else f"hook NOT subscribed: {cupti_error}")
+                     + ("; steps 2 and 3 launch the same sequence" if same else
+                        "; steps 2 and 3 DIFFER")))
         if not cupti_ok or n_cupti == 0:
             failed.append("the CUPTI launch hook recorded nothing"
                           + (f" ({cupti_error})" if cupti_error else ""))
-        elif abs(n_cupti - n_ref) > 0.05 * max(n_ref, 1):
-            failed.append(f"CUPTI counts {n_cupti} launches, {ref} {n_ref}")
+        elif not same:
+            failed.append("the launch sequence changes from step to step")
 
     check('launches', _check1)
 
@@ -226,6 +225,8 @@ def run(fake: bool, preset: str, save_trace: str | None = None
         plain = timed()
         s = Session(mode="record", **dev.session_options()).start()
         try:
+            if not fake and not s.cupti_active:
+                raise RuntimeError(f"the launch hook is not subscribed ({s.cupti_error})")
             hooked = timed() if not fake else None
         finally:
             s.close()
@@ -255,12 +256,100 @@ def run(fake: bool, preset: str, save_trace: str | None = None
             if s is not None:
                 s.close()
         changes = sum(1 for a, b in zip(reads, reads[1:]) if b[1] != a[1])
-        rows.append(("energy counter", f"{len(reads)} reads, {changes} updates seen",
-                     f"last {reads[-1][1]} mJ"))
+        note = f"last {reads[-1][1]} mJ"
+        if not fake:
+            # the counter's update period and step: poll it every ~0.2 ms for 1 s of steps
+            ups, t_end, last = [], time.perf_counter() + 1.0, dev.energy_counter_mj()
+            while time.perf_counter() < t_end:
+                model(step.idx).sum().backward()           # keep the GPU busy, no sync
+                for _ in range(20):
+                    v = dev.energy_counter_mj()
+                    if v != last:
+                        ups.append((time.perf_counter(), v - last))
+                        last = v
+                    time.sleep(0.0002)
+            torch.cuda.synchronize()
+            step.opt.zero_grad()
+            if len(ups) >= 3:
+                gaps = [b[0] - a[0] for a, b in zip(ups, ups[1:])]
+                note += (f"; update period median {statistics.median(gaps) * 1e3:.1f} ms, "
+                         f"step median {statistics.median([u[1] for u in ups]):.0f} mJ "
+                         f"({len(ups)} updates in 1 s)")
+        rows.append(("energy counter", f"{len(reads)} reads, {changes} updates seen", note))
         if changes == 0:
             failed.append(f"the NVML energy counter did not change over {len(reads)} steps")
 
     check('energy-counter', _check5)
+
+    # 7 (--hf). a Hugging Face Llama (built from a config: no download) through all phases in
+    #    predicted mode; its losses must equal eager's, step for step
+    def _check7():
+        import copy
+
+        import transformers
+
+        cfg = transformers.LlamaConfig(hidden_size=256, intermediate_size=704, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2,
+                                       vocab_size=1024, max_position_embeddings=128)
+        torch.manual_seed(0)
+        model = transformers.LlamaForCausalLM(cfg).to(torch_device)
+        eager = copy.deepcopy(model)
+        g = gearshift.compile(model, device=spec, progress=False, loss_fn=lambda out: out.loss,
+                              objective="max-slowdown=1.1", freq_step_mhz=240)
+
+        def loop(m, steps=None, until=None):
+            gen = torch.Generator().manual_seed(2)
+            opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+            out = []
+            for _ in range(steps or MAX_PROFILE_STEPS):
+                ids = torch.randint(0, 1024, (4, 128), generator=gen).to(torch_device)
+                loss = m(input_ids=ids, labels=ids).loss
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                out.append(loss.item())
+                if until is not None and until(m.gearshift.status()):
+                    break
+            return out
+
+        t0 = time.perf_counter()
+        losses = loop(g, until=lambda st: st["phase"] == "fallback" or (
+            st["phase"] == "enforce" and st["steps_by_phase"]["enforce"] >= 5))
+        st = g.gearshift.status()
+        g.gearshift.close()
+        ref = loop(eager, steps=len(losses))
+        # a GPU's attention backward may add in a different order run to run: equal up to that
+        worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses, ref))
+        same = worst <= 1e-4
+        rows.append(("hf llama", f"phase {st['phase']}, steps {st['steps_by_phase']}",
+                     f"saving {st['planned_energy_saving_pct'] or 0:.1f} % ({st['saving_label']}), "
+                     f"losses {'equal' if same else 'DIFFER from'} eager's (max rel. {worst:.1e}), "
+                     f"{time.perf_counter() - t0:.0f} s"))
+        if st["phase"] != "enforce":
+            failed.append(f"hf llama ended in {st['phase']} ({st.get('fallback_reason')})")
+        if not same:
+            failed.append("hf llama: losses differ from eager's")
+
+    if hf:
+        check('hf-llama', _check7)
+
+    # 6. the reference count of launches per step (last: see check 1)
+    def _check6():
+        n_cupti = state["n_cupti"]
+        if fake:
+            n_ref, ref = len(dev.op_trace), "op-level trace"
+        else:
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                step()
+            n_ref = sum(1 for e in prof.events() if getattr(e.device_type, "name", "") == "CUDA")
+            ref = "torch.profiler"
+        rows.append(("launches vs ref", f"CUPTI hook {n_cupti}, {ref} {n_ref}",
+                     "one training step each"))
+        if n_cupti and abs(n_cupti - n_ref) > 0.05 * max(n_ref, 1):
+            failed.append(f"CUPTI counts {n_cupti} launches, {ref} {n_ref}")
+
+    check('launches-vs-reference', _check6)
 
     return rows, failed
 
@@ -269,13 +358,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fake", action="store_true", help="run on the fake GPU (CPU, for CI)")
     ap.add_argument("--preset", default="h100-sxm", help="the fake GPU's preset")
+    ap.add_argument("--hf", action="store_true",
+                    help="also train a small Hugging Face Llama through every phase")
     ap.add_argument("--save-trace", metavar="PATH",
                     help="save the kernel trace the predicted-mode check recorded (KernelTrace JSON)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     saved = os.environ.get("GEARSHIFT_FAKE_GPU_LOCK")
     try:
-        rows, failed = run(args.fake, args.preset, args.save_trace)
+        rows, failed = run(args.fake, args.preset, args.save_trace, args.hf)
     except Exception as exc:  # noqa: BLE001 - the check reports, it does not crash
         rows, failed = [], [f"{type(exc).__name__}: {exc}".splitlines()[0]]
     finally:
