@@ -150,6 +150,17 @@ class OnlinePath:
         self._open(mode="record")
 
     def _end_record(self) -> None:
+        if not self.session.cupti_active:
+            # recording needs the launch hook; without it the buffer is empty and "empty" is
+            # not the reason the user can act on
+            from ..errors import TraceError  # noqa: PLC0415
+
+            raise TraceError(
+                "the CUPTI launch hook could not record the step "
+                f"({self.session.cupti_error or 'not subscribed'})",
+                "CUPTI has one subscriber slot per process and torch.profiler/Kineto keeps it "
+                "once it ran: create the gearshift model before any profiler runs, or profile "
+                "in another process")
         trace = self.session.to_trace(-1, model=self.r.model_name, device=self.device.facts.name)
         durations = getattr(self.device, "last_kernel_durations_s", None)
         if durations is not None and len(durations) == len(trace):
