@@ -126,8 +126,20 @@ def test_measured_plan_matches_the_simulator_and_time_split_would_not(profiled):
                                   progress=False)
     _, sim_plan = plan_iteration(sim_prof, parts, objective=OPTS["objective"])
     best = _energy(sim, op, parts, sim_plan)
-    measured = _energy(sim, op, parts, run.schedule)
-    assert measured == pytest.approx(best, rel=0.01)
+    # the measured profile prices its own plan as the simulator does (settled values)
+    by = {(e.partition, e.freq_mhz): e.energy_j for e in sim_prof.entries}
+    settled = sum(by[(e.partition, e.freq_mhz)] for e in run.schedule.entries)
+    assert run.schedule.predicted["energy_j"] == pytest.approx(settled, rel=0.01)
+    # and its plan is as good in the objective (Zeus cost, at the simulator's truth with the
+    # switches): cost=0.5 has near-ties where a plan trades energy for time (here p0 at 1680
+    # or 1380 MHz: 0.01 % apart in cost, 3 % in energy), so energy alone is not the measure
+    p_ref = sim_plan.predicted["baseline_energy_j"] / sim_plan.predicted["baseline_time_s"]
+
+    def cost(schedule):
+        r = sim.run_iteration(op, parts, [(e.freq_mhz, "none") for e in schedule.entries],
+                              advance=False)
+        return 0.5 * r.energy_j + 0.5 * p_ref * r.time_s
+    assert cost(run.schedule) <= cost(sim_plan) * 1.005
 
     # the old attribution: rounds with every partition at one clock, the step's energy split
     # by partition time (here with the simulator's exact whole-step figures, so its only error
