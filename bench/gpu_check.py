@@ -15,7 +15,7 @@ Checks, then one summary table and the last line ``gpu_check=ok`` or ``gpu_check
    clocks and plans (labelled "predicted"), then enforces in dry-run;
 3. enforcement latency: a dry-run schedule alternating two clocks at every partition boundary;
    boundary -> switch-call latency (median, p99) from the runtime's switch events;
-4. hook cost: step time with the launch hook subscribed / without it, and per launch;
+4. hook cost: step time without the hook, recording, and counting against a dry-run schedule;
 5. energy counter: NVML total-energy reads during steps, and the update period they show.
 """
 
@@ -161,6 +161,11 @@ def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
                                                st["steps_by_phase"]["enforce"] >= 5):
                 break
         st = g.gearshift.status()
+        spo = list((st.get("steps_per_option") or {}).values())
+        rows.append(("profile effort", f"{st['options_measured']}/{st['options_total']} options "
+                     f"measured, steps per option median {statistics.median(spo) if spo else 0}"
+                     f", max {max(spo) if spo else 0}",
+                     "energy counter updates, not steps, bound each option's error"))
         rows.append(("predicted plan", f"phase {st['phase']}, steps {st['steps_by_phase']}",
                      f"saving {st['planned_energy_saving_pct'] or 0:.1f} % ({st['saving_label']})"
                      f" in {time.perf_counter() - t0:.0f} s"))
@@ -190,6 +195,7 @@ def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
             sched = Schedule([ScheduleEntry(p.index, p.start, clocks[p.index % 2],
                                             signature=p.signature) for p in parts.partitions],
                              trace.signature(), dev.facts.name, n, objective="gpu_check")
+            state["schedule"] = sched
             s = Session(sched, trace=trace, **dev.session_options()).start()
             try:
                 for _ in range(20):
@@ -213,29 +219,48 @@ def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
 
     check('switch-latency', _check3)
 
-    # 4. hook cost: step time with / without the launch hook (median of 15)
+    # 4. hook cost: step time without the hook, with it recording (record mode) and with it
+    #    counting launches against a schedule (apply mode, dry-run switches at 8 boundaries:
+    #    what runs during training); blocks of the three interleaved so drift hits all alike
     def _check4():
-        def timed(k=15):
-            out = []
-            for _ in range(k):
-                t = time.perf_counter()
-                step()
-                out.append(time.perf_counter() - t)
-            return statistics.median(out)
-        plain = timed()
-        s = Session(mode="record", **dev.session_options()).start()
-        try:
-            if not fake and not s.cupti_active:
-                raise RuntimeError(f"the launch hook is not subscribed ({s.cupti_error})")
-            hooked = timed() if not fake else None
-        finally:
-            s.close()
-        if hooked is not None:
-            per = (hooked - plain) / max(state['n_cupti'], 1) * 1e6
-            rows.append(("hook cost", f"step {plain * 1e3:.2f} -> {hooked * 1e3:.2f} ms "
-                         f"(x{hooked / plain:.3f})", f"{per:.2f} us per launch"))
-        else:
+        if fake:
             rows.append(("hook cost", "n/a on the fake GPU", "launches are replayed, not timed"))
+            return
+        sched = state.get("schedule")
+
+        def block(kind, k=10):
+            s = None
+            if kind == "record":
+                s = Session(mode="record", **dev.session_options()).start()
+            elif kind == "apply":
+                s = Session(sched, trace=state["trace"], **dev.session_options()).start()
+            try:
+                if s is not None and not s.cupti_active:
+                    raise RuntimeError(f"the launch hook is not subscribed ({s.cupti_error})")
+                out = []
+                for _ in range(k):
+                    if s is not None and kind == "apply":
+                        s.step()
+                    t = time.perf_counter()
+                    step()
+                    out.append(time.perf_counter() - t)
+                return out
+            finally:
+                if s is not None:
+                    s.close()
+
+        kinds = ["plain", "record"] + (["apply"] if sched is not None else [])
+        times: dict = {k: [] for k in kinds}
+        for _ in range(6):
+            for k in kinds:
+                times[k] += block(k)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        n = max(state["n_cupti"], 1)
+        for k in kinds[1:]:
+            per = (med[k] - med["plain"]) / n * 1e6
+            rows.append((f"hook cost ({k})", f"step {med['plain'] * 1e3:.2f} -> {med[k] * 1e3:.2f} ms"
+                         f" (x{med[k] / med['plain']:.3f})",
+                         f"{per:+.2f} us per launch, median of {len(times[k])} steps"))
 
     check('hook-cost', _check4)
 
