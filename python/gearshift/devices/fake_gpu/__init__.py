@@ -237,7 +237,7 @@ class FakeGpuDevice:
         n_kernels = len(self._launches)
         if self._durations is None or len(self._durations) != n_kernels:
             self._durations = np.zeros(n_kernels)
-        before = len(session.switch_events())
+        before = session.switch_event_count()
         t0 = nv.now_s
         reads = [(t0, self.energy_counter_mj())]
         starts_s, step_starts = [], np.zeros(n_kernels)
@@ -250,7 +250,7 @@ class FakeGpuDevice:
             kernels = [SimpleNamespace(name=nm, stream=st, grid=g, block=b, duration_s=float(d))
                        for (nm, st, g, b), d in zip(self._launches[p.start:p.end],
                                                     self._durations[p.start:p.end])]
-            session.replay(SimpleNamespace(kernels=kernels), 1)
+            session.replay(SimpleNamespace(kernels=kernels), 1, events=False)
             requested = nv.requested_mhz()
             last = nv.last_lock()               # when that clock was asked for
             landing_s = (last[0] + self.preset.switch_latency_s - t_i) if last else 0.0
@@ -266,7 +266,7 @@ class FakeGpuDevice:
         self.steps_played += 1
         # a boundary the runtime's controller acted on was reached when the device reached
         # that partition's first kernel
-        seen = {ev.partition for ev in session.switch_events()[before:]}
+        seen = {ev.partition for ev in session.switch_events(before)}
         bounds = ([s if i in seen else None for i, s in enumerate(starts_s)]
                   if schedule is not None else [t0])
         return StepSample(bounds, reads, nv.now_s)
