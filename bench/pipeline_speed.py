@@ -11,6 +11,14 @@ Cases (A40 profiles of ../shared/data/perseus_a40, time x10, energy x80, P_block
   lowtime      lowtime (Perseus's solver, Phillips-Dessouky) on GPT-3 N=12 in the same run:
                its solver time / ours (its fit is not timed; see lowtime_speed.py)
 
+Quality of the two whole-frontier cases against the frontier the planner found before the
+network-simplex relaxation (commit 79550d7, bench/results/pipeline_ref, written by
+pipeline_frontier_ref.py), by exactly re-scored points (gearshift.search.pipeline_quality):
+  ref_misses / ref_worst   reference points no new point (or the new hull) matches within 1e-6
+                           of energy at no more time, and the largest relative excess
+  new_misses / new_worst   the same the other way round (the reference against the new points)
+  hull_mean                mean relative difference of the lower hulls over the common range
+
     .venv/bin/python bench/pipeline_speed.py [--only gpt3-n96 il-16x128 iso lowtime]
 """
 
@@ -56,10 +64,30 @@ def frontier_case(name, profile, kind, stages, n, v=None) -> dict:
     res = plan_pipeline(profile, kind, stages, n, P_BLOCK_W, "iso-time", virtual_stages=v)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     gap = iso_gap(res)
+    extra.update(quality(name, res.frontier))
     # cpu_s: this process's CPU time (all threads); on a shared machine the wall time also
     # counts the time other processes held the cores
     return {"case": name, "frontier_s": wall, "cpu_s": cpu, "points": len(res.frontier),
             "iso_saving_pct": 100 * res.saving, "iso_gap_pts": gap, **extra}
+
+
+REF = Path(__file__).resolve().parent / "results" / "pipeline_ref"
+
+
+def quality(name: str, frontier) -> dict:
+    from gearshift.search.pipeline_quality import compare, lower_hull_at, read_reference
+
+    path = REF / f"{name}.json"
+    if not path.exists():
+        return {}
+    ref = np.array(read_reference(path))
+    new = np.array([(p.time_s, p.energy_j) for p in frontier.points])
+    a, b = compare(new, ref), compare(ref, new)
+    ts = np.linspace(ref[0, 0], min(ref[-1, 0], new[:, 0].max()), 4000)
+    hull = lower_hull_at(new[:, 0], new[:, 1], ts) / lower_hull_at(ref[:, 0], ref[:, 1], ts) - 1
+    return {"ref_points": len(ref), "ref_misses": len(a.misses), "ref_worst": a.worst_excess,
+            "new_misses": len(b.misses), "new_worst": b.worst_excess,
+            "hull_mean": float(np.mean(hull)), "strict_ok": a.ok}
 
 
 def iso_gap(res) -> float:

@@ -24,6 +24,7 @@
 #include "safety/signals.h"
 #include "schedule/boundary_table.h"
 #include "pipeline/sweeps.h"
+#include "pipeline/tradeoff.h"
 #include "common/dynlib.h"
 #include "common/errors.h"
 #include "daemon/client.h"
@@ -616,6 +617,13 @@ void bind_pipeline(py::module_& m) {
              return out;
            },
            py::arg("choice"), py::arg("deadline_s"), py::arg("max_passes") = 8)
+      .def("round_down", [](const gp::Sweeps& sw, const F64Array& durations) {
+             check_len("durations", durations.size(), sw.num_ops());
+             I64Array out(sw.num_ops());
+             sw.round_down(durations.data(), out.mutable_data());
+             return out;
+           },
+           py::arg("durations"))
       .def("round_diffuse", [](const gp::Sweeps& sw, const F64Array& durations, double deadline_s) {
              check_len("durations", durations.size(), sw.num_ops());
              I64Array out(sw.num_ops());
@@ -623,6 +631,25 @@ void bind_pipeline(py::module_& m) {
              return out;
            },
            py::arg("durations"), py::arg("deadline_s"));
+
+  py::class_<gp::TradeoffLp>(m, "PipelineRelaxation",
+                             "The planner's relaxation at an iteration time, by network simplex.")
+      .def(py::init<const gp::Sweeps&, double>(), py::arg("sweeps"), py::arg("blocking_ps_w"))
+      .def_property_readonly("num_ops", &gp::TradeoffLp::num_ops)
+      .def_property_readonly("pivots", &gp::TradeoffLp::pivots)
+      .def("solve", [](gp::TradeoffLp& lp, double deadline_s) -> py::object {
+             F64Array dur(lp.num_ops());
+             double* p = dur.mutable_data();
+             double bound = 0.0;
+             bool ok;
+             {
+               py::gil_scoped_release nogil;
+               ok = lp.solve(deadline_s, p, &bound);
+             }
+             return ok ? py::object(py::make_tuple(dur, bound)) : py::object(py::none());
+           },
+           py::arg("deadline_s"),
+           "(relaxed durations, relaxed optimum) at T, or None when no plan finishes by T.");
 }
 
 }  // namespace

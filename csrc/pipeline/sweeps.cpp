@@ -120,6 +120,16 @@ Sweeps::Sweeps(Dag dag, std::vector<int64_t> op_table,
 
 int64_t Sweeps::options(int64_t i) const { return start_[table_[i] + 1] - start_[table_[i]]; }
 
+void Sweeps::hull(int64_t i, std::vector<double>& time_s, std::vector<double>& cost_j) const {
+  const int64_t k = table_[i];
+  time_s.clear();
+  cost_j.clear();
+  for (int64_t h = hull_start_[k]; h < hull_start_[k + 1]; ++h) {
+    time_s.push_back(time_[start_[k] + hull_option_[h]]);
+    cost_j.push_back(cost_[start_[k] + hull_option_[h]]);
+  }
+}
+
 void Sweeps::durations(const int64_t* choice, double* dur) const {
   const int64_t n = num_ops();
   for (int64_t i = 0; i < n; ++i) {
@@ -211,6 +221,12 @@ void Sweeps::fill_slack(int64_t* choice, double deadline_s, int max_passes) cons
     }
     if (!changed && p >= 1) break;
   }
+}
+
+void Sweeps::round_down(const double* d, int64_t* choice) const {
+  const int64_t n = num_ops();
+  for (int64_t i = 0; i < n; ++i)
+    choice[i] = std::max<int64_t>(last_at_most(times(i), options(i), d[i] * (1 + 1e-12)), 0);
 }
 
 void Sweeps::round_diffuse(const double* d, double deadline_s, int64_t* choice) const {

@@ -18,6 +18,9 @@ class Dag {
   Dag(std::vector<int64_t> prev, std::vector<int64_t> cross, std::vector<uint8_t> p2p);
 
   int64_t num_ops() const { return static_cast<int64_t>(prev_.size()); }
+  int64_t prev(int64_t i) const { return prev_[i]; }
+  int64_t cross(int64_t i) const { return cross_[i]; }
+  bool has_successor(int64_t i) const { return succ_start_[i + 1] > succ_start_[i]; }
   // Start and end of every computation for these durations.
   void schedule(const double* dur, double p2p_s, double* start, double* end) const;
   // Earliest finish of every computation (no transfer time: the planner's view); with `from`
@@ -61,6 +64,8 @@ class Sweeps {
   const Dag& dag() const { return dag_; }
   int64_t num_ops() const { return dag_.num_ops(); }
   int64_t options(int64_t i) const;   // number of options of computation i
+  // The lower hull of computation i's options: vertex times (rising) and reduced costs.
+  void hull(int64_t i, std::vector<double>& time_s, std::vector<double>& cost_j) const;
 
   // Speed critical computations up, cheapest cost per second saved first, one option step at a
   // time, until the plan finishes by the deadline. False when it cannot within `max_steps`
@@ -69,6 +74,8 @@ class Sweeps {
   // Lengthen computations into the slack below the deadline (alternating backward and forward
   // passes, at most `max_passes`, stopping after a pass that changes nothing); stays feasible.
   void fill_slack(int64_t* choice, double deadline_s, int max_passes) const;
+  // Per computation, the cheapest option no slower than its duration (the fastest if none).
+  void round_down(const double* durations, int64_t* choice) const;
   // Error-diffusion rounding of relaxed durations to hull vertices, feasible by construction.
   void round_diffuse(const double* durations, double deadline_s, int64_t* choice) const;
 

@@ -7,13 +7,49 @@ Importing this module does not import ``_C``; :func:`native` does, on first use,
 from __future__ import annotations
 
 import functools
+import glob
+import os
+import sys
 from types import ModuleType
 
 from .errors import NativeUnavailableError
 
 
+def _cupti_candidates() -> list[str]:
+    """Where libcupti lives when it is not on the loader's path: PyTorch's CUDA wheels ship it
+    in the ``nvidia`` pip packages (CUDA 13: nvidia/cu13/lib; 12: nvidia/cuda_cupti/lib), and a
+    toolkit keeps it in extras/CUPTI/lib64. A copy already mapped into the process (torch's own)
+    comes first: two CUPTIs in one process fight over the one subscriber slot."""
+    try:
+        with open("/proc/self/maps") as fh:
+            mapped = [ln.split()[-1] for ln in fh if "/libcupti.so" in ln]
+    except OSError:
+        mapped = []
+    found = list(dict.fromkeys(mapped))
+    roots = [p for p in sys.path if p.endswith("site-packages")]
+    for root in roots:
+        for sub in ("nvidia/cu13/lib", "nvidia/cuda_cupti/lib", "nvidia/cu12/lib"):
+            found += sorted(glob.glob(os.path.join(root, sub, "libcupti.so*")), reverse=True)
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            found += sorted(glob.glob(os.path.join(home, "extras/CUPTI/lib64/libcupti.so*")),
+                            reverse=True)
+    return [f for f in found if os.path.isfile(f)]
+
+
+def _point_at_cupti() -> None:
+    # The native loader tries GEARSHIFT_CUPTI_LIBRARY first, then libcupti.so.13/.12 by name;
+    # by name finds nothing on a machine where only PyTorch's wheel brought CUPTI.
+    if os.environ.get("GEARSHIFT_CUPTI_LIBRARY"):
+        return
+    candidates = _cupti_candidates()
+    if candidates:
+        os.environ["GEARSHIFT_CUPTI_LIBRARY"] = candidates[0]
+
+
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[ModuleType | None, str]:
+    _point_at_cupti()
     try:
         from . import _C  # noqa: PLC0415  (deliberately lazy)
     except ImportError as exc:  # pragma: no cover - only on a broken install

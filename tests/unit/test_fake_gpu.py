@@ -236,7 +236,7 @@ def test_small_gpt_trains_through_every_phase_and_matches_the_simulator(tmp_path
     st = g.gearshift.status()
     assert STATUS_KEYS <= set(st)
     by = st["steps_by_phase"]
-    assert by["record"] == 1 and by["plan"] == 1 and by["profile"] > 100 and by["enforce"] == 5
+    assert by["record"] == 2 and by["plan"] == 1 and by["profile"] > 100 and by["enforce"] == 5
     assert st["phase"] == "enforce" and st["fallback_reason"] is None
     assert 0 < st["options_measured"] <= st["options_total"]
     assert st["mode"] == "measured" and st["saving_label"] == "planned from measured profile"
@@ -268,10 +268,12 @@ def test_small_gpt_trains_through_every_phase_and_matches_the_simulator(tmp_path
     assert st["planned_energy_saving_pct"] > 0
     g.gearshift.close()
 
-    # the next run starts at enforce after one record step (the signature check)
+    # the next run starts at enforce after two record steps (the signature check: two steps in
+    # a row must launch the same kernels)
     g2 = gearshift.compile(tiny_gpt(), device="fake-gpu", schedule_path=str(path), **FAST)
-    train(g2, steps=4)
+    train(g2, steps=5)
     st2 = g2.gearshift.status()
+    assert st2["steps_by_phase"]["record"] == 2
     assert st2["steps_by_phase"]["profile"] == 0 and st2["steps_by_phase"]["enforce"] == 3
     assert g2.gearshift.loaded_from == str(path)
     g2.gearshift.close()

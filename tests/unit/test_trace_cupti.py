@@ -62,3 +62,20 @@ print(json.dumps([m for m in ('torch', 'numpy', 'pandas') if m in sys.modules]))
 def test_trace_and_partition_import_without_torch():
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     assert "torch" not in json.loads(out.stdout)
+
+
+def test_mangled_nccl_symbols_are_collectives():
+    # CUPTI's launch callbacks name kernels by their mangled symbol (as seen on an H200 with
+    # torch 2.11: "_ZN2at6native24vectorized_gather_kernel..."); NCCL's kernels are C++ too
+    from gearshift.trace.cupti import from_cupti_records
+
+    def mangled(name, args="24ncclDevKernelArgsStorageILm4096EE"):
+        return f"_Z{len(name)}{name}{args}"
+
+    recs = [{"ordinal": 0, "name": "_ZN2at6native24vectorized_gather_kernelILi16ElEEvPcS2_PT0_illllb"},
+            {"ordinal": 1, "name": mangled("ncclDevKernel_AllReduce_Sum_bf16_RING_LL")},
+            {"ordinal": 2, "name": mangled("ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL")},
+            {"ordinal": 3, "name": "_Z3foov"}]
+    t = from_cupti_records(recs)
+    assert [k.kind for k in t.kernels] == ["compute", "comm", "comm", "compute"]
+    assert [k.comm_op or None for k in t.kernels] == [None, "all_reduce", "reduce_scatter", None]

@@ -65,7 +65,8 @@ from ._common import (
 @click.option("--sample", "sample", type=click.FloatRange(0, None), default=None,
               help="Single GPU: measure only this fraction (< 1) or count of each partition's "
                    "options, picked by GP/expected-hypervolume search (default 0.15 for a "
-                   "measured profile, off for a simulated one; 0 = off).")
+                   "measured profile, off for a simulated one; 0 = off). The frontiers also "
+                   "hold the unmeasured options the surrogates confidently predict on them.")
 @click.option("--baselines-trace", "baselines_trace", type=click.Path(dir_okay=False),
               default=None,
               help="Single GPU: the step traced without nanobatches; prints baselines (a)-(d) "
@@ -205,10 +206,18 @@ def _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, fro
                        f"({pred['energy_j'] / base_e - 1:+.2%})")
         for row in frontier.meta.get("sampling", []):
             click.echo(f"partition {row['partition']}: measured {row['measured']} of "
-                       f"{row['options']} options ({row['measured_frac']:.1%}), hypervolume "
-                       f"{row['hv_frac']:.2%} of exhaustive (option space: "
-                       f"{row['hv_space_frac']:.2%}; 99 % needs >= {row['needed_99']} "
-                       "measurements)")
+                       f"{row['options']} options ({row['measured_frac']:.1%}, {row['method']}), "
+                       f"hypervolume {row['hv_frac']:.2%} of exhaustive (option space: "
+                       f"{row['hv_space_frac']:.2%}); {row['predicted']} predicted points, "
+                       f"max error {row['pred_err_max']:.2%} against the profile; measured "
+                       f"points alone need >= {row['needed_99']} for 99 %")
+        sel = frontier.meta.get("sampling_selected")
+        if sel:
+            click.echo(f"selected plan: {sel['predicted_choices']} of {len(parts)} partitions at "
+                       f"predicted options; on the profile it takes time "
+                       f"{sel['profile_time_s']:.6g} s ({sel['claimed_time_s'] / sel['profile_time_s'] - 1:+.3%} "
+                       f"claimed), energy {sel['profile_energy_j']:.6g} J "
+                       f"({sel['claimed_energy_j'] / sel['profile_energy_j'] - 1:+.3%} claimed)")
         if baselines_trace is not None:
             _print_baselines(baselines_trace, trace, prof, frontier, sim_preset)
         for path, what in ((frontier_out, "frontier"), (schedule_out, "schedule")):

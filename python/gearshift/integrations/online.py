@@ -47,6 +47,9 @@ def _say(config, text: str) -> None:
         Console(stderr=True, soft_wrap=True).print(f"[bold]gearshift[/]: {text}")
 
 
+# record at most this many steps waiting for two consecutive ones to launch the same kernels
+MAX_RECORD_STEPS = 8
+
 class OnlinePath:
     """Phases on a device with a runtime (fake-gpu, nvml, dry-run, daemon)."""
 
@@ -238,11 +241,43 @@ class OnlinePath:
                                            model_name=self.r.model_name,
                                            nanobatches=self.nanobatches)
             attach(self.op_trace)
-        _say(self.config, f"record: CUPTI launch hook recording one step of {self.r.model_name}")
+        _say(self.config, f"record: CUPTI launch hook recording steps of {self.r.model_name} "
+             "until two in a row launch the same kernels")
         self._open(mode="record")
+        self._record_steps = 0
 
     def _end_record(self) -> None:
-        trace = self.session.to_trace(-1, model=self.r.model_name, device=self.device.facts.name)
+        if not self.session.cupti_active:
+            # recording needs the launch hook; without it the buffer is empty and "empty" is
+            # not the reason the user can act on
+            from ..errors import TraceError  # noqa: PLC0415
+
+            raise TraceError(
+                "the CUPTI launch hook could not record the step "
+                f"({self.session.cupti_error or 'not subscribed'})",
+                "CUPTI has one subscriber slot per process and torch.profiler/Kineto keeps it "
+                "once it ran: create the gearshift model before any profiler runs, or profile "
+                "in another process")
+        # A real step's launches settle only after the first steps (the optimizer creates its
+        # state, cuBLAS picks its kernels): the sequence the runtime will count is the one two
+        # consecutive steps agree on. Iterations are numbered from 1 in record mode.
+        self._record_steps += 1
+        last = self._record_steps
+        if last < 2:
+            return
+        names = [[r.name for r in self.session.records(i)] for i in (last - 1, last)]
+        if names[0] != names[1]:
+            if last >= MAX_RECORD_STEPS:
+                from ..errors import TraceError  # noqa: PLC0415
+
+                raise TraceError(
+                    f"the kernel launch sequence changed in each of {last} recorded steps "
+                    f"({len(names[0])} then {len(names[1])} launches)",
+                    "keep the step's shapes and code path fixed (pad variable-length batches, "
+                    "no data-dependent branches), or plan from a saved trace")
+            return
+        trace = self.session.to_trace(last, model=self.r.model_name,
+                                      device=self.device.facts.name)
         durations = getattr(self.device, "last_kernel_durations_s", None)
         if durations is not None and len(durations) == len(trace):
             from dataclasses import replace  # noqa: PLC0415

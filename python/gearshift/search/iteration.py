@@ -25,7 +25,7 @@ from .passes import PassReport
 from .select import select
 
 REFINE_FACTOR = 4
-MIN_SAMPLED = 4              # a fractional sampling budget measures at least this many options
+MIN_SAMPLED = 2              # a fractional sampling budget measures at least this many options
 REFINE_CELLS = 8_000_000     # DP table cells one refinement pass may fill (~30 ms of work)
 
 
@@ -289,6 +289,9 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
         frontier.meta["sampling"] = sampling
     # the schedule is what search.select picks on the frontier we hand out, by construction
     chosen = select(frontier, objective)
+    if sampling is not None:
+        frontier.meta["sampling_selected"] = _rescore_on_profile(profile, parts, chosen,
+                                                                 energy_includes_static)
     frontier.meta["selected_index"] = next(i for i, p in enumerate(points) if p is chosen)
     entries = []
     for i, part in enumerate(partitioning.partitions):
@@ -310,45 +313,101 @@ def plan_iteration(profile: Profile, partitioning: Partitioning, trace_signature
     return frontier, schedule.validate()
 
 
+def _rescore_on_profile(profile: Profile, parts, chosen, energy_includes_static) -> dict:
+    """The selected point as the sampled frontiers claim it (predicted options at their
+    predictions) and as the profile, which stood in for the device, has it."""
+    static = 0.0 if energy_includes_static else profile.device.static_power_w
+    truth = {(o.partition, o.freq_mhz, o.overlap): (o.time_s, o.energy_j + static * o.time_s)
+             for o in profile.entries}
+    predicted = 0
+    t = e = 0.0
+    for i, (c, fr) in enumerate(zip(chosen.choices, parts)):
+        k = fr.options.index((c.freq_mhz, c.overlap))
+        predicted += bool(fr.meta.get("predicted", [False] * len(fr))[k])
+        t += truth[(i, c.freq_mhz, c.overlap)][0]
+        e += truth[(i, c.freq_mhz, c.overlap)][1]
+    return {"predicted_choices": predicted, "claimed_time_s": chosen.time_s,
+            "claimed_energy_j": chosen.energy_j, "profile_time_s": t, "profile_energy_j": e}
+
+
+def scored_points(time_s, energy_j, true_time_s, true_energy_j) -> tuple[np.ndarray, np.ndarray]:
+    """What a frontier's points are worth when the truth is known: each at its true time and
+    energy worsened by the error of the value the frontier claims for it, whichever way that
+    errs (a measured point claims its truth; a predicted one errs by its prediction)."""
+    true_t, true_e = np.asarray(true_time_s, float), np.asarray(true_energy_j, float)
+    return (true_t + np.abs(np.asarray(time_s, float) - true_t),
+            true_e + np.abs(np.asarray(energy_j, float) - true_e))
+
+
 def sampled_frontiers(profile: Profile, exact: Sequence[PartitionFrontier], budget: float, *,
-                      energy_includes_static: bool, seed: int = 0):
+                      energy_includes_static: bool, seed: int = 0, predict: bool = True):
     """Each partition's frontier from the options the GP/EHVI search picks, ``budget`` of them
-    (a fraction < 1, at least ``MIN_SAMPLED`` options, or a count), with the profile answering
-    each measurement; and per partition the fraction measured and the hypervolume reached
-    against the exhaustive frontier: ``hv_frac`` with the reference 10 % of the exhaustive
-    frontier's span beyond its slowest time and its largest energy (strict: only the frontier's
-    own region counts), ``hv_space_frac`` with the slowest and dearest option as reference (the
-    whole option space), as bench/partition_sampling.py reports them; and ``needed_99``, the
-    fewest measurements with which any search reaches 99 % of ``hv_frac``: the fewest
-    exhaustive-frontier points that hold 99 % of its hypervolume, plus one measurement per
-    overlap choice with no point on that frontier (nothing rules a choice out unmeasured). A
-    partition whose ``needed_99`` exceeds the budget cannot meet the 99 % target at it."""
+    (a fraction < 1 of the partition's options, at least ``MIN_SAMPLED``, or a count), with
+    the profile answering each measurement (search/sampling.py). With ``predict`` the frontier
+    also holds the unmeasured options the surrogates confidently place on it, at their
+    predicted values (``frontier.meta["predicted"]``); partitions with too few measurements
+    for a surrogate of their own (``sampling.borrows_shape``) go last and borrow the
+    shape of their power-vs-clock curve from the others (transfer).
+
+    The report, per partition, scores the returned frontier against the exhaustive one:
+    - ``hv_frac``: hypervolume with the reference 10 % of the exhaustive frontier's span beyond
+      its slowest time and largest energy (strict: only the frontier's own region counts);
+      ``hv_space_frac``: reference the slowest and the dearest option (the whole option space).
+      Every point counts at its true (profiled) time and energy, each made worse by its
+      prediction's error (``scored_points``): a wrong prediction costs, whichever way it errs.
+    - ``measured`` / ``measured_frac``: every option the search evaluated, start design included.
+    - ``predicted`` (points on the frontier that were not measured) and ``pred_err_max``: the
+      largest relative error, time or energy, of those points' predictions.
+    - ``needed_99``: the fewest measurements with which a search that returns measured points
+      only reaches 99 % of ``hv_frac``: the fewest exhaustive-frontier points that hold 99 % of
+      its hypervolume, plus one per overlap choice with no point on that frontier."""
     from .partition_frontier import fewest_points_for, hypervolume  # noqa: PLC0415
-    from .sampling import sample_frontier  # noqa: PLC0415
+    from .sampling import borrows_shape, clock_power_curves, sample_frontier  # noqa: PLC0415
 
     static = 0.0 if energy_includes_static else profile.device.static_power_w
-    out, report = [], []
-    for i, opts in enumerate(profile.by_partition()):
+    by_part = profile.by_partition()
+    counts = [budget if budget >= 1 else max(MIN_SAMPLED, int(budget * len(opts) + 1e-9))
+              for opts in by_part]
+    kinds = [len({o.overlap for o in opts}) for opts in by_part]
+    # partitions that can carry a surrogate of their own first: the rest borrow their shapes
+    order = sorted(range(len(by_part)), key=lambda i: borrows_shape(counts[i], kinds[i]))
+    results: dict[int, object] = {}
+    shapes: list = []
+    for i in order:
+        opts = by_part[i]
         table = {(o.freq_mhz, o.overlap): (o.time_s, o.energy_j) for o in opts}
-        count = budget if budget >= 1 else max(MIN_SAMPLED, int(budget * len(opts) + 1e-9))
-        res = sample_frontier(list(table), lambda f, ov: table[(f, ov)], count,
-                              partition=i, static_power_w=static, seed=seed)
-        fr = res.frontier
+        results[i] = sample_frontier(list(table), lambda f, ov: table[(f, ov)], counts[i],
+                                     partition=i, static_power_w=static, seed=seed,
+                                     predict=predict, shapes=shapes)
+        shapes = shapes + clock_power_curves(results[i])
+    out, report = [], []
+    for i, opts in enumerate(by_part):
+        fr = results[i].frontier
+        truth = {(o.freq_mhz, o.overlap): (o.time_s, o.energy_j + static * o.time_s)
+                 for o in opts}
+        true_t = np.array([truth[opt][0] for opt in fr.options])
+        true_e = np.array([truth[opt][1] for opt in fr.options])
+        score_t, score_e = scored_points(fr.time_s, fr.energy_j, true_t, true_e)
+        pred = np.array(fr.meta.get("predicted", [False] * len(fr)), dtype=bool)
+        err = np.maximum(np.abs(fr.time_s / true_t - 1), np.abs(fr.energy_j / true_e - 1))
         ex = exact[i]
         span_t, span_e = ex.time_s[-1] - ex.time_s[0], ex.energy_j[0] - ex.energy_j[-1]
         ref = (ex.time_s[-1] + 0.1 * span_t + 1e-12, ex.energy_j[0] + 0.1 * span_e + 1e-12)
-        full = hypervolume(exact[i].time_s, exact[i].energy_j, ref)
-        got = hypervolume(fr.time_s, fr.energy_j, ref)
+        full = hypervolume(ex.time_s, ex.energy_j, ref)
+        got = hypervolume(score_t, score_e, ref)
         # and against the whole option space (reference: the slowest and the dearest option)
-        space = (max(o.time_s for o in opts) * (1 + 1e-9),
-                 max(o.energy_j + static * o.time_s for o in opts) * (1 + 1e-9))
-        full_s = hypervolume(exact[i].time_s, exact[i].energy_j, space)
-        got_s = hypervolume(fr.time_s, fr.energy_j, space)
+        space = (max(t for t, _ in truth.values()) * (1 + 1e-9),
+                 max(e for _, e in truth.values()) * (1 + 1e-9))
+        full_s = hypervolume(ex.time_s, ex.energy_j, space)
+        got_s = hypervolume(score_t, score_e, space)
         off_front = {o.overlap for o in opts} - {ov for _, ov in ex.options}
         out.append(fr)
         report.append({"partition": i, "options": len(opts), "measured": fr.num_measured,
                        "measured_frac": fr.num_measured / len(opts),
+                       "method": results[i].meta["method"],
                        "hv_frac": got / full if full > 0 else 1.0,
                        "hv_space_frac": got_s / full_s if full_s > 0 else 1.0,
+                       "predicted": int(pred.sum()),
+                       "pred_err_max": float(err[pred].max()) if pred.any() else 0.0,
                        "needed_99": fewest_points_for(ex, ref, 0.99) + len(off_front)})
     return out, report

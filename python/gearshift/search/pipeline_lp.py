@@ -3,9 +3,12 @@
 Relaxation: each computation may take any duration on the lower convex hull of its (t, c)
 clocks (c = e - P*t, see pipeline_problem), the dependency DAG must finish by T. That is a
 linear program (finish time x_i per computation, plus one bounded variable per hull segment
-whose cost is the segment's slope); HiGHS solves it exactly. Its optimum plus P*S*T is a lower
-bound on the energy of every real plan whose iteration time is <= T, because every real plan is
-a feasible point of the relaxation.
+whose cost is the segment's slope). Its dual is a min-cost flow on the DAG, which the native
+network simplex solves exactly (csrc/pipeline/tradeoff.cpp), warm from the basis saved at the
+nearest solved T; HiGHS on the LP itself is the reference it is tested against. Its optimum is a
+lower bound on the energy of every real plan whose iteration time is <= T, because every real
+plan is a feasible point of the relaxation. The LP is degenerate: other solvers land on other,
+equally optimal relaxed durations, and so on other roundings.
 
 Rounding: each computation gets the cheapest clock no slower than its relaxed duration, so the
 rounded plan still finishes by T. Slack filling then hands the time that rounding freed back to
@@ -25,21 +28,34 @@ from .pipeline_problem import PipelineProblem, lower_hull
 _EPS = 1e-12
 
 
-class _Relaxation:
-    """The LP's matrix, built once per problem; each T only changes the makespan's bound."""
+# "network": the native network simplex over the relaxation's dual (csrc/pipeline/tradeoff.cpp),
+# warm from the basis of the nearest solved T; "highs": HiGHS on the LP below (the reference the
+# tests hold the network simplex to); scipy's linprog where neither is there
+LP_SOLVER = "network"
 
-    def __init__(self, prob: PipelineProblem):
-        n = prob.num_ops
+
+class _Relaxation:
+    """The relaxation of one problem; each T only changes the makespan's bound."""
+
+    def __init__(self, prob: PipelineProblem, solver: str | None = None):
+        self.prob = prob
+        self.solver = solver or LP_SOLVER
         hull = {key: lower_hull(o.time_s, o.cost_j) for key, o in prob.options.items()}
         self.hull = hull
-        # z variables measure time taken *off* the slowest useful (cheapest) vertex: at a loose
-        # T the all-zero start is already optimal, and from there each tighter T restarts warm
-        tslow = np.empty(n)
-        cslow = np.empty(n)
+        # z variables measure time taken *off* the slowest useful (cheapest) vertex
+        slow = {key: (o.time_s[hull[key][-1]], o.cost_j[hull[key][-1]])
+                for key, o in prob.options.items()}
+        self.tslow = np.array([slow[k][0] for k in prob.op_key])
+        self.cslow = np.array([slow[k][1] for k in prob.op_key])
+        self.n = prob.num_ops
+        self._lp = None
+
+    def _build_lp(self):
+        """The LP's matrix (HiGHS / scipy paths only): x finish times, z segments, M."""
+        prob, hull, n = self.prob, self.hull, self.n
         seg_op, seg_len, seg_slope = [], [], []
         for i, key in enumerate(prob.op_key):
             o, h = prob.options[key], hull[key]
-            tslow[i], cslow[i] = o.time_s[h[-1]], o.cost_j[h[-1]]
             dt = np.diff(o.time_s[h])
             seg_op.extend([i] * len(dt))
             seg_len.extend(dt.tolist())
@@ -82,21 +98,38 @@ class _Relaxation:
         vals += [np.ones(len(sinks)), -np.ones(len(sinks))]
         self.A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                shape=(r + len(sinks), n + m + 1))
-        self.b = np.concatenate([-tslow[row_op], np.zeros(len(sinks))])
+        self.b = np.concatenate([-self.tslow[row_op], np.zeros(len(sinks))])
         self.c = np.concatenate([np.zeros(n), -np.array(seg_slope),
                                  [prob.blocking_power_w * prob.stages]])
         self.seg_len = np.array(seg_len)
-        self.tslow, self.cslow = tslow, cslow
-        self.n, self.m = n, m
+        self.m = m
         self._start_basis = (row_op, np.array(row_pred), sinks, prob)
+        self._lp = True
 
     def solve(self, deadline_s: float) -> tuple[np.ndarray, float]:
         """Relaxed durations, and the relaxed optimum of the energy (sum c_i + P*S*makespan)
         over plans with iteration time <= T: a lower bound on every real plan's."""
+        if self.solver == "network":
+            return self._solve_network(deadline_s)
+        if self._lp is None:
+            self._build_lp()
         x, fun = self._solve_highspy(deadline_s) if _highspy() else self._solve_scipy(deadline_s)
         d = self.tslow.copy()
         np.subtract.at(d, self.seg_op, x[self.n:self.n + self.m])
         return d, float(self.cslow.sum() + fun)
+
+    def _solve_network(self, deadline_s):
+        lp = getattr(self, "_network", None)
+        if lp is None:
+            from .._native import native
+
+            prob = self.prob
+            lp = self._network = native().PipelineRelaxation(
+                sweeps(prob), prob.blocking_power_w * prob.stages)
+        out = lp.solve(float(deadline_s))
+        if out is None:
+            raise self._fail(deadline_s, "no plan finishes by then")
+        return out[0], float(out[1])
 
     def _fail(self, deadline_s, why):
         return GearshiftError(f"the relaxation at T={deadline_s:.6g} s failed: {why}",
@@ -200,12 +233,7 @@ def relaxation(prob: PipelineProblem) -> _Relaxation:
 
 def round_down(prob: PipelineProblem, durations: np.ndarray) -> np.ndarray:
     """Per computation, the cheapest clock no slower than ``durations`` (option indices)."""
-    out = np.empty(prob.num_ops, dtype=np.int64)
-    for key, o in prob.options.items():
-        idx = prob.ops_of[key]
-        pos = np.searchsorted(o.time_s, durations[idx] * (1 + _EPS), side="right") - 1
-        out[idx] = np.maximum(pos, 0)
-    return out
+    return sweeps(prob).round_down(np.asarray(durations, dtype=np.float64))
 
 
 def sweeps(prob: PipelineProblem):

@@ -96,6 +96,8 @@ class PipelineProblem:
         self.option_time_s = np.concatenate([o.time_s for o in self.options.values()])
         self.option_cost_j = np.concatenate([o.cost_j for o in self.options.values()])
         self.option_freq_index = np.concatenate([o.freq_index for o in self.options.values()])
+        self.option_energy_j = np.concatenate([self.profile.energy_j[s, k, o.freq_index]
+                                               for (s, k), o in self.options.items()])
         self.option_base = self.option_start[self.op_table]
 
     # --- plans as per-op option indices (into each op's Options) -------------------------
@@ -127,6 +129,21 @@ class PipelineProblem:
     def rescore(self, plan: PipelinePlan) -> PipelineResult:
         """The exact iteration time and energy of a plan, from the pipeline executor."""
         return execute_graph(self.profile, plan, self.graph, self.blocking_power_w)
+
+    def rescore_choice(self, choice: np.ndarray) -> PipelineResult:
+        """``rescore(to_plan(choice))`` without the plan's checks and clock look-ups: the
+        executor's own run on the per-computation arrays it would build (the same numbers in
+        the same places, so the same result bit for bit; tests/unit/test_pipeline_relaxation)."""
+        g = self.graph
+        at = self.option_base + np.asarray(choice)
+        t = np.zeros(g.stages * g.kinds * g.microbatches)
+        e = np.zeros_like(t)
+        t[g.op_flat] = self.option_time_s[at]
+        e[g.op_flat] = self.option_energy_j[at]
+        res = g.run(t.reshape(g.shape), e.reshape(g.shape), self.blocking_power_w)
+        res.meta.update(kind=g.kind, stages=g.ranks, microbatches=g.microbatches,
+                        virtual_stages=g.stages // g.ranks)
+        return res
 
     def makespan(self, durations: np.ndarray) -> float:
         """Iteration time with these per-computation durations (no transfer time)."""

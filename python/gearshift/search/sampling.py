@@ -34,6 +34,7 @@ from ..model.profile import Overlap
 from .partition_frontier import Option, PartitionFrontier, frontier_from_points, pareto_indices
 
 SHORTLIST = 48
+PREDICT_MAX_SD = 0.01     # a predicted point joins the frontier when both log-sds are below this
 Measure = Callable[[int, Overlap], tuple[float, float]]    # (freq_mhz, overlap) -> (time, energy)
 
 
@@ -43,6 +44,7 @@ class SampledFrontier:
     measured: list[tuple[Option, float, float]]            # in measurement order, energy total
     initial: int                                           # how many came from the start design
     meta: dict = field(default_factory=dict)
+    predicted: list[tuple[Option, float, float]] = field(default_factory=list)   # on the frontier, unmeasured
 
 
 def _features(options: Sequence[Option]) -> tuple[np.ndarray, np.ndarray]:
@@ -157,10 +159,64 @@ def _start_design(g: np.ndarray, o: np.ndarray, n: int, first_kind: int) -> list
     return list(dict.fromkeys(chosen))[:n]
 
 
+def borrows_shape(count: int, n_kinds: int) -> bool:
+    """Whether ``count`` measurements are too few for a surrogate over ``n_kinds`` overlap
+    choices: fewer than the screen (one per choice) plus both clock ends of each choice."""
+    return count < 2 * n_kinds + 2
+
+
+def _predicted_points(ts, es, measured_idx, mean_t, sd_t, mean_e, sd_e, max_sd):
+    """Unmeasured options whose predicted point lies on the frontier of measured and
+    predicted points, where both surrogates are confident (sd of the log <= ``max_sd``)."""
+    n = mean_t.size
+    t, e = np.exp(mean_t), np.exp(mean_e)
+    known = np.zeros(n, dtype=bool)
+    known[measured_idx] = True
+    t[measured_idx], e[measured_idx] = ts, es
+    ok = known | ((sd_t <= max_sd) & (sd_e <= max_sd))
+    cand = np.flatnonzero(ok)
+    front = cand[pareto_indices(t[cand], e[cand])]
+    return [int(i) for i in front if not known[i]], t, e
+
+
+def clock_power_curves(res: "SampledFrontier") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(freq_mhz, power_w) per overlap choice over every clock, from a sampled partition's
+    measurements and its surrogates' means: what a partition with too few measurements for its
+    own surrogate borrows the shape of its power-vs-clock curve from (``sample_frontier(shapes=)``)."""
+    pred = res.meta.get("prediction")
+    if pred is None:
+        return []
+    out = []
+    opts = pred["options"]
+    for ov in sorted({o[1] for o in opts}):
+        idx = [i for i, o in enumerate(opts) if o[1] == ov]
+        f = np.array([opts[i][0] for i in idx], dtype=float)
+        order = np.argsort(f)
+        p = pred["energy_j"][idx] / pred["time_s"][idx]
+        if f.size >= 3 and np.isfinite(p).all():
+            out.append((f[order], p[order]))
+    return out
+
+
+def _shape(curves, f, lo, hi) -> np.ndarray | None:
+    """Mean over ``curves`` of the power curve normalised to 0 at clock ``lo``, 1 at ``hi``."""
+    got = []
+    for cf, cp in curves:
+        if cf[0] > min(f.min(), lo) or cf[-1] < max(f.max(), hi):
+            continue
+        at = np.interp(f, cf, cp)
+        p_lo, p_hi = np.interp(lo, cf, cp), np.interp(hi, cf, cp)
+        if abs(p_hi - p_lo) > 1e-9 * abs(p_hi):
+            got.append((at - p_lo) / (p_hi - p_lo))
+    return np.mean(got, axis=0) if got else None
+
+
 def sample_frontier(options: Sequence[Option], measure: Measure, budget: float | int = 0.15, *,
                     partition: int = 0, static_power_w: float = 0.0, seed: int = 0,
                     initial: int | None = None, mc_samples: int = 96,
-                    prefer_overlap: Overlap | None = None) -> SampledFrontier:
+                    prefer_overlap: Overlap | None = None, predict: bool = True,
+                    max_sd: float = PREDICT_MAX_SD,
+                    shapes: Sequence[tuple[np.ndarray, np.ndarray]] = ()) -> SampledFrontier:
     """Find a partition's frontier measuring at most ``budget`` of its options.
 
     ``budget``: a fraction of ``len(options)`` (< 1) or a count. ``measure(freq_mhz, overlap)``
@@ -168,6 +224,12 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
     second when those energies exclude static power. ``initial``: size of a max-min start design
     (default: the screen of the module docstring, else a third of the budget, at least 3).
     ``prefer_overlap``: the overlap choice measured first (default: the first in sorted order).
+    ``predict``: also put on the frontier the unmeasured options the surrogates place on it
+    with confidence (sd of log time and log energy <= ``max_sd``), at their predicted values,
+    flagged in ``frontier.meta["predicted"]``; False: measured options only.
+    ``shapes``: power-vs-clock curves of other partitions on the same device
+    (``clock_power_curves``); with too few measurements for its own surrogate, the
+    partition (``borrows_shape``) measures each choice's extreme clocks and borrows the curves' shape in between.
     """
     options = list(options)
     n_opts = len(options)
@@ -197,10 +259,13 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
         es.append(float(e) + static_power_w * float(t))
 
     n_kinds = len(kinds)
+    order = [first_kind] + [k for k in range(n_kinds) if k != first_kind]
+    if shapes and borrows_shape(count, n_kinds) and initial is None:
+        return _borrowed_shape(options, g, o, order, count, run, measured_idx, ts, es,
+                               shapes, partition, predict)
     if initial is None and 1 < n_kinds <= count // 2:
         # screen: every overlap choice at the fastest clock, the preferred one first; then
         # the slowest clock of the fastest of them, so the shared curve spans the clock range
-        order = [first_kind] + [k for k in range(n_kinds) if k != first_kind]
         for k in order:
             mine = np.flatnonzero(o == k)
             run(int(mine[np.argmin(g[mine])]))
@@ -246,7 +311,94 @@ def sample_frontier(options: Sequence[Option], measure: Measure, budget: float |
             pick = rest[int(np.argmax(st / max(st.max(), 1e-12) + se / max(se.max(), 1e-12)))]
         run(int(pick))
 
-    fr = frontier_from_points(partition, [options[i] for i in measured_idx], ts, es,
-                              num_options=n_opts, num_measured=len(measured_idx))
+    mi = np.array(measured_idx)
+    pred_t = pred_e = None
+    if predict and mi.size >= 3:
+        gp_t.fit(g[mi], o[mi], np.log(ts), True)
+        gp_e.fit(g[mi], o[mi], np.log(es), True)
+        mt, st = gp_t.predict(g, o)
+        me, se = gp_e.predict(g, o)
+        extra, pred_t, pred_e = _predicted_points(ts, es, mi, mt, st, me, se, max_sd)
+    else:
+        extra = []
+    return _result(partition, options, measured_idx, ts, es, extra, pred_t, pred_e, n0,
+                   "gp-ehvi", count)
+
+
+def _borrowed_shape(options, g, o, order, count, run, measured_idx, ts, es, shapes, partition,
+                    predict) -> SampledFrontier:
+    """Too few measurements for a surrogate per overlap choice: the budget split over the
+    choices (in ``order``), each choice's share at the Chebyshev nodes of its clock list (one
+    measurement: its fastest clock), which keep the largest interpolation error smallest. In
+    between and beyond, time is affine in f_max / f (compute-bound time is) and power is the
+    borrowed shape through the measurements; a third clock adds a curvature term to each
+    (least squares)."""
+    f = np.array([opt[0] for opt in options], dtype=float)
+    share = [count // len(order) + (r < count % len(order)) for r in range(len(order))]
+    for k, n in zip(order, share):
+        mine = np.flatnonzero(o == k)
+        by_g = mine[np.argsort(g[mine])]
+        if n == 1 or by_g.size <= n:
+            picks = by_g[:n]
+        else:
+            nodes = (by_g.size - 1) / 2 * (1 - np.cos((2 * np.arange(1, n + 1) - 1) * np.pi / (2 * n)))
+            picks = by_g[np.unique(np.rint(nodes).astype(int))]
+        for i in picks:
+            run(int(i))
+    pred_t = np.full(len(options), np.nan)
+    pred_e = np.full(len(options), np.nan)
+    for k in order:
+        mine = np.flatnonzero(o == k)
+        got = [j for j, i in enumerate(measured_idx) if o[i] == k]
+        at = np.array([measured_idx[j] for j in got], dtype=int)
+        if at.size < 2 or mine.size < 3 or np.ptp(g[at]) == 0:
+            continue
+        i_hi, i_lo = at[np.argmin(g[at])], at[np.argmax(g[at])]
+        h = _shape(shapes, f[mine], f[i_lo], f[i_hi])
+        if h is None:
+            continue
+        h_at = np.interp(f[at], f[mine][np.argsort(f[mine])], h[np.argsort(f[mine])])
+        t_m = np.array([ts[j] for j in got])
+        p_m = np.array([es[j] / ts[j] for j in got])
+        # curvature only with a third clock: x (1 - x) vanishes at both measured ends
+        gx = (g - g[i_hi]) / (g[i_lo] - g[i_hi])
+        curve = at.size >= 3
+        bt = [np.ones(mine.size), gx[mine]] + ([gx[mine] * (1 - gx[mine])] if curve else [])
+        bp = [np.ones(mine.size), h] + ([h * (1 - h)] if curve else [])
+        ct = np.linalg.lstsq(np.column_stack([b[np.searchsorted(mine, at)] for b in bt]), t_m,
+                             rcond=None)[0]
+        cp = np.linalg.lstsq(np.column_stack([np.ones(at.size), h_at]
+                                             + ([h_at * (1 - h_at)] if curve else [])), p_m,
+                             rcond=None)[0]
+        t = np.column_stack(bt) @ ct
+        pred_t[mine], pred_e[mine] = t, (np.column_stack(bp) @ cp) * t
+    extra = []
+    if predict:
+        ok = np.isfinite(pred_t)
+        sd = np.where(ok, 0.0, np.inf)      # borrowed shapes carry no sd of their own
+        mt = np.log(np.where(ok, pred_t, 1.0))
+        me = np.log(np.where(ok, pred_e, 1.0))
+        extra, pred_t, pred_e = _predicted_points(ts, es, np.array(measured_idx, dtype=int),
+                                                  mt, sd, me, sd, 1.0)
+        pred_t[~ok], pred_e[~ok] = np.nan, np.nan
+    return _result(partition, options, measured_idx, ts, es, extra, pred_t, pred_e,
+                   len(measured_idx), "borrowed-shape", count)
+
+
+def _result(partition, options, measured_idx, ts, es, extra, pred_t, pred_e, n0, method,
+            count) -> SampledFrontier:
+    pts_opts = [options[i] for i in measured_idx] + [options[i] for i in extra]
+    pts_t = list(ts) + [float(pred_t[i]) for i in extra]
+    pts_e = list(es) + [float(pred_e[i]) for i in extra]
+    fr = frontier_from_points(partition, pts_opts, pts_t, pts_e,
+                              num_options=len(options), num_measured=len(measured_idx))
+    measured_set = {options[i] for i in measured_idx}
+    fr.meta["predicted"] = [opt not in measured_set for opt in fr.options]
+    meta = {"method": method, "budget": count}
+    if pred_t is not None:
+        full_t = np.array(pred_t, dtype=float)
+        full_e = np.array(pred_e, dtype=float)
+        full_t[measured_idx], full_e[measured_idx] = ts, es
+        meta["prediction"] = {"options": options, "time_s": full_t, "energy_j": full_e}
     return SampledFrontier(fr, [(options[i], t, e) for i, t, e in zip(measured_idx, ts, es)], n0,
-                           {"method": "gp-ehvi", "budget": count})
+                           meta, [(options[i], float(pred_t[i]), float(pred_e[i])) for i in extra])

@@ -8,6 +8,8 @@ where a real CUPTI trace still differs).
 
 from __future__ import annotations
 
+import re
+
 import math
 
 # Ops that only change metadata or allocate: no kernel on the device. View ops are detected from
@@ -96,8 +98,25 @@ NCCL_KERNELS = (("AllGather", "all_gather"), ("ReduceScatter", "reduce_scatter")
                 ("SendRecv", "p2p"), ("Send", "p2p"), ("Recv", "p2p"), ("AllToAll", "all_to_all"))
 
 
+def _unmangled_head(kernel_name: str) -> str:
+    """A top-level function's own name from its Itanium-mangled symbol (``_Z<len><name>...``),
+    else the name as given. CUPTI's launch callbacks name kernels by their mangled symbol
+    (``_Z38ncclDevKernel_AllReduce_Sum_f32_RING_LL24ncclDevKernelArgsStorageILm4096EE`` on a
+    GPU), torch.profiler and the fake GPU by the demangled one."""
+    m = _MANGLED_HEAD.match(kernel_name)
+    if m is None:
+        return kernel_name
+    n = int(m.group(1))
+    return kernel_name[m.end():m.end() + n]
+
+
+_MANGLED_HEAD = re.compile(r"_Z(\d+)")
+
+
 def nccl_comm_op(kernel_name: str) -> str | None:
-    """comm_op of an NCCL kernel name, or None when the name is not an NCCL kernel."""
+    """comm_op of an NCCL kernel name (plain or mangled), or None when it is not an NCCL
+    kernel."""
+    kernel_name = _unmangled_head(kernel_name)
     for prefix in ("ncclDevKernel_", "ncclKernel_"):
         if kernel_name.startswith(prefix):
             rest = kernel_name[len(prefix):]
