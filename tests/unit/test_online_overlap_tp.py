@@ -133,7 +133,7 @@ def test_every_phase_runs_and_losses_equal_the_unwrapped_models(results):
         st = r["status"]
         assert st["phase"] == "enforce", (st["fallback_reason"], st["explanation"])
         by = st["steps_by_phase"]
-        assert by["record"] == 1 and by["plan"] == 1 and by["profile"] > 10
+        assert by["record"] == 2 and by["plan"] == 1 and by["profile"] > 10
         assert by["enforce"] == ENFORCE_STEPS
         assert len(r["losses"]) == sum(by.values())
         for got, want in zip(r["losses"], r["eager"]):

@@ -136,7 +136,9 @@ class OnlinePath:
         refused = self._refusal()
         more, drifted = False, []
         if self.r.fallback_reason is None and refused is None:
-            if self.phase == "profile":
+            if self.phase == "record" and self.session is not None:
+                more = not self._record_settled()
+            elif self.phase == "profile":
                 more = self._observe_round(sample)
             elif self.phase == "enforce":
                 drifted = self._observe_drift(sample)
@@ -154,7 +156,7 @@ class OnlinePath:
         elif self.phase == "record":
             if self.session is None:
                 self._start_record(example_inputs)
-            else:
+            elif not agreed.more:
                 self._end_record()
         elif self.phase == "profile":
             if not agreed.more:
@@ -246,7 +248,8 @@ class OnlinePath:
         self._open(mode="record")
         self._record_steps = 0
 
-    def _end_record(self) -> None:
+    def _record_settled(self) -> bool:
+        """Whether the steps recorded so far end with two that launch the same kernels."""
         if not self.session.cupti_active:
             # recording needs the launch hook; without it the buffer is empty and "empty" is
             # not the reason the user can act on
@@ -264,7 +267,7 @@ class OnlinePath:
         self._record_steps += 1
         last = self._record_steps
         if last < 2:
-            return
+            return False
         names = [[r.name for r in self.session.records(i)] for i in (last - 1, last)]
         if names[0] != names[1]:
             if last >= MAX_RECORD_STEPS:
@@ -275,7 +278,12 @@ class OnlinePath:
                     f"({len(names[0])} then {len(names[1])} launches)",
                     "keep the step's shapes and code path fixed (pad variable-length batches, "
                     "no data-dependent branches), or plan from a saved trace")
-            return
+            return False
+        return True
+
+    def _end_record(self) -> None:
+        """Every rank's recorded steps settled: the last one is the trace."""
+        last = self._record_steps
         trace = self.session.to_trace(last, model=self.r.model_name,
                                       device=self.device.facts.name)
         durations = getattr(self.device, "last_kernel_durations_s", None)
