@@ -97,9 +97,8 @@ def _worker(rank, init_method, out_dir):
         eager = copy.deepcopy(model)
 
         g = gearshift.compile(model, device=DEVICE, **OPTS)
-        losses = _loop(g, x, target, until=lambda st: st["phase"] != "profile" and (
-            st["phase"] != "enforce" or st["steps_by_phase"]["enforce"] >= ENFORCE_STEPS)
-            and st["steps_by_phase"]["profile"] > 0)
+        losses = _loop(g, x, target, until=lambda st: st["phase"] == "fallback" or (
+            st["phase"] == "enforce" and st["steps_by_phase"]["enforce"] >= ENFORCE_STEPS))
         run = g.gearshift
         st = run.status()
         out = {"losses": losses, "eager": _loop(eager, x, target, steps=len(losses)),

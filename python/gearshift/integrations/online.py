@@ -118,14 +118,15 @@ class OnlinePath:
 
     def _check_split(self) -> None:
         """A run planned with k nanobatches runs with k, or not under gearshift at all."""
-        if self.nanobatches <= 1 or self.session_schedule is None:
+        if self.nanobatches <= 1 or self.r.fallback_reason is not None:
             return
         from .overlap_pass import state_of  # noqa: PLC0415
 
         st = state_of(self.r)
         if st.skipped_reason is not None:
-            self.r.fallback(f"the schedule runs each step as {self.nanobatches} nanobatches, "
-                            f"and the step could not be split: {st.skipped_reason}")
+            self.r.fallback(f"this run splits each step into {self.nanobatches} nanobatches "
+                            "(the saved schedule's, else the config's), and the step could not "
+                            f"be split: {st.skipped_reason}")
 
     def on_step(self, example_inputs) -> None:
         self._check_split()
