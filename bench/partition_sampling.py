@@ -27,7 +27,8 @@ holding 99 %, plus one per overlap choice with no point on the frontier).
 Iteration columns: "iter HV" composes the scored partition frontiers against the exhaustive
 composition; "E@fast" / "dT fast": the plan with the least claimed energy at the exhaustive fastest
 time, run (its true energy against the exhaustive least energy at its true time, and its true time
-against the exhaustive fastest); "claim": how far the plan's claimed time or energy is from its true.
+against the exhaustive fastest); "E@+5%": the same within 5 % more time; "claim": how far either
+plan's claimed time or energy is from its true one.
 
 Cases (all nanobatched in 2, Kareus's split; SIMULATED GPUs):
   - llama-3.2-3b-tp8, qwen3-1.7b-tp8 on the A100, gpt-1.3b-tp4 on the H100: the options
@@ -93,6 +94,21 @@ def front_ref(fr):
             fr.energy_j[0] + 0.1 * (fr.energy_j[0] - fr.energy_j[-1]) + 1e-12)
 
 
+def plan_check(it_exact, it_claim, sampled, truth, t_target: float) -> dict:
+    """The plan with the least claimed energy within ``t_target``, run: its true energy against
+    the exhaustive least energy at its true time, its true time against ``t_target``, and how
+    far its claimed time or energy is from its true one."""
+    ok = np.flatnonzero(it_claim.time_s <= t_target * (1 + 1e-9))
+    k = int(ok[np.argmin(it_claim.energy_j[ok])]) if ok.size else 0
+    picks = [fr.options[c] for fr, c in zip(sampled, it_claim.choices(k))]
+    t_run = sum(tab[o][0] for tab, o in zip(truth, picks))
+    e_run = sum(tab[o][1] for tab, o in zip(truth, picks))
+    e_exact = it_exact.energy_j[it_exact.time_s <= max(t_run, t_target) * (1 + 1e-9)].min()
+    return {"energy_rel": e_run / e_exact - 1, "time_rel": t_run / t_target - 1,
+            "claim_error": max(abs(it_claim.time_s[k] / t_run - 1),
+                               abs(it_claim.energy_j[k] / e_run - 1))}
+
+
 def evaluate(profile, fraction: float) -> dict:
     exact = profile_frontiers(profile, energy_includes_static=True)
     started = time.perf_counter()
@@ -113,16 +129,11 @@ def evaluate(profile, fraction: float) -> dict:
     ref = front_ref(it_exact)
     it_hv = hypervolume(it_scored.time_s, it_scored.energy_j, ref) / \
         hypervolume(it_exact.time_s, it_exact.energy_j, ref)
-    # the plan: least CLAIMED energy at the exhaustive fastest time on the sampled frontiers
-    # (predicted points at their predictions), then what it truly takes when run
+    # plans: least CLAIMED energy within a time (predicted points at their predictions), run
     it_claim = compose(sampled)
     t_fast = it_exact.time_s[0]
-    ok = np.flatnonzero(it_claim.time_s <= t_fast * (1 + 1e-9))
-    k = int(ok[np.argmin(it_claim.energy_j[ok])]) if ok.size else 0
-    picks = [fr.options[c] for fr, c in zip(sampled, it_claim.choices(k))]
-    t_run = sum(tab[o][0] for tab, o in zip(truth, picks))
-    e_run = sum(tab[o][1] for tab, o in zip(truth, picks))
-    e_exact = it_exact.energy_j[it_exact.time_s <= max(t_run, t_fast) * (1 + 1e-9)].min()
+    fast = plan_check(it_exact, it_claim, sampled, truth, t_fast)
+    slow = plan_check(it_exact, it_claim, sampled, truth, 1.05 * t_fast)
     hv = [r["hv_frac"] for r in report]
     hs = [r["hv_space_frac"] for r in report]
     return {"partitions": len(report), "options": [r["options"] for r in report],
@@ -134,10 +145,10 @@ def evaluate(profile, fraction: float) -> dict:
             "reachable_99": sum(r["needed_99"] <= r["measured"] for r in report),
             "need99": [r["needed_99"] for r in report],
             "iteration_hv_front": it_hv,
-            "iteration_energy_at_fastest_rel": e_run / e_exact - 1,
-            "iteration_fastest_time_gap": t_run / t_fast - 1,
-            "plan_claim_error": max(abs(it_claim.time_s[k] / t_run - 1),
-                                    abs(it_claim.energy_j[k] / e_run - 1)),
+            "iteration_energy_at_fastest_rel": fast["energy_rel"],
+            "iteration_fastest_time_gap": fast["time_rel"],
+            "iteration_energy_at_5pct_rel": slow["energy_rel"],
+            "plan_claim_error": max(fast["claim_error"], slow["claim_error"]),
             "seconds_per_partition": seconds / len(report), "report": report}
 
 
@@ -157,7 +168,7 @@ def main(argv=None) -> int:
           "hypervolume as a fraction of the exhaustive frontier's, min/median/max over partitions")
     print(f"{'case':34s} {'budget':>6s} {'parts':>5s} {'opts':>5s} {'meas%max':>8s} | "
           f"{'HV front min/med/max':>22s} {'oracle':>6s} | {'HV space min/med/max':>22s} | "
-          f"{'>=99%':>5s} {'reach':>5s} | {'iter HV':>7s} {'E@fast':>7s} {'dT fast':>7s} {'claim':>6s} | s/part")
+          f"{'>=99%':>5s} {'reach':>5s} | {'iter HV':>7s} {'E@fast':>7s} {'dT fast':>7s} {'E@+5%':>7s} {'claim':>6s} | s/part")
     for preset, gpu, options in cases:
         profile, _ = case_profile(preset, gpu, options, layers)
         name = f"{preset} {gpu} {options}"
@@ -172,7 +183,8 @@ def main(argv=None) -> int:
                   + f" | {r['met_99']:2d}/{r['partitions']:<2d} {r['reachable_99']:2d}/"
                   f"{r['partitions']:<2d} | {r['iteration_hv_front']:7.2%} "
                   f"{r['iteration_energy_at_fastest_rel']:+7.2%} "
-                  f"{r['iteration_fastest_time_gap']:+7.3%} {r['plan_claim_error']:6.2%} | "
+                  f"{r['iteration_fastest_time_gap']:+7.3%} "
+                  f"{r['iteration_energy_at_5pct_rel']:+7.2%} {r['plan_claim_error']:6.2%} | "
                   f"{r['seconds_per_partition']:.1f}",
                   flush=True)
             if args.per_partition:

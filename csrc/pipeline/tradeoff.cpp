@@ -212,7 +212,7 @@ void TradeoffLp::price_moved() {
 int32_t TradeoffLp::find_entering() {
   // the most violating of the next kWindow candidates (dropping those that no longer
   // violate); a window keeps a pivot's pricing short while the set is large (a cold start)
-  constexpr size_t kWindow = 64;
+  constexpr size_t kWindow = 256;
   double best = -eps_;
   int32_t in = -1;
   size_t seen = 0;

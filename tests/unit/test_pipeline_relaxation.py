@@ -146,3 +146,18 @@ def test_frontier_is_as_good_as_the_reference(shared_data, case):
     for p in res.frontier.points[:: max(1, len(new) // 8)]:
         r = res.search.problem.rescore(res.search.plan_for(p))
         assert (r.time_s, r.energy_j) == (p.time_s, p.energy_j)
+
+
+def test_network_simplex_without_blocking_power_and_with_one_clock():
+    pytest.importorskip("highspy")
+    prof = _profile(4, seed=3)
+    one = StageProfile(prof.freqs_mhz[-1:], prof.time_s[:, :, -1:], prof.energy_j[:, :, -1:],
+                       "one clock")
+    for p, profile in ((0.0, prof), (300.0, one), (0.0, one)):
+        prob = PipelineProblem(profile, "1f1b", 4, 6, p)
+        highs = _Relaxation(prob, "highs")
+        fast = prob.makespan(prob.op_times(prob.fastest_choice()))
+        for t in (fast * 1.3, fast, fast * 1.1):
+            d, bound = relaxation(prob).solve(t)
+            assert bound == pytest.approx(highs.solve(t)[1], rel=1e-9, abs=1e-9)
+            assert prob.makespan(d) <= t * (1 + 1e-12)

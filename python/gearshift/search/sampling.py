@@ -3,8 +3,10 @@
 Multi-objective Bayesian optimisation over a partition's discrete options (SM clock x overlap
 choice): two Gaussian-process surrogates, one for log time and one for log total energy, and
 each next measurement is the option with the largest expected hypervolume improvement (EHVI)
-over the frontier measured so far. The returned frontier holds only measured options with
-their measured values; the surrogates only decide what to measure.
+over the frontier measured so far. The returned frontier holds the measured options at their
+measured values and, unless ``predict=False``, the unmeasured options the final surrogates
+place on it with confidence, at their predicted values (flagged in ``meta["predicted"]``): a
+frontier of n clock steps needs most of its n points, more than a 15 % budget measures.
 
 Surrogate (the same form for both objectives, fitted by maximum marginal likelihood):
     y(g, o) = b0 + b1 * g  +  c_o  +  s2 * Matern52(g, g'; l) * (rho + (1 - rho) * [o == o'])
@@ -18,7 +20,9 @@ kernel has a level per choice (c_o, variance sc2) on top of one curve every choi
 Start design: every overlap choice at the fastest clock (the baseline's clock, where the
 choices differ most), then the slowest clock of the choice that was fastest there; after that
 EHVI picks. A partition whose choices outnumber half the budget starts from a max-min spread
-instead.
+instead. A partition too small for a surrogate (``borrows_shape``) is measured at the Chebyshev
+nodes of each choice's clocks and borrows the power-vs-clock shape of partitions sampled
+before it (``clock_power_curves``).
 """
 
 from __future__ import annotations
