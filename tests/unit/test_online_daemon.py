@@ -35,7 +35,7 @@ def test_daemon_device_goes_through_every_phase_with_locks_through_the_daemon(mo
         assert all(st["steps_by_phase"][p] >= 1 for p in ("record", "profile", "plan",
                                                           "enforce"))
         assert st["mode"] == "measured" and st["options_measured"] == st["options_total"]
-        assert "nothing to overlap" in st["overlap_profile_note"]
+        assert "nothing to overlap" in st["overlap_profile"]
         assert run.online.session.backend is run.device.clock_backend()  # one connection
         # the keys are the fake GPU's own
         f = gearshift.compile(tiny_gpt(), device="fake-gpu", **FAST)

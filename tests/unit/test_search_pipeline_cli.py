@@ -137,3 +137,19 @@ def test_torch_schedules_plan_and_sim_agree(tmp_path, kind, stages, v):
                          capture_output=True, text=True)
     assert sim.returncode == 0, sim.stderr
     assert sim.stdout.strip().splitlines()[-1] == r.stdout.strip().splitlines()[-1]
+
+
+def test_polish_flag(tmp_path):
+    """--polish-s sets the polish's budget: 0 turns it off, a budget never makes the selected
+    plan worse, the last line keeps its contract; a negative budget is refused."""
+    lines = {}
+    for budget in ("0", "2"):
+        r = gearshift(*base_args(tmp_path, **{"--plan-out": str(tmp_path / f"p{budget}.csv")}),
+                      "--polish-s", budget)
+        assert r.returncode == 0, r.stderr
+        last = r.stdout.strip().splitlines()[-1]
+        assert re.fullmatch(r"time_s=\S+ energy_j=\S+", last)
+        lines[budget] = {k: float(v) for k, v in (x.split("=") for x in last.split())}
+    assert lines["2"]["energy_j"] <= lines["0"]["energy_j"] * (1 + 1e-12)
+    r = gearshift(*base_args(tmp_path), "--polish-s", "-1")
+    assert r.returncode != 0 and "polish-s" in r.stderr

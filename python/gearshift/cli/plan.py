@@ -62,6 +62,10 @@ from ._common import (
               help="Refinement passes over the whole frontier.")
 @click.option("--tolerance", type=click.FloatRange(0, 1), default=5e-3, show_default=True,
               help="Stop refining when a pass improves no point by more than this fraction.")
+@click.option("--polish-s", "polish_s", type=click.FloatRange(0, None), default=None,
+              help="Pipeline: nominal CPU seconds to polish the selected point (window and "
+                   "band MILPs, docs/search.md). The work is counted, not timed, so the plan "
+                   "is the same on every run. Default: 10 up to 512 computations, else 0 (off).")
 @click.option("--sample", "sample", type=click.FloatRange(0, None), default=None,
               help="Single GPU: measure only this fraction (< 1) or count of each partition's "
                    "options, picked by GP/expected-hypervolume search (default 0.15 for a "
@@ -75,7 +79,7 @@ from ._common import (
 @click.option("--quiet", is_flag=True, help="Only the result lines.")
 def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_power_w, profile_path,
          partitioning_path, trace_path, schedule_out, frontier_out, selection, plan_out,
-         time_scale, energy_scale, points, passes, tolerance, sample, baselines_trace,
+         time_scale, energy_scale, points, passes, tolerance, polish_s, sample, baselines_trace,
          sim_preset, quiet):
     """Search the time-energy frontier and select a plan: of a pipeline (--stage-profile) or of
     one GPU's iteration (--profile).
@@ -90,6 +94,9 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
     if (stage_profile is None) == (profile_path is None):
         raise ConfigError("give either --stage-profile (a pipeline) or --profile (one GPU)",
                           "see `gearshift plan --help`")
+    if polish_s is not None and stage_profile is None:
+        raise ConfigError("--polish-s polishes a pipeline plan",
+                          "drop --polish-s, or plan a pipeline with --stage-profile")
     if profile_path is not None:
         _plan_single_gpu(profile_path, partitioning_path, trace_path, selection, frontier_out,
                          schedule_out, quiet, sample, baselines_trace, sim_preset)
@@ -127,7 +134,7 @@ def plan(stage_profile, kind, stages, virtual_stages, microbatches, blocking_pow
 
         res = plan_pipeline(profile, kind, stages, microbatches, blocking_power_w, selection,
                             points=points, passes=passes, tol=tolerance, progress=progress,
-                            on_pass=on_pass, virtual_stages=virtual_stages)
+                            on_pass=on_pass, virtual_stages=virtual_stages, polish_s=polish_s)
     elapsed = time.perf_counter() - started
     if frontier_out:
         res.frontier.save(frontier_out)

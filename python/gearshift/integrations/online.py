@@ -6,15 +6,21 @@ It first closes the step before (on the fake GPU: plays it), then moves the phas
 - record: one step under a record-mode runtime session; the CUPTI launch hook records the real
   kernel sequence into a KernelTrace (its signature is what the runtime checks later);
 - profile: partition that trace, then run rounds of steps: a reference round (every partition
-  at the top clock), then one round per (partition, option) the search asks for, that partition
-  at the option and the rest at the reference; partition energies come from whole-step energy
-  differences, each round running until the energy counter's error bound allows <= 1 % per
-  option (``gearshift.profile.online``, docs/online-profiling.md); without permission to lock
-  clocks, only the reference runs and the other clocks are predicted from the simulated GPU's
-  response fitted to it;
+  at the top clock, collectives serial), then one round per (partition, option) the search
+  asks for, that partition at the option and the rest at the reference; partition energies
+  come from whole-step energy differences, each round running until the energy counter's error
+  bound allows <= 1 % per option (``gearshift.profile.online``, docs/online-profiling.md).
+  An option is a clock and, on partitions that launch a collective, an overlap: the overlap
+  pass (integrations/overlap_pass.py) places that round's collectives as the probe says, on
+  the step split into the run's nanobatches (``nanobatches``: the saved schedule's, else the
+  config's), so each round measures the program it names. Without permission to lock clocks,
+  only the reference runs and the other clocks are predicted from the simulated GPU's response
+  fitted to it (clocks only: an overlap's effect is not predicted);
 - plan: search the frontier and select by the objective (one step runs untouched meanwhile);
   the schedule is saved to ``schedule_path``, so the next run goes from record to enforce;
-- enforce: every step under the schedule; partitions whose measured time drifts from the
+- enforce: every step under the schedule (its clocks by the runtime, its overlap and
+  nanobatches by the overlap pass; a step the pass cannot split into the schedule's nanobatches
+  falls back, with the reason in status()); partitions whose measured time drifts from the
   profile by more than ``DRIFT_TOLERANCE`` for ``DRIFT_STEPS`` steps are profiled again.
 """
 
@@ -64,42 +70,131 @@ class OnlinePath:
         self._drift_count: dict[int, int] = {}
         self._enforce_prev = None
         self.op_trace = None
-        self.overlap_note: str | None = None
+        self.overlap_profile: str | None = None
+        self.nanobatches = self._run_nanobatches()
+        from .lockstep import Lockstep  # noqa: PLC0415
+
+        self.ranks = Lockstep()
 
     # ------------------------------------------------------------------ step boundary
+    def _run_nanobatches(self) -> int:
+        """The nanobatches every step of this run is split into: a saved schedule's (it is
+        enforced as planned), else the config's."""
+        path = self.config.schedule_path
+        if path and Path(path).exists():
+            try:
+                return max(1, int(Schedule.load(path).nanobatches or 1))
+            except Exception:  # noqa: BLE001 (the record step reports a bad file clearly)
+                return self.config.nanobatches
+        return self.config.nanobatches
+
+    def overlap_target(self) -> tuple:
+        """(schedule, trace, nanobatches) the overlap pass applies to this step: the running
+        probe or schedule; none before one exists (every collective serial, the step split)."""
+        sched = self.session_schedule
+        if sched is None or self.trace is None:
+            return None, None, self.nanobatches
+        return sched, self.trace, self.nanobatches
+
+    def _applied_overlaps(self, schedule):
+        """Per partition of ``schedule``, the placement the last step's collectives really had:
+        the schedule's, when the overlap pass placed that schedule's plan; else serial."""
+        if schedule is None:
+            return None
+        from .overlap_pass import state_of  # noqa: PLC0415
+
+        st = state_of(self.r)
+        if not st.applied or st.schedule_applied is not schedule:
+            return None
+        from dataclasses import replace  # noqa: PLC0415
+
+        out = []
+        for e in schedule.entries:
+            ov = e.overlap
+            if ov.comm_sms and st.comm_sms_skipped_reason:   # the library picked the SMs
+                ov = replace(ov, comm_sms=0)
+            out.append(ov)
+        return out
+
+    def _check_split(self) -> None:
+        """A run planned with k nanobatches runs with k, or not under gearshift at all."""
+        if self.nanobatches <= 1 or self.r.fallback_reason is not None:
+            return
+        from .overlap_pass import state_of  # noqa: PLC0415
+
+        st = state_of(self.r)
+        if st.skipped_reason is not None:
+            self.r.fallback(f"this run splits each step into {self.nanobatches} nanobatches "
+                            "(the saved schedule's, else the config's), and the step could not "
+                            f"be split: {st.skipped_reason}")
+
     def on_step(self, example_inputs) -> None:
-        sample = self._finish_previous()
-        if self._clocks_refused():
-            sample = None                  # that step ran at the default clock, not the option
-        if self.phase == "record":
+        self._check_split()
+        sample = None
+        if self.r.fallback_reason is None:
+            sample = self._finish_previous()
+        # what this rank saw; every rank then acts on what all saw (integrations/lockstep.py)
+        refused = self._refusal()
+        more, drifted = False, []
+        if self.r.fallback_reason is None and refused is None:
+            if self.phase == "record" and self.session is not None:
+                more = not self._record_settled()
+            elif self.phase == "profile":
+                more = self._observe_round(sample)
+            elif self.phase == "enforce":
+                drifted = self._observe_drift(sample)
+        agreed = self.ranks.sync(self._num_partitions(), fallback=self.r.fallback_reason
+                                 is not None, refused=refused is not None, more=more,
+                                 drifted=drifted)
+        if agreed.fallback_rank is not None:
+            if self.r.fallback_reason is None:
+                self.r.fallback(f"rank {agreed.fallback_rank} fell back, and the ranks' "
+                                "in-loop phases run together")
+            return
+        if agreed.refused_rank is not None:
+            self._go_predicted(refused or f"rank {agreed.refused_rank}'s GPU refused a clock "
+                               "lock, and the ranks profile together")
+        elif self.phase == "record":
             if self.session is None:
                 self._start_record(example_inputs)
-            else:
+            elif not agreed.more:
                 self._end_record()
         elif self.phase == "profile":
-            self._profile_step(sample)
+            if not agreed.more:
+                self._end_round()
         elif self.phase == "plan":
             self._plan()
-        elif self.phase == "enforce":
-            self._check_drift(sample)
+        elif self.phase == "enforce" and agreed.drifted:
+            _say(self.config, f"enforce: partitions {agreed.drifted} drifted from their "
+                 "profile; profiling them again")
+            self.r.drift_events += 1
+            self._close_session()
+            self._start_profile(agreed.drifted)
         if self.session is not None:
             self.session.step()
+
+    def _num_partitions(self) -> int:
+        return len(self.partitioning) if self.partitioning is not None else 0
 
     def _finish_previous(self):
         if self.session is None:
             return None
-        return self.device.play_step(self.session, self.session_schedule)
+        sched = self.session_schedule
+        return self.device.play_step(self.session, sched, self._applied_overlaps(sched))
 
-    def _clocks_refused(self) -> bool:
-        """The GPU refused a clock lock (NVML_ERROR_NO_PERMISSION after all, another holder):
-        say so once, and go on as a machine without permission does: the default clock
-        measured, the others predicted, the schedule enforced in dry-run."""
+    def _refusal(self) -> str | None:
+        """Why the GPU refused a clock lock in the last step (NVML_ERROR_NO_PERMISSION after
+        all, another holder), or None."""
         s = self.session
         if self.predicted or s is None or not s.clock_refusals:
-            return False
+            return None
+        return s.clock_refusal_reason or "no reason given"
+
+    def _go_predicted(self, reason: str) -> None:
+        """Say so once, and go on as a machine without permission does: the default clock
+        measured, the others predicted, the schedule enforced in dry-run."""
         import warnings  # noqa: PLC0415
 
-        reason = s.clock_refusal_reason or "no reason given"
         warnings.warn(f"gearshift: the GPU refused to lock a clock ({reason}); profiling the "
                       "default clock only, predicting the others, and enforcing in dry-run "
                       "(clocks stay at their defaults)", RuntimeWarning, stacklevel=2)
@@ -110,7 +205,6 @@ class OnlinePath:
         self._close_session()              # resets the clock
         if self.partitioning is not None:
             self._start_profile(list(range(len(self.partitioning))))
-        return True
 
     # ------------------------------------------------------------------ sessions
     def _open(self, schedule=None, mode="apply", trace=None) -> None:
@@ -147,14 +241,16 @@ class OnlinePath:
             with torch.random.fork_rng(devices=[]):   # the user's random stream is untouched
                 self.op_trace = trace_step(self.r.model, example_inputs, self.r.loss_fn,
                                            self.r.optimizer_factory,
-                                           model_name=self.r.model_name)
+                                           model_name=self.r.model_name,
+                                           nanobatches=self.nanobatches)
             attach(self.op_trace)
         _say(self.config, f"record: CUPTI launch hook recording steps of {self.r.model_name} "
              "until two in a row launch the same kernels")
         self._open(mode="record")
         self._record_steps = 0
 
-    def _end_record(self) -> None:
+    def _record_settled(self) -> bool:
+        """Whether the steps recorded so far end with two that launch the same kernels."""
         if not self.session.cupti_active:
             # recording needs the launch hook; without it the buffer is empty and "empty" is
             # not the reason the user can act on
@@ -172,7 +268,7 @@ class OnlinePath:
         self._record_steps += 1
         last = self._record_steps
         if last < 2:
-            return
+            return False
         names = [[r.name for r in self.session.records(i)] for i in (last - 1, last)]
         if names[0] != names[1]:
             if last >= MAX_RECORD_STEPS:
@@ -183,7 +279,12 @@ class OnlinePath:
                     f"({len(names[0])} then {len(names[1])} launches)",
                     "keep the step's shapes and code path fixed (pad variable-length batches, "
                     "no data-dependent branches), or plan from a saved trace")
-            return
+            return False
+        return True
+
+    def _end_record(self) -> None:
+        """Every rank's recorded steps settled: the last one is the trace."""
+        last = self._record_steps
         trace = self.session.to_trace(last, model=self.r.model_name,
                                       device=self.device.facts.name)
         durations = getattr(self.device, "last_kernel_durations_s", None)
@@ -193,8 +294,17 @@ class OnlinePath:
             trace.kernels = [replace(k, duration_s=float(d)) for k, d in zip(trace.kernels,
                                                                            durations)]
         self._close_session()
-        self.trace = trace
+        self.trace = self._tag_nanobatches(trace)
         _say(self.config, f"record: {len(trace)} kernel launches, signature {trace.signature()}")
+        sigs = self.ranks.gather(trace.signature())
+        if len(set(sigs)) > 1:
+            from ..errors import ConfigError  # noqa: PLC0415
+
+            raise ConfigError(f"the ranks launch {len(set(sigs))} different steps (signatures "
+                              f"{sorted(set(sigs))}); the in-loop path profiles ranks that run "
+                              "one step together",
+                              "plan each rank role on the simulated GPU (device='sim') and "
+                              "enforce the saved schedules")
         path = self.config.schedule_path
         if path and Path(path).exists():
             schedule = Schedule.load(path)
@@ -211,6 +321,37 @@ class OnlinePath:
                 trace, switch_latency_s=self.device.capabilities.switch_latency_s)
         self._start_profile(list(range(len(self.partitioning))))
 
+    def _tag_nanobatches(self, trace):
+        """The recorded trace with each collective's nanobatch (the overlap pass maps a
+        schedule's partitions onto the k-th collective of each nanobatch). The launch hook sees
+        names only: the tags come from the step the GPU ran (the fake GPU plays the op-level
+        trace, split), else from the order in which the pass launched the serial step's
+        collectives."""
+        k = self.nanobatches
+        if k <= 1:
+            return trace
+        from dataclasses import replace  # noqa: PLC0415
+
+        op = self.op_trace
+        if op is not None and len(op) == len(trace):
+            tags = [int(x.nanobatch) for x in op.kernels]
+        else:
+            placements = getattr(self.r, "_overlap_placements", None)
+            order = placements.serial_launch_nanobatches() if placements is not None else None
+            comm = [i for i, x in enumerate(trace.kernels) if x.kind == "comm"]
+            if order is None or len(order) != len(comm):
+                from ..errors import TraceError  # noqa: PLC0415
+
+                raise TraceError(f"the recorded step's {len(comm)} collectives cannot be matched "
+                                 f"to the {k} nanobatches the overlap pass split it into",
+                                 "set nanobatches=1, or report this with the model")
+            tags = [0] * len(trace)
+            for i, nb in zip(comm, order):
+                tags[i] = int(nb)
+        trace.kernels = [replace(x, nanobatch=t) for x, t in zip(trace.kernels, tags)]
+        trace.meta["nanobatches"] = k
+        return trace
+
     # ------------------------------------------------------------------ profile
     def _start_profile(self, partitions: list[int]) -> None:
         from ..profile.online import OptionSearch, clock_options  # noqa: PLC0415
@@ -221,7 +362,10 @@ class OnlinePath:
         freqs = candidate_freqs(self.device.facts, min_freq_mhz=self.config.min_freq_mhz,
                                 step_mhz=self.config.freq_step_mhz or 90)
         self.freqs = sorted(freqs, reverse=True)
-        options = [clock_options(self.freqs) for _ in self.partitioning.partitions]
+        overlaps, self.overlap_profile = self._overlap_options()
+        with_comm = self._partitions_with_comm()
+        options = [clock_options(self.freqs, overlaps if p in with_comm and overlaps else None)
+                   for p in range(len(self.partitioning))]
         durations = [k.duration_s for k in self.trace.kernels]
         self.search = OptionSearch(options, self.reference, partitions,
                                    only_reference=self.predicted,
@@ -229,26 +373,57 @@ class OnlinePath:
                                    starts=[p.start for p in self.partitioning.partitions],
                                    kernel_s=durations if any(durations) else None,
                                    num_kernels=len(self.trace))
-        self.overlap_note = self._overlap_note()
         self.r.options_total = self.search.options_total
-        _say(self.config, f"profile: {len(partitions)} partitions x {len(freqs)} clocks "
+        _say(self.config, f"profile: {len(partitions)} partitions x {len(freqs)} clocks"
+             + (f" (x {len(overlaps)} overlaps on the {len(with_comm)} with collectives)"
+                if overlaps and with_comm else "") + " "
              + ("(default clock measured, the others predicted: no permission to lock clocks)"
                 if self.predicted else "(differential rounds: one partition's option against "
                 "the reference per round, measured online)"))
         self._next_round()
 
-    def _overlap_note(self) -> str:
-        """Why the profiled options are clocks only (status()["overlap_profile_note"])."""
+    def _partitions_with_comm(self) -> set[int]:
+        kinds = [k.kind for k in self.trace.kernels]
+        return {p.index for p in self.partitioning.partitions
+                if "comm" in kinds[p.start:p.end]}
+
+    def _overlap_options(self) -> tuple[list, str]:
+        """(overlap choices profiled on partitions with collectives, status line saying which
+        and why). The reference (the framework's serial placement) is always among them; the
+        others are ``config.overlaps`` (default ``profile.options.DEFAULT_OVERLAPS``) as far as
+        the program can apply them here."""
+        from ..model import NO_OVERLAP  # noqa: PLC0415
+        from ..profile.options import parse_overlaps  # noqa: PLC0415
         from . import distributed  # noqa: PLC0415
 
         has_comm = any(k.kind == "comm" for k in self.trace.kernels)
-        if not has_comm and not distributed.active():
-            return ("clocks only: a single process whose step launches no collective has "
-                    "nothing to overlap")
         if not has_comm:
-            return "clocks only: the recorded step launches no collective to overlap"
-        return ("clocks only: overlap options are not profiled online yet; the collectives "
-                "keep the framework's own placement (serial)")
+            return [], ("clocks only: " + ("a single process whose step launches no collective "
+                                           "has nothing to overlap" if not distributed.active()
+                                           else "the recorded step launches no collective to "
+                                           "overlap"))
+        if self.predicted:
+            return [], ("clocks only: without permission to lock clocks the other options are "
+                        "predicted, and an overlap's effect is not predicted")
+        nccl = distributed.active() and _backend_is_nccl()
+        chosen, dropped = [NO_OVERLAP], []
+        for ov in parse_overlaps(self.config.overlaps):
+            if ov.mode == "serial" and not ov.comm_sms:
+                continue                      # the reference: the framework's own placement
+            if ov.block_size or (ov.comm_sms and not nccl):
+                dropped.append(ov.key())      # the program cannot apply it on this backend
+                continue
+            if ov.overlapped and self.nanobatches < 2:
+                dropped.append(ov.key())      # nothing independent to run beside a collective
+                continue
+            if ov not in chosen:
+                chosen.append(ov)
+        line = (f"clocks x overlaps {[o.key() for o in chosen]} on partitions with collectives, "
+                f"{self.nanobatches} nanobatch(es) per step")
+        if dropped:
+            line += (f"; not profiled: {dropped} (windows need nanobatches >= 2; SM counts need "
+                     "NCCL; block sizes are not applied at run time)")
+        return chosen, line
 
     @property
     def reference(self):
@@ -278,10 +453,10 @@ class OnlinePath:
                    for i, (q, c, o) in enumerate(zip(sub.partitions, layout.clocks,
                                                      layout.owner))]
         return Schedule(entries, self.trace.signature(), self.device.facts.name,
-                        sub.num_kernels, objective="profile")
+                        sub.num_kernels, objective="profile", nanobatches=self.nanobatches)
 
     def _next_round(self) -> None:
-        probe = self.search.next_probe()
+        probe = self.ranks.lead_call(self.search.next_probe)   # rank 0 asks for every rank
         if probe is None:
             self._close_session()
             self.round = None
@@ -290,14 +465,17 @@ class OnlinePath:
         self.round = self.search.new_round(probe)
         self._open(self._probe(self.round.layout), trace=self.trace)
 
-    def _profile_step(self, sample) -> None:
+    def _observe_round(self, sample) -> bool:
+        """Add the last step to the round; whether the round needs more steps."""
         if sample is not None and self.round is not None:
             self.round.add(sample)
             if self.round.settled_steps == 1 and self.round.relayout() is not None:
                 # p's time at the option moved its lead-out kernel: restart on the new layout
                 self._open(self._probe(self.round.layout), trace=self.trace)
-                return
-        if self.round is None or not self.search.done(self.round):
+        return self.round is not None and not self.search.done(self.round)
+
+    def _end_round(self) -> None:
+        if self.round is None:
             return
         m = self.search.record(self.round)
         self.r.options_measured = self.search.options_measured
@@ -320,11 +498,23 @@ class OnlinePath:
         if self.profile is not None and self.drifted:
             prof = _merge_profiles(self.profile, prof, self.drifted)
         self.profile = prof.validate()
-        with Stage(f"plan: searching the time-energy frontier ({self.config.objective})",
-                   self.config.progress):
-            frontier, schedule = plan_iteration(prof, self.partitioning, self.trace.signature(),
-                                                self.device.facts.name,
-                                                objective=self.config.objective)
+        planned = {}
+
+        def search():
+            with Stage(f"plan: searching the time-energy frontier ({self.config.objective})",
+                       self.config.progress):
+                planned["frontier"], planned["schedule"] = plan_iteration(
+                    prof, self.partitioning, self.trace.signature(), self.device.facts.name,
+                    objective=self.config.objective, nanobatches=self.nanobatches)
+            return planned["schedule"].to_json()
+
+        # in a distributed job every rank runs rank 0's schedule: its collectives' placement
+        # must be the same on all (each rank keeps its own profile, for drift)
+        sent = self.ranks.lead_call(search)
+        frontier = planned.get("frontier")
+        schedule = planned.get("schedule") or Schedule.from_json(sent)
+        if "schedule" not in planned:
+            schedule.extra["planned_on_rank"] = 0
         schedule.extra.setdefault("model", self.trace.model)
         label = "predicted" if self.predicted else "planned from measured profile"
         schedule.extra["saving_label"] = label
@@ -335,7 +525,7 @@ class OnlinePath:
                               f" % energy at {((schedule.predicted.get('slowdown') or 1) - 1) * 100:+.1f}"
                               f" % time, from {self.search.options_measured} of "
                               f"{self.search.options_total} options measured online")
-        if self.config.schedule_path and not self.predicted:
+        if self.config.schedule_path and not self.predicted and self.ranks.rank == 0:
             schedule.save(self.config.schedule_path)
         saving = schedule.predicted.get("energy_saving")
         _say(self.config, f"plan: {len(schedule.entries)} partitions, energy saving "
@@ -373,25 +563,28 @@ class OnlinePath:
              + (" (dry-run: no clock is changed, switches are logged)" if self.predicted
                 else ""))
 
-    def _check_drift(self, sample) -> None:
+    def _observe_drift(self, sample) -> list[int]:
+        """Partitions whose time has been off their profile for ``DRIFT_STEPS`` steps."""
         if sample is None or self.profile is None:
             self._enforce_prev = sample
-            return
+            return []
         prev, self._enforce_prev = self._enforce_prev, sample
         end = sample.end_s if sample.end_s is not None else None
         src = sample if end is not None else prev
         end = end if end is not None else (sample.boundary_s[0] if sample.boundary_s else None)
         if src is None or end is None or any(b is None for b in src.boundary_s):
-            return
+            return []
         times = np.diff(np.asarray(list(src.boundary_s) + [end], dtype=np.float64))
         if len(times) != len(self.r.schedule.entries):
-            return
-        by = {(e.partition, e.freq_mhz): e.time_s for e in self.profile.entries}
-        top = self.device.facts.max_freq_mhz
+            return []
+        by = {(e.partition, e.freq_mhz, e.overlap): e.time_s for e in self.profile.entries}
+        top, ref_ov = self.reference
         drifted = []
-        for entry, t in zip(self.r.schedule.entries, times):
-            f = entry.freq_mhz if not self.predicted else self.reference[0]
-            want = by.get((entry.partition, f)) or by.get((entry.partition, top))
+        applied = self._applied_overlaps(self.session_schedule if sample is not None else None)
+        for i, (entry, t) in enumerate(zip(self.r.schedule.entries, times)):
+            f = entry.freq_mhz if not self.predicted else top
+            ov = applied[i] if applied else ref_ov
+            want = by.get((entry.partition, f, ov)) or by.get((entry.partition, top, ref_ov))
             if not want:
                 continue
             if abs(t / want - 1) > DRIFT_TOLERANCE:
@@ -400,12 +593,7 @@ class OnlinePath:
                 self._drift_count[entry.partition] = 0
             if self._drift_count[entry.partition] >= DRIFT_STEPS:
                 drifted.append(entry.partition)
-        if drifted:
-            _say(self.config, f"enforce: partitions {drifted} drifted from their profile; "
-                 "profiling them again")
-            self.r.drift_events += 1
-            self._close_session()
-            self._start_profile(drifted)
+        return drifted
 
 
 def gpu_mode(choice) -> tuple[str, str]:
@@ -443,3 +631,9 @@ def _closest_preset(name: str) -> str:
     if "a40" in n:
         return "a40"
     return "h100-sxm"
+
+
+def _backend_is_nccl() -> bool:
+    import torch.distributed as dist  # noqa: PLC0415
+
+    return "nccl" in str(dist.get_backend()).lower()

@@ -78,12 +78,27 @@ class CollectivePlan:
     choices: dict[tuple[int, int], tuple[int, Overlap]]
     per_nanobatch: int
     traced_nanobatches: int = 1
+    default: tuple[int, Overlap] | None = None   # every collective's choice when set
+
+    @classmethod
+    def serial(cls) -> "CollectivePlan":
+        """Every collective serial (the framework's placement): what a step split into
+        nanobatches runs before any schedule exists (the in-loop record and plan steps)."""
+        return cls({}, 0, default=(0, SERIAL))
+
+    def key(self) -> tuple:
+        """What the placement depends on (two plans with one key place alike)."""
+        if self.default is not None:
+            return ("default", self.default[0], self.default[1].key())
+        return tuple(sorted((k, nb, p, ov.key()) for (k, nb), (p, ov) in self.choices.items()))
 
     @classmethod
     def per_collective(cls, choices: list[tuple[int, Overlap]]) -> "CollectivePlan":
         return cls({(k, 0): c for k, c in enumerate(choices)}, len(choices))
 
     def get(self, k: int, nanobatch: int) -> tuple[int, Overlap] | None:
+        if self.default is not None:
+            return self.default
         return self.choices.get((k, nanobatch if self.traced_nanobatches > 1 else 0))
 
 
@@ -129,6 +144,7 @@ class OverlapState:
         self.partitions: list[dict] = []
         self.comm_sms_skipped_reason: str | None = None
         self.graphs_seen = 0
+        self.schedule_applied = None     # the schedule whose plan the last step placed
         self._warned = False
 
     def skip(self, reason: str) -> None:
@@ -137,6 +153,7 @@ class OverlapState:
         self.skipped_reason = reason
         self.nanobatches = 1
         self.partitions = []
+        self.schedule_applied = None
         if not self._warned:
             self._warned = True
             warnings.warn(f"gearshift: the schedule's overlap is not applied ({reason}); only "
@@ -533,6 +550,8 @@ def place_collectives(gm: fx.GraphModule, phase: str, plan, offset: int, groups=
     placed.append(output)
 
     _rebuild(gm, placed, events if record else [])
+    # the nanobatch of each collective launch, in the order the step launches them
+    gm.gearshift_launch_nanobatches = [ev[3] for _nd, ev in events if ev[0] == "launch"]
     applied = [{"partition": c.partition, "collective": c.collective, "phase": phase,
                 "nanobatch": c.nanobatch, "overlap": c.choice.key(), "launch_op": c.launch_op,
                 "completion_op": c.completion_op, "cta_count": c.cta_count}
@@ -581,6 +600,114 @@ def _runner_trace(runner):
                                                      "trace", None)
 
 
+def target(runner) -> tuple:
+    """(schedule, trace, nanobatches) the pass applies to the runner's step now.
+
+    The in-loop path (integrations/online.py) changes it step by step: each profiling round's
+    probe schedule, then the planned one; before a schedule exists (record, plan) its steps run
+    split into the run's nanobatches with every collective serial. Otherwise the runner's
+    schedule and trace.
+    """
+    online = getattr(runner, "online", None)
+    if online is not None:
+        return online.overlap_target()
+    schedule = getattr(runner, "schedule", None)
+    return schedule, _runner_trace(runner), nanobatches_of(schedule)
+
+
+def wanted(runner) -> bool:
+    """Whether the runner's step needs the pass (nanobatches, windows or SM counts)."""
+    schedule, _trace, n = target(runner)
+    return n > 1 or wants_overlap(schedule)
+
+
+class _Placements:
+    """The AOT forward and backward graphs of one captured step, placed per collective plan.
+
+    AOTAutograd runs once per capture; a new plan (the next profiling round's probe, the
+    planned schedule) only re-orders copies of the two graphs (``place_collectives``), cached by
+    the plan's key. The forward picks the plan at the start of each step and places both graphs
+    then, so the backward of that step runs the same plan and never fails on a placement.
+    """
+
+    MAX_CACHED = 64
+
+    def __init__(self, runner, state: OverlapState, groups, record: bool):
+        self.runner, self.state, self.groups, self.record = runner, state, groups, record
+        self.graphs: dict[str, fx.GraphModule] = {}
+        self.forward_per_nb: int | None = None
+        self.cache: dict[tuple, tuple] = {}
+        self.current: tuple | None = None          # (forward fn, backward fn) of this step
+        self.launch_nanobatches: dict[tuple, list[int]] = {}   # per plan key, launch order
+        self._plan_memo: tuple | None = None       # (schedule, trace, plan)
+
+    def plan(self) -> CollectivePlan:
+        schedule, trace, _n = target(self.runner)
+        if schedule is None:
+            return CollectivePlan.serial()
+        if trace is None:
+            raise SkipOverlap("no trace for the schedule yet")
+        memo = self._plan_memo
+        if memo is not None and memo[0] is schedule and memo[1] is trace:
+            return memo[2]
+        plan = collective_plan(schedule, trace)
+        self._plan_memo = (schedule, trace, plan)
+        return plan
+
+    @staticmethod
+    def _copy(gm: fx.GraphModule) -> fx.GraphModule:
+        g = fx.Graph()
+        out = g.graph_copy(gm.graph, {})
+        g.output(out)
+        return fx.GraphModule(gm, g)
+
+    def place(self, plan: CollectivePlan) -> tuple:
+        key = plan.key()
+        hit = self.cache.get(key)
+        if hit is None:
+            fw = self._copy(self.graphs["forward"])
+            applied, per_nb = place_collectives(fw, "forward", plan, 0, self.groups, self.record)
+            if self.forward_per_nb is None:
+                self.forward_per_nb = per_nb
+            bw_fn, bw_done = None, []
+            if "backward" in self.graphs:
+                bw = self._copy(self.graphs["backward"])
+                bw_done, bw_per_nb = place_collectives(bw, "backward", plan, per_nb,
+                                                       self.groups, self.record)
+                if plan.default is None and per_nb + bw_per_nb != plan.per_nanobatch:
+                    raise SkipOverlap(f"the traced step has {plan.per_nanobatch} collectives "
+                                      f"per nanobatch, the captured step {per_nb + bw_per_nb}; "
+                                      "re-plan for this model")
+                bw_fn = bw.forward
+            applied = sorted(applied + bw_done, key=lambda a: (a["collective"], a["nanobatch"]))
+            if len(self.cache) >= self.MAX_CACHED:
+                self.cache.clear()
+            hit = self.cache[key] = (fw.forward, bw_fn, applied)
+            self.launch_nanobatches[key] = (
+                fw.gearshift_launch_nanobatches +
+                (bw.gearshift_launch_nanobatches if bw_fn is not None else []))
+        return hit
+
+    def forward(self, *args):
+        plan = self.plan()
+        fw, bw, applied = self.place(plan)
+        self.current = (fw, bw)
+        st = self.state
+        st.applied, st.skipped_reason = True, None
+        st.partitions = applied if plan.default is None else []
+        st.schedule_applied = self._plan_memo[0] if plan.default is None else None
+        st.comm_sms_skipped_reason = getattr(self.groups, "skipped_reason", None)
+        return fw(*args)
+
+    def backward(self, *args):
+        return self.current[1](*args)
+
+    def serial_launch_nanobatches(self) -> list[int] | None:
+        """Per collective launch of a step with every collective serial, in launch order, its
+        nanobatch (what tags a recorded trace's collectives: the launch hook sees names only)."""
+        return self.launch_nanobatches.get(CollectivePlan.serial().key())
+
+
 def overlap_backend(runner, state: OverlapState, groups=None):
     """A dynamo backend that runs the step with ``runner``'s schedule's overlap applied.
 
@@ -609,42 +736,31 @@ def overlap_backend(runner, state: OverlapState, groups=None):
     def _transform(gm, example_inputs):
         from torch._dynamo.backends.common import aot_autograd  # noqa: PLC0415
 
-        schedule, trace = runner.schedule, _runner_trace(runner)
-        if schedule is None or trace is None:
-            raise SkipOverlap("no schedule yet")
-        plan = collective_plan(schedule, trace)
-        n = nanobatches_of(schedule)
+        _schedule, _trace, n = target(runner)
+        placements = _Placements(runner, state, groups, os.environ.get(RECORD_ENV) == "1")
+        first = placements.plan()             # checks the schedule against the trace now
         split = gm
         if n > 1:
             split = split_nanobatches(gm, n, example_inputs)
             check_split(gm, split, example_inputs)
-        record = os.environ.get(RECORD_ENV) == "1"
-        applied: list[dict] = []
-        fw_count: list[int] = []
 
         def fw_compiler(g, _ex):
-            done, per_nb = place_collectives(g, "forward", plan, 0, groups, record)
-            applied.extend(done)
-            fw_count.append(per_nb)
-            return make_boxed_func(g.forward)
+            placements.graphs["forward"] = g
+            return make_boxed_func(placements.forward)
 
         def bw_compiler(g, _ex):
-            done, per_nb = place_collectives(g, "backward", plan, fw_count[0], groups, record)
-            if fw_count[0] + per_nb != plan.per_nanobatch:
-                raise SkipOverlap(f"the traced step has {plan.per_nanobatch} collectives per "
-                                  f"nanobatch, the captured step {fw_count[0] + per_nb}; "
-                                  "re-plan for this model")
-            applied.extend(done)
-            return make_boxed_func(g.forward)
+            placements.graphs["backward"] = g
+            return make_boxed_func(placements.backward)
 
         with torch._functorch.config.patch(force_non_lazy_backward_lowering=True):
             compiled = aot_autograd(fw_compiler=fw_compiler, bw_compiler=bw_compiler)(
                 split, example_inputs)
-        if not fw_count:
+        if "forward" not in placements.graphs:
             raise SkipOverlap("AOTAutograd produced no forward graph")
+        placements.place(first)               # a plan the captured step cannot take fails here
         state.applied, state.skipped_reason, state.nanobatches = True, None, n
-        state.partitions = sorted(applied, key=lambda a: (a["collective"], a["nanobatch"]))
         state.comm_sms_skipped_reason = getattr(groups, "skipped_reason", None)
+        runner._overlap_placements = placements
         return compiled
 
     return backend
@@ -663,8 +779,7 @@ def module_call(runner, module: torch.nn.Module):
     """What ``gearshift.compile``'s wrapper calls for a training step: ``module`` itself, or,
     when the schedule asks for overlap, ``module`` compiled with the overlap applied."""
     state = state_of(runner)
-    if (state.skipped_reason is not None or _fell_back(runner)
-            or not wants_overlap(getattr(runner, "schedule", None))):
+    if state.skipped_reason is not None or _fell_back(runner) or not wanted(runner):
         return module
     call = getattr(runner, "_overlap_call", None)
     if call is None:
@@ -709,7 +824,7 @@ def compiled_step(runner, gm: fx.GraphModule, example_inputs, default):
         fn = box.get("fn")
         if fn is None:
             fn = default
-            if state.skipped_reason is None and wants_overlap(getattr(runner, "schedule", None)):
+            if state.skipped_reason is None and wanted(runner):
                 from ..runtime.comm_groups import CommGroups  # noqa: PLC0415
 
                 for nd, meta in saved.items():

@@ -243,6 +243,9 @@ class Runner:
             self.steps_by_phase["fallback"] += 1
             if self.__dict__.pop("_tell_ranks", False):
                 self._tell_other_ranks()
+            if self.online is not None:          # the other ranks learn it at this step
+                self.online.ranks.begin()
+                self.online.ranks.end(self.online._num_partitions(), True)
             return
         self.micro_steps += 1
         if self.enforcer is None and not self.count_on_optimizer and (
@@ -259,6 +262,8 @@ class Runner:
         elif shapes and shapes != self.traced_shapes:
             # the simulated figures price the traced step; say so rather than pass it off
             self.steps_unlike_trace += 1
+        if self.online is not None:
+            self.online.ranks.begin()
         try:
             self.on_step(example_inputs)
         except Exception as exc:  # noqa: BLE001
@@ -266,6 +271,12 @@ class Runner:
                     getattr(self, "_stage", "preparing") if not self.ready
                     else "the gearshift step")
             self._fail(what, exc)
+        if self.online is not None:
+            try:   # a rank that failed before this step's agreement takes part now
+                self.online.ranks.end(self.online._num_partitions(),
+                                      self.fallback_reason is not None)
+            except Exception as exc:  # noqa: BLE001 (the process group itself failed)
+                self._fail("the ranks' agreement", exc)
         self.steps_by_phase[self.phase] += 1
 
     def _tell_other_ranks(self) -> None:
@@ -320,8 +331,9 @@ class Runner:
                 "is measured, so there is no counter error" if self.device is not None and
                 self.device.capabilities.simulated else "profiling: nothing measured yet"),
             "drift_events": self.drift_events,
-            # why the profile measured no overlap option (None: the simulated profile has them)
-            "overlap_profile_note": online.overlap_note if online else None,
+            # which overlap options the in-loop profile measures, and why not others (None: the
+            # simulated profile, whose options are the config's)
+            "overlap_profile": online.overlap_profile if online else None,
             "device": getattr(self.device, "name", ""),
         })
         if self.frontier_summary:

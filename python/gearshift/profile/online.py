@@ -137,6 +137,10 @@ def probe_layout(probe: "Probe", starts: list[int], reference: Option, latency_s
     plain = ProbeLayout(tuple(starts), tuple(probe.choices(n, reference)), tuple(range(n)))
     if probe.partition is None or latency_s <= 0 or offsets_s is None or n < 2:
         return plain                     # one partition: the clock holds across steps
+    if probe.option[1] != reference[1]:
+        # an overlap option is placed by the overlap pass per partition: its probe keeps one
+        # entry per partition (the rounds still wait the latency out before counting)
+        return plain
     off = np.asarray(offsets_s, dtype=np.float64)
     num_kernels = len(off) - 1
     p = probe.partition
@@ -163,8 +167,12 @@ def probe_layout(probe: "Probe", starts: list[int], reference: Option, latency_s
     for c in cuts:
         q = int(np.searchsorted(starts, c, side="right")) - 1
         owner.append(q)
-        at_option = (q == p and (k_out is None or c < k_out)) or c == k_in
-        clocks.append(probe.option if at_option else reference)
+        if q == p and (k_out is None or c < k_out):
+            clocks.append(probe.option)
+        elif c == k_in:                  # the option's clock, in another partition
+            clocks.append((probe.option[0], reference[1]))
+        else:
+            clocks.append(reference)
     return ProbeLayout(tuple(cuts), tuple(clocks), tuple(owner), k_in, k_out)
 
 

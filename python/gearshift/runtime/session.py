@@ -206,9 +206,11 @@ class Session:
             rt.run_fake_device()
 
     def replay(self, trace, iterations: int = 1, *, api: str = "runtime",
-               default_kernel_s: float = 10e-6, step: bool = False) -> list[SwitchEvent]:
+               default_kernel_s: float = 10e-6, step: bool = False,
+               events: bool = True) -> list[SwitchEvent]:
         """Play ``trace``'s launches through the fake CUPTI callbacks on the fake device and return
-        the switch events this produced (with launch ordinals and device times)."""
+        the switch events this produced (with launch ordinals and device times; none with
+        ``events=False``, for callers that replay a step piecewise and read them once)."""
         rt = self._require()
         if not self.cupti_active:
             raise ConfigError("replay needs the (fake) CUPTI hook, which is not subscribed "
@@ -217,21 +219,28 @@ class Session:
         kernels = [(k.name, int(k.stream), k.grid, k.block,
                     int(round((k.duration_s if k.duration_s is not None else default_kernel_s) * 1e9)),
                     api) for k in trace.kernels]
-        before = len(rt.switch_events())
+        before = len(rt.switch_events()) if events else 0
         if step:
             rt.begin_iteration()
         rt.replay(kernels, iterations, step)
         self._check_mismatch(rt)
-        return self.switch_events()[before:]
+        return self.switch_events(before) if events else []
 
     # ---------------------------------------------------------------- results
-    def switch_events(self) -> list[SwitchEvent]:
+    def switch_event_count(self) -> int:
+        rt = self._rt or getattr(self, "_final_rt", None)
+        return 0 if rt is None else len(rt.switch_events())
+
+    def switch_events(self, start: int = 0) -> list[SwitchEvent]:
+        """The controller's switch events from the ``start``-th on (a long session holds many:
+        callers that poll pass how many they have seen)."""
         rt = self._rt or getattr(self, "_final_rt", None)
         if rt is None:
             return []
         out = []
-        for e in rt.switch_events():
-            dev = e.device_ns / 1e9 if self._fake_device() and e.detect_ns else None
+        fake = self._fake_device()
+        for e in rt.switch_events()[start:]:
+            dev = e.device_ns / 1e9 if fake and e.detect_ns else None
             out.append(SwitchEvent(e.partition, e.ordinal, e.iteration, e.freq_mhz, e.action,
                                    dev, e.signal_ns, e.detect_ns, e.call_ns, e.done_ns))
         return out

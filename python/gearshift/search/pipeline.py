@@ -39,6 +39,8 @@ class PipelineSearch:
     # deadline_s -> the tighter bound of the hull LP over feasible clocks (pipeline_polish),
     # where a point was polished
     tight_bounds: dict = field(default_factory=dict)
+    # deadline_s -> the nominal CPU seconds the polish spent there (pipeline_polish.Work)
+    polish_work_s: dict = field(default_factory=dict)
     relaxed: dict = field(default_factory=dict)   # deadline_s -> relaxed durations (per op)
     passes: list = field(default_factory=list)    # refinement reports (refine.py)
     t_min_s: float = 0.0

@@ -43,11 +43,17 @@ def neighbourhood(prob: PipelineProblem, durations: np.ndarray, widen: int = 0,
 
 def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray] | None = None,
               time_limit_s: float = 10.0, rel_gap: float = 1e-6,
-              start: np.ndarray | None = None) -> tuple[np.ndarray | None, float, bool]:
+              start: np.ndarray | None = None,
+              max_nodes: int | None = None,
+              stats: dict | None = None) -> tuple[np.ndarray | None, float, bool]:
     """(option index per computation or None, dual bound on the energy, proven optimal).
     The objective is the real energy: sum of reduced costs + P*S*makespan, makespan <= T.
     ``start`` (option index per computation, each within ``allowed``, finishing by T) is handed
-    to HiGHS as its first incumbent, so the answer is never worse than it."""
+    to HiGHS as its first incumbent, so the answer is never worse than it. ``max_nodes`` bounds
+    the branch and bound by nodes, so the answer does not depend on the machine's speed or load
+    (``time_limit_s`` is then only a safety net); ``stats`` (if given) receives the work done,
+    which is as deterministic: ``nodes``, ``lp_iterations`` (simplex iterations, all nodes),
+    ``binaries`` and ``columns``."""
     n = prob.num_ops
     if allowed is None:
         allowed = [np.arange(len(prob.options[k].time_s)) for k in prob.op_key]
@@ -112,8 +118,10 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
         for i in free:
             x0[col_of[i] + int(np.flatnonzero(allowed[i] == start[i])[0])] = 1.0
         x0[-1] = ef.max()
-    x, dual, optimal = _solve(a, c, np.array(lo), np.array(hi), n, nb, deadline_s,
-                              time_limit_s, rel_gap, x0)
+    x, dual, optimal, work = _solve(a, c, np.array(lo), np.array(hi), n, nb, deadline_s,
+                                     time_limit_s, rel_gap, x0, max_nodes)
+    if stats is not None:
+        stats.update(work, binaries=nb, columns=n + nb + 1)
     dual = fixed_c + dual
     if x is None:
         return None, dual, False
@@ -127,7 +135,8 @@ def milp_plan(prob: PipelineProblem, deadline_s: float, allowed: list[np.ndarray
     return choice, dual, optimal
 
 
-def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap, x0=None):
+def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap, x0=None,
+           max_nodes=None):
     # highspy rather than scipy.optimize.milp: scipy's build of HiGHS prints MIP debug lines
     # on stdout, which would corrupt the CLI's output contract
     import highspy
@@ -137,6 +146,8 @@ def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap, x0=No
     h = new_highs()
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
+    if max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", int(max_nodes))
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
     nv = n + nb + 1
@@ -162,7 +173,8 @@ def _solve(a, c, row_lo, row_hi, n, nb, deadline_s, time_limit_s, rel_gap, x0=No
     info = h.getInfo()
     status = h.getModelStatus()
     dual = info.mip_dual_bound if np.isfinite(info.mip_dual_bound) else -np.inf
+    work = {"nodes": int(info.mip_node_count), "lp_iterations": int(info.simplex_iteration_count)}
     if info.primal_solution_status != 2:          # no feasible solution found
-        return None, dual, False
+        return None, dual, False, work
     return (np.asarray(h.getSolution().col_value), dual,
-            status == highspy.HighsModelStatus.kOptimal)
+            status == highspy.HighsModelStatus.kOptimal, work)

@@ -16,9 +16,10 @@ from ..objective import Objective
 from .select import select, target_time
 
 
-# the polish re-solves an LP per computation it rounds: ~2-4 s of CPU at 384 computations (8 x 24
-# 1F1B); beyond POLISH_MAX_OPS it is skipped unless asked for (the whole-frontier time targets)
-POLISH_S = 10.0
+# the polish's budget in nominal CPU seconds (pipeline_polish.Work: counted work, so the plan is
+# the same on every run); beyond POLISH_MAX_OPS it is skipped unless asked for (the
+# whole-frontier time targets)
+POLISH_S = 60.0
 POLISH_MAX_OPS = 512
 
 
@@ -50,8 +51,9 @@ def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: i
                   on_pass: Callable[[PassReport], None] | None = None) -> PipelinePlanning:
     """The whole search. ``passes`` refinement passes over the frontier (stopping early when
     one gains <= ``tol``), then ``local_passes`` around the selected point, then a polish of
-    the selected point's time for up to ``polish_s`` seconds (pipeline_polish; None: 10 s
-    where the pipeline has up to POLISH_MAX_OPS computations, else none; 0: none)."""
+    the selected point's time for ``polish_s`` nominal CPU seconds (pipeline_polish.Work;
+    None: POLISH_S where the pipeline has up to POLISH_MAX_OPS computations, else none; 0:
+    none). The result is deterministic: the polish counts work rather than reading a clock."""
     sel = Objective.parse(selection)       # bad selections fail before any work
     prob = PipelineProblem(profile, kind, stages, microbatches, blocking_power_w, virtual_stages)
     search = pipeline_frontier(
@@ -69,7 +71,8 @@ def plan_pipeline(profile: StageProfile, kind: str, stages: int, microbatches: i
     if polish_s is None:
         polish_s = POLISH_S if prob.num_ops <= POLISH_MAX_OPS else 0.0
     if polish_s > 0 and target is not None:
-        polish(search, max(target, search.t_min_s), polish_s)
+        polish(search, max(target, search.t_min_s), polish_s,
+               progress=(lambda d, t: progress("polish", d, t)) if progress else None)
     frontier = search.frontier()
     point = select(frontier, sel)
     plan = search.plan_for(point)

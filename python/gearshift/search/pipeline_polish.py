@@ -7,7 +7,9 @@ plan of time <= T. The *hull LP* lets each computation take a convex mix of its 
 optimum is a lower bound on the energy of every real plan of time <= T, at least as tight as
 pipeline_lp's relaxation (which also mixes in the clocks no plan can use).
 
-The polish, bounded in time, for one T only (the selected point):
+The polish, for one T only (the selected point), within a budget of nominal CPU seconds that is
+spent by counting work (simplex iterations, pairs timed; ``Work``), not by reading a clock, so
+the polished plan is the same on every run whatever the machine's load:
 1. dive: solve the hull LP, then one computation at a time try the hull vertex just faster and the
    one just slower than its relaxed duration, re-solve the LP for each, keep the cheaper; the LP
    stays feasible, so the plan ends by T by construction. Slack filling then lets computations
@@ -15,14 +17,18 @@ The polish, bounded in time, for one T only (the selected point):
 2. exchange: from the dive's plan and from the sweep's best, move time between computations:
    slow one down where it overruns its float, speed up one on the paths that overrun breaks,
    every pair re-timed exactly on the DAG; apply the best, fill the slack, repeat.
-3. band: with the CPU time left, the exact MILP (pipeline_milp) over each computation's clocks
-   one step either side of the best plan's, warm-started from it, then the exchange again.
+3. windows: a large-neighbourhood search. For each window of the best plan's timeline (a
+   fraction of T, half overlapping the next), the exact MILP (pipeline_milp) over every feasible
+   clock of the computations that run in it, all others fixed, warm-started from the plan and
+   bounded by nodes; then the exchange again. Sweeps repeat while one gains.
+4. band: with the work left, the MILP over each computation's clocks one step either side of
+   the best plan's, warm-started from it, then the exchange again.
 Every plan is re-scored exactly by the pipeline executor before it is kept.
 """
 
 from __future__ import annotations
 
-import time
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +36,49 @@ import scipy.sparse as sp
 from .pipeline_problem import PipelineProblem, lower_hull
 
 _TOL = 1e-9
+
+
+class Work:
+    """A budget of nominal CPU seconds spent by a cost model of the work done, not by a clock: a
+    clock's reading depends on the machine's load, so a wall- or CPU-time budget makes the plan
+    drift from run to run. The costs are fitted on the shared 2-core machine (A40 profiles, 8
+    stages, N = 12 and 24, process CPU time): a warm simplex iteration of the hull LP costs about
+    ``S_PER_LP_ITER_COLUMN`` seconds per LP column, one inside a MILP's branch and bound (cuts,
+    heuristics, node LPs) ``S_PER_MILP_ITER_COLUMN``, timing one exchange pair
+    ``S_PER_PAIR_OP`` per computation."""
+
+    S_PER_LP_ITER_COLUMN = 3.8e-8
+    S_PER_MILP_ITER_COLUMN = 1.4e-7
+    S_PER_PAIR_OP = 2.5e-9
+    S_PER_CALL = 1e-3
+
+    def __init__(self, budget_s: float, progress: Callable[[int, int], None] | None = None):
+        self.budget_s = float(budget_s)
+        self.spent_s = 0.0
+        self._progress = progress
+        self._shown = -1
+
+    def _spend(self, s: float) -> None:
+        self.spent_s += s
+        done = int(min(self.spent_s, self.budget_s))
+        if self._progress is not None and done != self._shown:
+            self._shown = done
+            self._progress(done, int(np.ceil(self.budget_s)))
+
+    def ok(self, need_s: float = 0.0) -> bool:
+        """Whether more than ``need_s`` of the budget is left."""
+        return self.budget_s - self.spent_s > need_s
+
+    def lp(self, iterations: int, columns: int) -> None:
+        self._spend(self.S_PER_CALL + self.S_PER_LP_ITER_COLUMN * iterations * columns)
+
+    def milp(self, stats: dict) -> None:
+        """``stats``: what pipeline_milp.milp_plan reports."""
+        self._spend(self.S_PER_CALL +
+                    self.S_PER_MILP_ITER_COLUMN * stats["lp_iterations"] * stats["columns"])
+
+    def pairs(self, count: int, ops: int) -> None:
+        self._spend(self.S_PER_CALL + self.S_PER_PAIR_OP * count * ops)
 
 
 def feasible_options(prob: PipelineProblem, deadline_s: float) -> list[np.ndarray]:
@@ -65,7 +114,7 @@ class HullLP:
     re-solve restarts warm from the previous basis."""
 
     def __init__(self, prob: PipelineProblem, deadline_s: float,
-                 allowed: list[np.ndarray] | None = None):
+                 allowed: list[np.ndarray] | None = None, work: Work | None = None):
         import highspy
 
         from ._highs import new_highs
@@ -120,6 +169,7 @@ class HullLP:
         h = new_highs()
         h.passModel(lp)
         self.h, self.n, self.nb, self.sizes = h, n, nb, sizes
+        self.work = work
         self.costs = costs
         self._highspy = highspy
         # the value of a second of T to the LP: the blocking power of every stage (a cheap
@@ -139,6 +189,8 @@ class HullLP:
         """(y, optimum) or None when the fixings leave no plan finishing by T."""
         h = self.h
         h.run()
+        if self.work is not None:
+            self.work.lp(h.getInfo().simplex_iteration_count, self.n + self.nb + 1)
         if h.getModelStatus() != self._highspy.HighsModelStatus.kOptimal:
             return None
         x = np.asarray(h.getSolution().col_value)
@@ -174,14 +226,14 @@ def _frac(lp: HullLP, y: np.ndarray, i: int) -> tuple[float, np.ndarray]:
 
 
 def dive(prob: PipelineProblem, deadline_s: float, lp: HullLP | None = None,
-         candidates: int = 1, deadline_at: float | None = None,
-         order: str = "cost") -> tuple[np.ndarray, float]:
+         candidates: int = 1, order: str = "cost") -> tuple[np.ndarray, float]:
     """LP-guided rounding (see the module doc): (option index per computation, the relaxed
     optimum it started from). Each round tries, for the ``candidates`` fractional computations
     first in ``order`` ("cost": whose rounding looks cheapest; "fractional": whose LP weight
     is nearest one clock), the clock just faster and the one just slower than the relaxed
     duration, re-solving the LP for each, and keeps the one with the lowest optimum; the LP
-    then stays feasible, so the plan finishes by T by construction."""
+    then stays feasible, so the plan finishes by T by construction. When the LP's ``work``
+    budget runs out, every computation still fractional is rounded down at once."""
     lp = lp if lp is not None else HullLP(prob, deadline_s)
     n = prob.num_ops
     free = np.ones(n, dtype=bool)
@@ -213,8 +265,8 @@ def dive(prob: PipelineProblem, deadline_s: float, lp: HullLP | None = None,
         if not frac:
             break
         moves.sort()
-        if deadline_at is not None and time.process_time() > deadline_at:
-            # out of time: round every fractional computation down at once (stays feasible)
+        if lp.work is not None and not lp.work.ok():
+            # out of work: round every fractional computation down at once (stays feasible)
             for est, i, k in moves:
                 if free[i] and lp.times[i][k] <= _frac(lp, y, i)[0] * (1 + 1e-12):
                     free[i] = False
@@ -278,11 +330,11 @@ def _floats(prob: PipelineProblem, dur: np.ndarray, limit: float) -> np.ndarray:
 
 
 def exchange(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
-             steps: int = 3, deadline_at: float | None = None, chunk: int = 4096,
+             steps: int = 3, work: Work | None = None, chunk: int = 4096,
              apply: int = 64) -> np.ndarray:
     """Pairwise exchange of time: slow one computation down and speed another up (each by up to
     ``steps`` clocks) where that lowers the energy and still finishes by T, then fill the slack
-    left; repeat until no pair helps (or ``deadline_at``, a process_time time: CPU seconds hold under a shared machine's load, wall seconds do not).
+    left; repeat until no pair helps (or ``work`` runs out).
 
     Only pairs that can matter are timed: the slowed computation must overrun its float (else
     slack filling does it alone) and the sped-up one must lie on a path the overrun breaks
@@ -298,7 +350,7 @@ def exchange(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
     opt_c = [prob.options[k].cost_j for k in prob.op_key]
     cur = fill_slack(prob, choice, deadline_s)
     best_e = energy_of(prob, cur)
-    while deadline_at is None or time.process_time() < deadline_at:
+    while work is None or work.ok():
         dur = prob.op_times(cur)
         cost = prob.op_costs(cur)
         fl = _floats(prob, dur, limit)
@@ -318,6 +370,8 @@ def exchange(prob: PipelineProblem, choice: np.ndarray, deadline_s: float,
         gain = dc[a] + dc[b]
         keep = (gain < 0) & (op[a] != op[b]) & (fl[op[b]] < dt[a])
         a, b, gain = a[keep], b[keep], gain[keep]
+        if work is not None:
+            work.pairs(len(a), n)
         found_de, found = [], []
         for s in range(0, len(a), chunk):
             aa, bb = a[s:s + chunk], b[s:s + chunk]
@@ -389,17 +443,20 @@ DIVES = ((feasible_hull, 2, "cost"), (feasible_hull, 2, "fractional"), (hull_fea
          (hull_feasible, 2, "fractional"), (feasible_hull, 1, "cost"), (hull_feasible, 1, "cost"))
 
 
-def polish(search, deadline_s: float, budget_s: float = 10.0):
-    """Polish the best plan of time <= T (module doc) within about ``budget_s`` CPU seconds:
-    the dives of DIVES while the time left covers one more (as long as the last took), each
-    slack-filled and exchanged, and the exchange from the sweep's best plan. Every plan is
-    re-scored and added to ``search``; returns the best candidate, and records the hull LP's
-    bound in ``search.tight_bounds``."""
+def polish(search, deadline_s: float, budget_s: float = 10.0,
+           progress: Callable[[int, int], None] | None = None):
+    """Polish the best plan of time <= T (module doc) within ``budget_s`` nominal CPU seconds
+    (``Work``): the exchange from the sweep's best plan, the dives of DIVES while the work left
+    covers one more (as much as the last cost), each slack-filled and exchanged, then the
+    window and band MILPs. Every plan is re-scored and added to ``search``; returns the best
+    candidate, and records the hull LP's bound in ``search.tight_bounds``. The result depends
+    only on the problem and ``budget_s``, not on the machine's speed or load. ``progress``
+    (nominal seconds spent, budget) is called after each step."""
     from .pipeline import add_choice
     from .pipeline_lp import fill_slack
 
     prob = search.problem
-    stop = time.process_time() + budget_s
+    work = Work(budget_s, progress)
     best = search.best_within(deadline_s)
     if best is not None:
         try:
@@ -407,42 +464,100 @@ def polish(search, deadline_s: float, budget_s: float = 10.0):
         except ValueError:          # a reference plan at a clock the options dropped
             start = None
         if start is not None:
-            cand = add_choice(search, exchange(prob, start, deadline_s, deadline_at=stop),
-                              deadline_s)
+            cand = add_choice(search, exchange(prob, start, deadline_s, work=work), deadline_s)
             best = cand if cand.energy_j < best.energy_j else best
-    took = 0.0
+    cost = 0.0
     for k, (clocks, candidates, order) in enumerate(DIVES):
-        began = time.process_time()
-        if k > 0 and began + took > stop:
+        began = work.spent_s
+        if k > 0 and not work.ok(cost):
             break
         try:
             # a fresh LP per dive: the LP is degenerate, and which optimal vertex HiGHS lands
             # on (so where the dive goes) depends on what was solved before
-            choice, relaxed = dive(prob, deadline_s, lp=HullLP(prob, deadline_s,
-                                                               clocks(prob, deadline_s)),
-                                   candidates=candidates, deadline_at=stop, order=order)
+            lp = HullLP(prob, deadline_s, clocks(prob, deadline_s), work=work)
+            choice, relaxed = dive(prob, deadline_s, lp=lp, candidates=candidates, order=order)
         except ValueError:          # T is below the all-fastest plan's time
             return best
         if clocks is feasible_hull:
             search.tight_bounds[deadline_s] = relaxed
-        choice = exchange(prob, fill_slack(prob, choice, deadline_s), deadline_s,
-                          deadline_at=stop)
+        choice = exchange(prob, fill_slack(prob, choice, deadline_s), deadline_s, work=work)
         cand = add_choice(search, choice, deadline_s)
         if best is None or cand.energy_j < best.energy_j:
             best = cand
-        took = time.process_time() - began
+        cost = work.spent_s - began
     if best is not None:
-        best = _band_search(search, best, deadline_s, stop)
+        # one band MILP first (cheap, global), the windows (local but over every clock) while
+        # they gain, then the band again with the work left
+        best = _band_search(search, best, deadline_s, work, rounds=1)
+        best = _window_search(search, best, deadline_s, work)
+        best = _band_search(search, best, deadline_s, work)
+    search.polish_work_s[deadline_s] = work.spent_s
     return best
 
 
-BAND_MIN_S = 1.0     # the band MILP needs about this much to beat its warm start at 384 ops
+# the window search: windows of WINDOW_FRAC * T (half overlapping), each MILP up to WINDOW_NODES
+# branch-and-bound nodes; on the A40 profiles (8 x 12, 8 x 24) windows of ~40-60 computations
+# prove optimal at the root or gain within a few dozen nodes, wider ones rarely finish
+WINDOW_FRAC = 0.15
+WINDOW_NODES = 30
+MILP_SAFETY_S = 120.0      # a wall-clock net under the node limits, never meant to bind
+BAND_NODES = 200
+BAND_MIN_S = 1.0           # the band MILP's root alone costs about this at 384 computations
 
 
-def _band_search(search, best, deadline_s: float, stop: float):
-    """With the time left: an exact MILP over each computation's clocks one step either side
-    of the best plan's (pipeline_milp, warm-started from it, so never worse), then the
-    exchange; repeated while it gains."""
+def _timeline(prob: PipelineProblem, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, finish) of every computation, each as early as its predecessors allow."""
+    dur = prob.op_times(choice).tolist()
+    end = [0.0] * prob.num_ops
+    for i, p in enumerate(prob.preds):
+        end[i] = max((end[q] for q in p), default=0.0) + dur[i]
+    end = np.array(end)
+    return end - np.array(dur), end
+
+
+def _window_search(search, best, deadline_s: float, work: Work):
+    """Sweeps of window MILPs over the best plan's timeline (module doc, step 3), each
+    warm-started from the current plan (so never worse), while the work lasts."""
+    from .pipeline import add_choice
+    from .pipeline_milp import milp_plan
+
+    prob = search.problem
+    try:
+        cur = choice_of(prob, best.plan)
+    except ValueError:
+        return best
+    feasible = feasible_options(prob, deadline_s)
+    width = WINDOW_FRAC * deadline_s
+    gained = True
+    while gained and work.ok():
+        gained = False
+        for k in range(int(np.ceil(2 * deadline_s / width))):
+            if not work.ok():
+                break
+            lo = k * width / 2
+            start, end = _timeline(prob, cur)
+            inside = (end > lo) & (start < lo + width)
+            allowed = [feasible[i] if inside[i] else cur[i:i + 1] for i in range(prob.num_ops)]
+            if all(len(a) == 1 for a in allowed):
+                continue
+            stats: dict = {}
+            choice, _, _ = milp_plan(prob, deadline_s, allowed, start=cur,
+                                     time_limit_s=MILP_SAFETY_S, max_nodes=WINDOW_NODES,
+                                     stats=stats)
+            work.milp(stats)
+            if choice is None or energy_of(prob, choice) >= energy_of(prob, cur) * (1 - 1e-12):
+                continue
+            choice = exchange(prob, choice, deadline_s, work=work)
+            cand = add_choice(search, choice, deadline_s)
+            if cand.time_s <= deadline_s * (1 + 1e-12) and cand.energy_j < best.energy_j:
+                best, cur, gained = cand, choice, True
+    return best
+
+
+def _band_search(search, best, deadline_s: float, work: Work, rounds: int | None = None):
+    """With the work left: the MILP over each computation's clocks one step either side of
+    the best plan's (pipeline_milp, warm-started from it, so never worse), then the exchange;
+    repeated while it gains (at most ``rounds`` times)."""
     from .pipeline import add_choice
     from .pipeline_milp import milp_plan
 
@@ -452,14 +567,18 @@ def _band_search(search, best, deadline_s: float, stop: float):
     except ValueError:
         return best
     top = [a[-1] for a in feasible_options(prob, deadline_s)]
-    while stop - time.process_time() >= BAND_MIN_S:
+    done = 0
+    while work.ok(BAND_MIN_S) and (rounds is None or done < rounds):
+        done += 1
         allowed = [np.arange(max(c - 1, 0), max(min(c + 1, t), c) + 1)
                    for c, t in zip(cur.tolist(), top)]
+        stats: dict = {}
         choice, _, _ = milp_plan(prob, deadline_s, allowed, start=cur,
-                                 time_limit_s=max(stop - time.process_time(), 0.1))
+                                 time_limit_s=MILP_SAFETY_S, max_nodes=BAND_NODES, stats=stats)
+        work.milp(stats)
         if choice is None:
             break
-        choice = exchange(prob, choice, deadline_s, deadline_at=stop)
+        choice = exchange(prob, choice, deadline_s, work=work)
         cand = add_choice(search, choice, deadline_s)
         if cand.time_s > deadline_s * (1 + 1e-12) or \
                 cand.energy_j >= best.energy_j * (1 - 1e-9):

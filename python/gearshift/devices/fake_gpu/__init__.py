@@ -15,8 +15,10 @@ runtime's controller), with the GPU itself replaced at the bottom:
   read through ``devices/nvml_query.py`` (pynvml) from it, as on a GPU;
 - the GPU's physics: the simulator. The step is played partition by partition: after the
   runtime acted on a partition's boundary, the simulator runs that partition at the clock the
-  fake NVML says was locked (the preset's switch latency included) and advances the fake
-  NVML's device time and energy counter by what it spent.
+  fake NVML says was locked (the preset's switch latency included) and with the overlap the
+  program applied to its collectives (the simulator's dependency-true overlap model: a window
+  runs a collective beside the other nanobatch's compute, never beside work that reads it), and
+  advances the fake NVML's device time and energy counter by what it spent.
 """
 
 from __future__ import annotations
@@ -180,21 +182,28 @@ class FakeGpuDevice:
             p = self._parts[cuts] = Partitioning.from_cuts(self.op_trace, list(cuts))
         return p
 
-    def _partition_run(self, cuts, i: int, applied: int, requested: int, latency_s: float):
+    def _partition_run(self, cuts, i: int, applied: int, requested: int, latency_s: float,
+                       overlaps: tuple = ()):
         """Partition ``i`` of the step as the simulator runs it when ``applied`` is the clock in
         force at its start and ``requested`` (locked, landing ``latency_s`` after its start)
-        the clock asked for: (time s, energy J, kernel starts from the partition's start)."""
+        the clock asked for, its collectives placed as ``overlaps[i]`` says (default the
+        framework's serial placement): (time s, energy J, kernel starts from its start)."""
         if requested == applied:
             latency_s = 0.0
-        key = (cuts, i, applied, requested, round(latency_s, 6))
+        ov = overlaps[i] if overlaps else NO_OVERLAP
+        key = (cuts, i, applied, requested, round(latency_s, 6), ov)
         hit = self._memo.get(key)
         if hit is not None:
             return hit
         parts = self._partitioning(cuts)
         n = len(parts)
         freqs = [applied] * i + [requested] * (n - i)
+        # partitions are independent under any overlap (a window never reaches past its
+        # partition), so the others' placements do not change partition i
+        ovs = [NO_OVERLAP] * n
+        ovs[i] = ov
         res = self.sim.timeline(self.op_trace, parts).run(
-            np.asarray(freqs, dtype=np.int64), [NO_OVERLAP] * n, initial_freq_mhz=applied,
+            np.asarray(freqs, dtype=np.int64), ovs, initial_freq_mhz=applied,
             switch_latency_s=latency_s, power_cap=self.sim.power_cap)
         p = parts.partitions[i]
         offset = float(np.sum(res.partition_time_s[:i]))
@@ -205,22 +214,30 @@ class FakeGpuDevice:
         self._memo[key] = hit
         return hit
 
-    def play_step(self, session, schedule=None) -> StepSample:
+    def play_step(self, session, schedule=None, overlaps=None) -> StepSample:
         """The GPU runs one training step, partition by partition: the partition's kernels are
         launched through the session's fake CUPTI hook (the runtime's controller locks the
         partition's clock through the NVML backend at its boundary), then the simulator runs
         the partition at the clock the fake NVML was asked for and in force, and the fake
-        NVML's device time and energy counter advance by what it spent."""
+        NVML's device time and energy counter advance by what it spent.
+
+        ``overlaps``: per partition of ``schedule``, the placement the program really gave
+        its collectives (what the overlap pass applied); None: the framework's own (serial)
+        placement, as a step the overlap pass did not transform runs. A schedule's overlap
+        column alone is never played: only what ran."""
         if self.op_trace is None:
             raise RuntimeError("fake GPU: attach(op_trace) before playing steps")
         cuts = (tuple(e.start_kernel for e in schedule.entries) if schedule is not None
                 else (0,))
         parts = self._partitioning(cuts)
+        ovs = tuple(overlaps) if overlaps is not None else ()
+        if ovs and len(ovs) != len(parts):
+            raise ValueError(f"{len(ovs)} overlaps for {len(parts)} partitions")
         nv = self.nvml
         n_kernels = len(self._launches)
         if self._durations is None or len(self._durations) != n_kernels:
             self._durations = np.zeros(n_kernels)
-        before = len(session.switch_events())
+        before = session.switch_event_count()
         t0 = nv.now_s
         reads = [(t0, self.energy_counter_mj())]
         starts_s, step_starts = [], np.zeros(n_kernels)
@@ -233,12 +250,12 @@ class FakeGpuDevice:
             kernels = [SimpleNamespace(name=nm, stream=st, grid=g, block=b, duration_s=float(d))
                        for (nm, st, g, b), d in zip(self._launches[p.start:p.end],
                                                     self._durations[p.start:p.end])]
-            session.replay(SimpleNamespace(kernels=kernels), 1)
+            session.replay(SimpleNamespace(kernels=kernels), 1, events=False)
             requested = nv.requested_mhz()
             last = nv.last_lock()               # when that clock was asked for
             landing_s = (last[0] + self.preset.switch_latency_s - t_i) if last else 0.0
             t, e, local = self._partition_run(cuts, i, applied, requested,
-                                              max(0.0, landing_s))
+                                              max(0.0, landing_s), ovs)
             nv.advance(t * self.slowdown, e * self.slowdown)
             step_starts[p.start:p.end] = (t_i - t0) + local * self.slowdown
             reads.append((nv.now_s, self.energy_counter_mj()))
@@ -249,7 +266,7 @@ class FakeGpuDevice:
         self.steps_played += 1
         # a boundary the runtime's controller acted on was reached when the device reached
         # that partition's first kernel
-        seen = {ev.partition for ev in session.switch_events()[before:]}
+        seen = {ev.partition for ev in session.switch_events(before)}
         bounds = ([s if i in seen else None for i, s in enumerate(starts_s)]
                   if schedule is not None else [t0])
         return StepSample(bounds, reads, nv.now_s)
