@@ -65,8 +65,9 @@ class DaemonDevice:
     def _real_session_started(self, session) -> None:
         self._events_seen = 0
 
-    def _real_step(self, session, schedule=None):
-        """A real GPU ran the step already: read it as the ``nvml`` device does."""
+    def _real_step(self, session, schedule=None, overlaps=None):
+        """A real GPU ran the step already (``overlaps`` included): read it as the ``nvml``
+        device does."""
         from .gpu import read_step  # noqa: PLC0415
 
         return read_step(self, session, schedule, int(round(self.energy_j() * 1000)))

@@ -97,8 +97,10 @@ class GpuDevice:
     def session_started(self, session) -> None:
         self._events_seen = 0
 
-    def play_step(self, session, schedule=None):
-        """The GPU ran the step already: read what it left (see ``read_step``)."""
+    def play_step(self, session, schedule=None, overlaps=None):
+        """The GPU ran the step already, with whatever overlap the program applied
+        (``overlaps``, which a simulated device has to play): read what it left
+        (see ``read_step``)."""
         return read_step(self, session, schedule, self.energy_counter_mj())
 
 
