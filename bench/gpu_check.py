@@ -99,7 +99,7 @@ def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
     for _ in range(3):
         step()                                              # warm-up, optimizer state
 
-    state: dict = {"n_cupti": 0, "trace": None}
+    state: dict = {"n_cupti": 0, "trace": None, "schedule": None}
     from gearshift._native import library_status
     libs = {lib: library_status(lib) for lib in ("cuda", "nvml", "cupti")}
 
@@ -226,7 +226,7 @@ def run(fake: bool, preset: str, save_trace: str | None = None, hf: bool = False
         if fake:
             rows.append(("hook cost", "n/a on the fake GPU", "launches are replayed, not timed"))
             return
-        sched = state.get("schedule")
+        sched = state["schedule"]
 
         def block(kind, k=10):
             s = None

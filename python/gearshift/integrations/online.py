@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import TraceError
 from ..model import Schedule
 from ..profile.progress import Stage
 
@@ -254,8 +255,6 @@ class OnlinePath:
         if not self.session.cupti_active:
             # recording needs the launch hook; without it the buffer is empty and "empty" is
             # not the reason the user can act on
-            from ..errors import TraceError  # noqa: PLC0415
-
             raise TraceError(
                 "the CUPTI launch hook could not record the step "
                 f"({self.session.cupti_error or 'not subscribed'})",
@@ -272,8 +271,6 @@ class OnlinePath:
         names = [[r.name for r in self.session.records(i)] for i in (last - 1, last)]
         if names[0] != names[1]:
             if last >= MAX_RECORD_STEPS:
-                from ..errors import TraceError  # noqa: PLC0415
-
                 raise TraceError(
                     f"the kernel launch sequence changed in each of {last} recorded steps "
                     f"({len(names[0])} then {len(names[1])} launches)",
@@ -340,8 +337,6 @@ class OnlinePath:
             order = placements.serial_launch_nanobatches() if placements is not None else None
             comm = [i for i, x in enumerate(trace.kernels) if x.kind == "comm"]
             if order is None or len(order) != len(comm):
-                from ..errors import TraceError  # noqa: PLC0415
-
                 raise TraceError(f"the recorded step's {len(comm)} collectives cannot be matched "
                                  f"to the {k} nanobatches the overlap pass split it into",
                                  "set nanobatches=1, or report this with the model")

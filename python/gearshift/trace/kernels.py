@@ -8,9 +8,8 @@ where a real CUPTI trace still differs).
 
 from __future__ import annotations
 
-import re
-
 import math
+import re
 
 # Ops that only change metadata or allocate: no kernel on the device. View ops are detected from
 # their schema by the tracer; these are the non-view ones.
@@ -98,6 +97,9 @@ NCCL_KERNELS = (("AllGather", "all_gather"), ("ReduceScatter", "reduce_scatter")
                 ("SendRecv", "p2p"), ("Send", "p2p"), ("Recv", "p2p"), ("AllToAll", "all_to_all"))
 
 
+_MANGLED_HEAD = re.compile(r"_Z(\d+)")
+
+
 def _unmangled_head(kernel_name: str) -> str:
     """A top-level function's own name from its Itanium-mangled symbol (``_Z<len><name>...``),
     else the name as given. CUPTI's launch callbacks name kernels by their mangled symbol
@@ -108,9 +110,6 @@ def _unmangled_head(kernel_name: str) -> str:
         return kernel_name
     n = int(m.group(1))
     return kernel_name[m.end():m.end() + n]
-
-
-_MANGLED_HEAD = re.compile(r"_Z(\d+)")
 
 
 def nccl_comm_op(kernel_name: str) -> str | None:
