@@ -184,6 +184,16 @@ void Sweeps::fill_slack(int64_t* choice, double deadline_s, int max_passes) cons
   const double limit = deadline_s * (1 + 1e-12);
   for (int p = 0; p < max_passes; ++p) {
     bool changed = false;
+    // the slowest option of op i that fits its window [es, lf], if slower than its current one
+    auto widen = [&](int64_t i, double es, double lf) {
+      const double* t = times(i);
+      const int64_t j = last_at_most(t, options(i), lf - es);
+      if (j > choice[i]) {
+        choice[i] = j;
+        dur[i] = t[j];
+        changed = true;
+      }
+    };
     if (p % 2 == 0) {
       // earliest finishes with the current durations, then latest starts from the sink back
       double* ef = a.data();
@@ -191,14 +201,7 @@ void Sweeps::fill_slack(int64_t* choice, double deadline_s, int max_passes) cons
       dag_.earliest_finish(dur.data(), ef);
       for (int64_t i = n - 1; i >= 0; --i) {
         const double lf = dag_.latest_finish(i, start, limit);
-        const double es = ef[i] - dur[i];
-        const double* t = times(i);
-        const int64_t j = last_at_most(t, options(i), lf - es);
-        if (j > choice[i]) {
-          choice[i] = j;
-          dur[i] = t[j];
-          changed = true;
-        }
+        widen(i, ef[i] - dur[i], lf);
         start[i] = lf - dur[i];
       }
     } else {
@@ -208,14 +211,7 @@ void Sweeps::fill_slack(int64_t* choice, double deadline_s, int max_passes) cons
       dag_.latest_start(dur.data(), limit, ls);
       for (int64_t i = 0; i < n; ++i) {
         const double es = dag_.earliest_start(i, end);
-        const double lf = ls[i] + dur[i];
-        const double* t = times(i);
-        const int64_t j = last_at_most(t, options(i), lf - es);
-        if (j > choice[i]) {
-          choice[i] = j;
-          dur[i] = t[j];
-          changed = true;
-        }
+        widen(i, es, ls[i] + dur[i]);
         end[i] = es + dur[i];
       }
     }
